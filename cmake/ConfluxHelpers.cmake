@@ -1,0 +1,33 @@
+# Test registration helpers (LevelDB's leveldb_test() idiom).
+#   conflux_test(NAME SOURCES a.cpp b.cpp LIBS x y [LABELS l])       one process, gtest_main
+#   conflux_mpi_test(NAME NP n SOURCES ... LIBS ... [TIMEOUT s])      under mpirun -np n
+set(CONFLUX_MPIRUN_FLAGS --allow-run-as-root --oversubscribe --mca btl self,vader
+    --mca rmaps_base_oversubscribe 1 --bind-to none CACHE STRING "Flags for mpirun in tests")
+
+function(conflux_test name)
+  cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main conflux_options)
+  add_test(NAME ${name} COMMAND ${name})
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 300)
+  endif()
+  set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT} LABELS "unit;${T_LABELS}")
+endfunction()
+
+# An MPI test executable links conflux_test_mpi_main (initialises MPI, reduces failures across
+# ranks) and is registered once per rank count in NP.
+function(conflux_mpi_test name)
+  cmake_parse_arguments(T "" "TIMEOUT" "NP;SOURCES;LIBS;LABELS" ${ARGN})
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_LIBS} conflux_test_mpi_main conflux_options)
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 300)
+  endif()
+  foreach(np ${T_NP})
+    add_test(NAME ${name}_np${np}
+             COMMAND ${MPIEXEC_EXECUTABLE} ${CONFLUX_MPIRUN_FLAGS} -np ${np} $<TARGET_FILE:${name}>)
+    set_tests_properties(${name}_np${np} PROPERTIES TIMEOUT ${T_TIMEOUT} LABELS "mpi;${T_LABELS}"
+                         PROCESSORS ${np} ENVIRONMENT "OMP_NUM_THREADS=1")
+  endforeach()
+endfunction()

@@ -1,0 +1,53 @@
+// Verb registry and option parsing shared by all verbs.
+#include "conflux/cli/cli.h"
+
+#include "conflux/core/error.h"
+
+#include <iostream>
+
+namespace conflux::cli {
+
+std::vector<Verb>& registry() {
+  static std::vector<Verb> verbs;
+  return verbs;
+}
+
+Registrar::Registrar(std::string name, std::string summary, VerbFn fn) {
+  registry().push_back(Verb{std::move(name), std::move(summary), std::move(fn)});
+}
+
+bool parse(const Args& args, po::options_description& options,
+           const po::positional_options_description* positional, po::variables_map& vm,
+           const VerbHelp& help) {
+  options.add_options()("help,h", "show this help and an example");
+  try {
+    po::command_line_parser parser(args);
+    parser.options(options);
+    if (positional) parser.positional(*positional);
+    po::store(parser.run(), vm);
+    if (vm.count("help")) {
+      std::cout << "usage: conflux " << help.verb << " " << help.usage << "\n\n"
+                << help.summary << "\n\n"
+                << options << "\nExample:\n  " << help.example << "\n";
+      return false;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    CONFLUX_THROW(UsageError, "conflux {}: {} (usage: conflux {} {})", help.verb, e.what(), help.verb,
+                  help.usage);
+  }
+  return true;
+}
+
+std::vector<std::string> overrides(const po::variables_map& vm) {
+  if (!vm.count("set")) return {};
+  return vm["set"].as<std::vector<std::string>>();
+}
+
+void emit(bool json, const std::string& json_text, const std::string& text) {
+  std::cout << (json ? json_text : text);
+  if (!(json ? json_text : text).empty() && (json ? json_text : text).back() != '\n') std::cout << '\n';
+  std::cout.flush();
+}
+
+}  // namespace conflux::cli

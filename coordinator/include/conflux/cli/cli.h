@@ -1,0 +1,59 @@
+// The `conflux` command line: a registry of verbs, each in its own cmd_*.cpp file.
+//
+// A verb registers itself with CONFLUX_VERB("name", "one-line summary", fn) where fn takes the
+// arguments after the verb and returns an exit code. Two-word verbs ("eval bleu", "privacy
+// gaussian") are matched before one-word ones. Verbs throw conflux::Error for failures; main()
+// maps them to exit codes (0 ok, 1 user, 2 usage, 3 communication, 4 internal, 75 preempted) and,
+// in an MPI job of several ranks, aborts the job so no rank waits forever.
+#pragma once
+
+#include <boost/program_options.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace conflux::cli {
+
+using Args = std::vector<std::string>;
+using VerbFn = std::function<int(const Args& args)>;
+
+struct Verb {
+  std::string name;
+  std::string summary;
+  VerbFn run;
+};
+
+std::vector<Verb>& registry();
+
+struct Registrar {
+  Registrar(std::string name, std::string summary, VerbFn fn);
+};
+
+#define CONFLUX_VERB_CAT2(a, b) a##b
+#define CONFLUX_VERB_CAT(a, b) CONFLUX_VERB_CAT2(a, b)
+#define CONFLUX_VERB(name, summary, fn) \
+  static ::conflux::cli::Registrar CONFLUX_VERB_CAT(conflux_verb_, __LINE__)(name, summary, fn)
+
+namespace po = boost::program_options;
+
+// Parses `args` against `options` (plus --help) and optional positionals. On --help prints
+// "usage: conflux <verb> <usage>\n<summary>\n\n<options>\nExample:\n  <example>" to stdout and
+// returns false (caller returns 0). A parse error throws UsageError naming the bad option.
+struct VerbHelp {
+  std::string verb;      // "eval bleu"
+  std::string usage;     // "--hyp FILE --ref FILE [--ref FILE...] [--json]"
+  std::string summary;   // one paragraph
+  std::string example;   // a complete command line
+};
+bool parse(const Args& args, po::options_description& options,
+           const po::positional_options_description* positional, po::variables_map& vm,
+           const VerbHelp& help);
+
+// Reads `--set a.b=c` values (repeatable) from a parsed variables_map, if the verb declared them.
+std::vector<std::string> overrides(const po::variables_map& vm);
+
+// Prints `json` (already serialised) or `text` on stdout depending on --json.
+void emit(bool json, const std::string& json_text, const std::string& text);
+
+}  // namespace conflux::cli

@@ -1,0 +1,78 @@
+// ProcessGrid: the MPI world (or a single rank when not launched by mpirun/srun) split into
+// data-parallel x tensor-parallel groups.
+//
+// Layout: world rank = dp_rank * tp + tp_rank, so the tp ranks of one data-parallel replica are
+// adjacent (and share a node when tp divides the ranks per node). Each rank belongs to one tp
+// group (size tp) and one dp group (size dp).
+// Lifetime: the first ProcessGrid initialises MPI (MPI_THREAD_MULTIPLE, since async collectives
+// run on a progress thread while the caller may issue others) and finalises it when the last
+// grid is destroyed. Communicators must be destroyed before the grid.
+#pragma once
+
+#include "conflux/core/communicator.h"
+
+#include <memory>
+#include <string>
+
+namespace conflux {
+
+struct GridOptions {
+  int tp = 1;  // tensor-parallel size; must divide the world size
+  CommOptions comm;
+};
+
+struct LaunchInfo {
+  std::string launcher;  // "mpirun", "srun", "none"
+  int local_rank = 0;
+  int local_size = 1;
+  std::string host;
+};
+
+class ProcessGrid {
+ public:
+  explicit ProcessGrid(GridOptions options = {});
+  ~ProcessGrid();
+  ProcessGrid(const ProcessGrid&) = delete;
+  ProcessGrid& operator=(const ProcessGrid&) = delete;
+
+  int world_rank() const { return world_rank_; }
+  int world_size() const { return world_size_; }
+  int dp_rank() const { return world_rank_ / tp_; }
+  int dp_size() const { return world_size_ / tp_; }
+  int tp_rank() const { return world_rank_ % tp_; }
+  int tp_size() const { return tp_; }
+  const LaunchInfo& launch() const { return launch_; }
+  int mpi_thread_level() const { return thread_level_; }
+
+  Communicator& world();
+  Communicator& dp();
+  Communicator& tp();
+  // An NCCL communicator over the same ranks as `group` ("world", "dp" or "tp"), created on
+  // first use on CUDA device `device`. Throws CommError when the build has no NCCL.
+  Communicator& nccl(const std::string& group, int device);
+
+  // The underlying MPI communicator (an MPI_Comm cast to intptr_t keeps mpi.h out of users).
+  intptr_t mpi_world() const;
+
+  // Abort every rank of the job (MPI_Abort) with `code`; used by main() after an error on one rank
+  // so the others do not wait forever.
+  [[noreturn]] void abort(int code) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  int world_rank_ = 0;
+  int world_size_ = 1;
+  int tp_ = 1;
+  int thread_level_ = 0;
+  LaunchInfo launch_;
+};
+
+// Creates an MPI-backed communicator over an existing MPI communicator (given as intptr_t).
+std::unique_ptr<Communicator> make_mpi_communicator(intptr_t mpi_comm, std::string name,
+                                                   CommOptions options);
+
+// True when this build has the NCCL back end compiled in.
+bool nccl_compiled();
+
+}  // namespace conflux
