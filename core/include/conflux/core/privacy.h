@@ -1,0 +1,81 @@
+// Differential-privacy calibration and accounting shared by the dataplane (noising records),
+// the trainer (DP-SGD) and federated rounds (DP-FedAvg).
+//
+// All functions are pure and thread-safe; invalid parameters throw PrivacyError naming the
+// parameter and the allowed range.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace conflux::privacy {
+
+// Classic Gaussian mechanism (Dwork & Roth, Thm A.1): sigma = sqrt(2 ln(1.25/delta)) * sens / eps.
+// Only valid for 0 < eps < 1: throws PrivacyError for eps >= 1 (use the analytic calibration).
+double gaussian_sigma_classic(double epsilon, double delta, double sensitivity);
+
+// Analytic Gaussian mechanism (Balle & Wang 2018, Alg. 1): the smallest sigma with
+// delta(eps, sigma) <= delta, by bisection on the exact formula
+//   delta(eps, s) = Phi(sens/(2s) - eps*s/sens) - e^eps * Phi(-sens/(2s) - eps*s/sens).
+double gaussian_sigma_analytic(double epsilon, double delta, double sensitivity);
+// The exact delta achieved by Gaussian noise sigma at epsilon (the formula above).
+double gaussian_delta(double epsilon, double sigma, double sensitivity);
+
+// Laplace mechanism: scale b = sensitivity / epsilon (L1 sensitivity).
+double laplace_scale(double epsilon, double sensitivity);
+
+// k-ary randomized response: probability of reporting the true value, e^eps / (e^eps + k - 1).
+double randomized_response_keep_probability(double epsilon, int k);
+
+// Renyi DP of the sampled Gaussian mechanism, as Opacus's accountants/analysis/rdp.py computes it
+// (Mironov et al. 2019): rdp[i] for each order, for `steps` compositions.
+std::vector<double> default_rdp_orders();  // Opacus's DEFAULT_ALPHAS: 1 + x/10 (x=1..99), 12..63
+std::vector<double> compute_rdp(double sample_rate, double noise_multiplier, int64_t steps,
+                                const std::vector<double>& orders);
+
+struct EpsilonAtOrder {
+  double epsilon;
+  double order;
+};
+// (eps, delta) from RDP with the conversion of Balle et al. 2020 (Opacus's get_privacy_spent).
+EpsilonAtOrder rdp_to_epsilon(const std::vector<double>& orders, const std::vector<double>& rdp,
+                              double delta);
+
+// Convenience: epsilon after `steps` of DP-SGD.
+EpsilonAtOrder dpsgd_epsilon(double sample_rate, double noise_multiplier, int64_t steps,
+                             double delta);
+// The smallest noise multiplier reaching at most `target_epsilon` (Opacus's
+// get_noise_multiplier: bracket, then bisection to `tolerance` in epsilon).
+double dpsgd_noise_multiplier(double target_epsilon, double delta, double sample_rate,
+                              int64_t steps, double tolerance = 0.01);
+
+// An accountant that composes heterogeneous sampled-Gaussian steps (its state goes in checkpoints).
+class RdpAccountant {
+ public:
+  RdpAccountant();
+  void step(double noise_multiplier, double sample_rate, int64_t n = 1);
+  EpsilonAtOrder epsilon(double delta) const;
+  // History as (noise_multiplier, sample_rate, count) triples, for checkpoints.
+  struct Entry {
+    double noise_multiplier;
+    double sample_rate;
+    int64_t steps;
+  };
+  const std::vector<Entry>& history() const { return history_; }
+  void set_history(std::vector<Entry> h) { history_ = std::move(h); }
+
+ private:
+  std::vector<Entry> history_;
+};
+
+// Basic (sequential) composition of (eps_i, delta_i): sums.
+struct EpsDelta {
+  double epsilon;
+  double delta;
+};
+EpsDelta compose_basic(const std::vector<EpsDelta>& releases);
+// k repeated Gaussian releases with noise multiplier z (sigma / L2 sensitivity) each, composed
+// with RDP (no subsampling: rdp(alpha) = k * alpha / (2 z^2)) and converted to (eps, delta).
+EpsilonAtOrder compose_gaussian_rdp(double noise_multiplier, int64_t releases, double delta);
+
+}  // namespace conflux::privacy
