@@ -1,0 +1,61 @@
+// Writing datasets atomically.
+//
+// A DatasetWriter stages shards in a hidden sibling directory ".<name>.staging" of the output
+// and publishes the whole dataset with one rename once the manifest is written: readers and a
+// crash see either the previous dataset (or none) or the complete new one. Every file is
+// fsync'ed before the rename, and the parent directory after it. If the writer is destroyed
+// without commit() (an exception), the staging directory is removed.
+//
+// Multi-rank use: rank 0 calls prepare_staging(); after a barrier every rank constructs a writer
+// with create_staging = false and writes its own shards (shard file names depend only on the
+// global shard index, so output is identical for any number of ranks); rank 0 gathers the
+// ShardInfos and calls commit(). Other ranks call release() so they do not delete the staging.
+// Shards are byte-reproducible: no timestamps are stored in HDF5 objects.
+// Thread safety: one writer per thread; HDF5 is not thread safe.
+#pragma once
+
+#include "conflux/dataplane/manifest.h"
+#include "conflux/dataplane/table.h"
+
+#include <string>
+
+namespace conflux::dataplane {
+
+struct WriterOptions {
+  int64_t chunk_bytes = 1 << 20;  // target HDF5 chunk size per dataset (1 MiB)
+};
+
+// Creates (replacing a stale one) the staging directory for `out_dir` and returns its path.
+std::string prepare_staging(const std::string& out_dir);
+std::string staging_dir_for(const std::string& out_dir);
+// Removes a staging directory (best effort, for error paths).
+void remove_staging(const std::string& out_dir);
+
+class DatasetWriter {
+ public:
+  DatasetWriter(std::string out_dir, Schema schema, bool create_staging = true,
+                WriterOptions options = {});
+  ~DatasetWriter();
+  DatasetWriter(const DatasetWriter&) = delete;
+  DatasetWriter& operator=(const DatasetWriter&) = delete;
+
+  // Writes rows of `table` as shard `index` (file part-<index>.h5) and returns its description.
+  ShardInfo write_shard(int64_t index, const Table& table) const;
+  // Writes manifest.json into the staging directory and renames the staging directory onto
+  // out_dir (an existing dataset there is swapped out atomically, then removed).
+  void commit(const Manifest& manifest);
+  // Forget the staging directory without removing it (non-zero ranks).
+  void release() { released_ = true; }
+  const std::string& staging() const { return staging_; }
+
+ private:
+  std::string out_dir_, staging_;
+  Schema schema_;
+  WriterOptions options_;
+  bool committed_ = false, released_ = false;
+};
+
+// Writes one shard file at `path` (used by DatasetWriter; exposed for tests).
+void write_shard_file(const std::string& path, const Table& table, const WriterOptions& options);
+
+}  // namespace conflux::dataplane

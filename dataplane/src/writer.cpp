@@ -1,0 +1,200 @@
+// Shard files (chunked HDF5, no timestamps, so bytes depend only on the rows) and the atomic
+// publish of a dataset directory (staging dir, fsync, rename or RENAME_EXCHANGE).
+#include "conflux/dataplane/writer.h"
+
+#include "h5.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace conflux::dataplane {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+hid_t h5_type(Role role) {
+  switch (role) {
+    case Role::Tokens: return H5T_STD_I32LE;
+    case Role::Text: return H5T_STD_U8LE;
+    case Role::Features: return H5T_IEEE_F32LE;
+    default: return H5T_STD_I64LE;
+  }
+}
+hid_t mem_type(Role role) {
+  switch (role) {
+    case Role::Tokens: return H5T_NATIVE_INT32;
+    case Role::Text: return H5T_NATIVE_UINT8;
+    case Role::Features: return H5T_NATIVE_FLOAT;
+    default: return H5T_NATIVE_INT64;
+  }
+}
+
+void write_array(hid_t file, const std::string& path, const std::string& name, hid_t file_type,
+                 hid_t memtype, const void* data, int rank, const hsize_t* dims, size_t elem_size,
+                 int64_t chunk_bytes) {
+  using h5::Handle;
+  auto what = fmt::format("{}: dataset /{}", path, name);
+  Handle space(H5_CHECK(H5Screate_simple(rank, dims, nullptr), "{}", what), Handle::Kind::Dataspace);
+  Handle dcpl(H5_CHECK(H5Pcreate(H5P_DATASET_CREATE), "{}", what), Handle::Kind::Plist);
+  H5_CHECK(H5Pset_obj_track_times(dcpl, 0), "{}", what);
+  hsize_t total = 1;
+  for (int i = 0; i < rank; ++i) total *= dims[i];
+  if (total > 0) {
+    hsize_t chunk[2] = {1, 1};
+    hsize_t row_elems = rank == 2 ? dims[1] : 1;
+    hsize_t rows = std::max<hsize_t>(1, static_cast<hsize_t>(chunk_bytes) / (row_elems * elem_size));
+    chunk[0] = std::min<hsize_t>(rows, dims[0]);
+    if (rank == 2) chunk[1] = dims[1];
+    H5_CHECK(H5Pset_chunk(dcpl, rank, chunk), "{}", what);
+    H5_CHECK(H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER), "{}", what);
+  }
+  Handle ds(H5_CHECK(H5Dcreate2(file, name.c_str(), file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
+                     "{}", what),
+            Handle::Kind::Dataset);
+  if (total > 0) H5_CHECK(H5Dwrite(ds, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), "{}", what);
+  ds.close_checked(what);
+}
+
+void write_int_attr(hid_t file, const std::string& path, const char* name, int64_t value) {
+  using h5::Handle;
+  auto what = fmt::format("{}: attribute {}", path, name);
+  Handle space(H5_CHECK(H5Screate(H5S_SCALAR), "{}", what), Handle::Kind::Dataspace);
+  Handle attr(H5_CHECK(H5Acreate2(file, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT), "{}", what),
+              Handle::Kind::Attribute);
+  H5_CHECK(H5Awrite(attr, H5T_NATIVE_INT64, &value), "{}", what);
+}
+
+void fsync_path(const std::string& path, bool directory) {
+  int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
+  if (fd < 0) CONFLUX_THROW(IoError, "{}: cannot open to fsync: {}", path, std::strerror(errno));
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) CONFLUX_THROW(IoError, "{}: fsync failed: {}", path, std::strerror(err));
+}
+
+}  // namespace
+
+void write_shard_file(const std::string& path, const Table& table, const WriterOptions& options) {
+  using h5::Handle;
+  h5::quiet();
+  table.check();
+  Handle fcpl(H5_CHECK(H5Pcreate(H5P_FILE_CREATE), "{}", path), Handle::Kind::Plist);
+  H5_CHECK(H5Pset_obj_track_times(fcpl, 0), "{}", path);
+  Handle file(H5_CHECK(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl, H5P_DEFAULT), "{}: create shard", path),
+              Handle::Kind::File);
+  write_int_attr(file, path, "conflux_format_version", kFormatVersion);
+  write_int_attr(file, path, "rows", table.rows());
+  const Schema& schema = table.schema();
+  for (size_t f = 0; f < schema.size(); ++f) {
+    const Field& fd = schema[f];
+    const Column& c = table.column(f);
+    if (fd.ragged()) {
+      hsize_t n = c.data.size() / fd.element_size();
+      write_array(file, path, fd.name, h5_type(fd.role), mem_type(fd.role), c.data.data(), 1, &n,
+                  fd.element_size(), options.chunk_bytes);
+      hsize_t no = c.offsets.size();
+      write_array(file, path, fd.offsets_name(), H5T_STD_I64LE, H5T_NATIVE_INT64, c.offsets.data(), 1, &no,
+                  8, options.chunk_bytes);
+    } else if (fd.role == Role::Features) {
+      hsize_t dims[2] = {static_cast<hsize_t>(table.rows()), static_cast<hsize_t>(fd.dim)};
+      write_array(file, path, fd.name, h5_type(fd.role), mem_type(fd.role), c.data.data(), 2, dims,
+                  fd.element_size(), options.chunk_bytes);
+    } else {
+      hsize_t n = static_cast<hsize_t>(table.rows());
+      write_array(file, path, fd.name, h5_type(fd.role), mem_type(fd.role), c.data.data(), 1, &n,
+                  fd.element_size(), options.chunk_bytes);
+    }
+  }
+  file.close_checked(fmt::format("{}: close shard", path));
+  fsync_path(path, false);
+}
+
+std::string staging_dir_for(const std::string& out_dir) {
+  fs::path p = fs::path(out_dir).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();
+  return (p.parent_path() / ("." + p.filename().string() + ".staging")).string();
+}
+
+std::string prepare_staging(const std::string& out_dir) {
+  std::string staging = staging_dir_for(out_dir);
+  std::error_code ec;
+  fs::path parent = fs::path(staging).parent_path();
+  if (!parent.empty() && !fs::is_directory(parent, ec))
+    CONFLUX_THROW(IoError, "output directory's parent '{}' does not exist", parent.string());
+  if (fs::exists(out_dir, ec) && !fs::exists(fs::path(out_dir) / kManifestFile, ec) &&
+      !fs::is_empty(out_dir, ec))
+    CONFLUX_THROW(IoError,
+                  "output '{}' exists and is not a Conflux dataset (no {}); refusing to replace it",
+                  out_dir, kManifestFile);
+  fs::remove_all(staging, ec);
+  if (!fs::create_directory(staging, ec))
+    CONFLUX_THROW(IoError, "cannot create staging directory '{}': {}", staging, ec.message());
+  return staging;
+}
+
+void remove_staging(const std::string& out_dir) {
+  std::error_code ec;
+  fs::remove_all(staging_dir_for(out_dir), ec);
+}
+
+DatasetWriter::DatasetWriter(std::string out_dir, Schema schema, bool create_staging, WriterOptions options)
+    : out_dir_(std::move(out_dir)), schema_(std::move(schema)), options_(options) {
+  staging_ = create_staging ? prepare_staging(out_dir_) : staging_dir_for(out_dir_);
+  if (!create_staging && !fs::is_directory(staging_))
+    CONFLUX_THROW(IoError, "staging directory '{}' does not exist (rank 0 creates it)", staging_);
+}
+
+DatasetWriter::~DatasetWriter() {
+  if (!committed_ && !released_) {
+    std::error_code ec;
+    fs::remove_all(staging_, ec);
+  }
+}
+
+ShardInfo DatasetWriter::write_shard(int64_t index, const Table& table) const {
+  if (table.schema() != schema_)
+    CONFLUX_THROW(InternalError, "shard {} has schema ({}) but the writer expects ({})", index,
+                  table.schema().describe(), schema_.describe());
+  ShardInfo info;
+  info.file = shard_file_name(index);
+  std::string path = staging_ + "/" + info.file;
+  write_shard_file(path, table, options_);
+  info.rows = table.rows();
+  info.bytes = static_cast<int64_t>(fs::file_size(path));
+  info.sha256 = sha256_file(path);
+  return info;
+}
+
+void DatasetWriter::commit(const Manifest& manifest) {
+  std::string mpath = staging_ + "/" + kManifestFile;
+  std::string text = manifest.to_json_text();
+  std::FILE* f = std::fopen(mpath.c_str(), "wb");
+  if (!f) CONFLUX_THROW(IoError, "{}: cannot create: {}", mpath, std::strerror(errno));
+  size_t n = std::fwrite(text.data(), 1, text.size(), f);
+  if (std::fclose(f) != 0 || n != text.size())
+    CONFLUX_THROW(IoError, "{}: write failed: {}", mpath, std::strerror(errno));
+  fsync_path(mpath, false);
+  fsync_path(staging_, true);
+  std::error_code ec;
+  bool exists = fs::exists(out_dir_, ec);
+  if (exists) {
+    // Swap old and new in one step, then delete the old dataset (now at the staging path).
+    if (::renameat2(AT_FDCWD, staging_.c_str(), AT_FDCWD, out_dir_.c_str(), RENAME_EXCHANGE) != 0)
+      CONFLUX_THROW(IoError, "cannot replace '{}' with '{}': {}", out_dir_, staging_, std::strerror(errno));
+    committed_ = true;
+    fs::remove_all(staging_, ec);
+  } else {
+    if (std::rename(staging_.c_str(), out_dir_.c_str()) != 0)
+      CONFLUX_THROW(IoError, "cannot rename '{}' to '{}': {}", staging_, out_dir_, std::strerror(errno));
+    committed_ = true;
+  }
+  fs::path parent = fs::absolute(out_dir_).lexically_normal().parent_path();
+  fsync_path(parent.string(), true);
+}
+
+}  // namespace conflux::dataplane
