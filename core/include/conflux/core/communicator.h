@@ -51,11 +51,15 @@ using WorkHandle = std::shared_ptr<Work>;
 
 struct CommOptions {
   std::chrono::milliseconds timeout{std::chrono::minutes(5)};
-  // All-reduces of at least this many bytes use the shared-memory path when all ranks of the
-  // group share a node; smaller ones use MPI directly (it wins for latency-bound sizes).
-  size_t shm_threshold_bytes = 64 * 1024;
-  size_t shm_chunk_bytes = 8 * 1024 * 1024;  // per-rank staging slot, processed in chunks
+  // Shared-memory all-reduce, used when the ranks of a group share a node (or, hierarchically,
+  // when every node holds the same number of them):
   bool enable_shm = true;
+  // Up to this size a one-phase algorithm (every rank reduces the whole buffer from all staging
+  // slots) has the lowest latency; above it reduce-scatter + all-gather in shared memory.
+  size_t shm_small_bytes = 32 * 1024;
+  size_t shm_chunk_bytes = 4 * 1024 * 1024;  // per-rank staging slot; larger buffers are chunked
+  // Below this size use MPI_Allreduce directly instead (0: never; the shm path measured faster).
+  size_t mpi_below_bytes = 0;
   // Testing aid: pretend every `emulate_node_size` consecutive ranks form one node, to exercise
   // the hierarchical (intra-node shm + inter-node MPI) path on a single machine. 0 = real nodes.
   int emulate_node_size = 0;

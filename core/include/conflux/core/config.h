@@ -31,7 +31,6 @@
 namespace conflux {
 
 // One parsed value with where it came from.
-struct ConfigValue;
 class ConfigDocument;  // parsed TOML with source positions (opaque)
 
 class ConfigBinder;
@@ -47,12 +46,17 @@ class FieldSpec {
  private:
   friend class ConfigBinder;
   std::string path_;
-  std::function<void()> check_;
+  std::string doc_;
+  std::string type_;                       // "integer", "float", "string", ...
+  std::function<double()> number_;         // set for numeric fields
+  std::function<std::string()> text_;      // set for string fields
+  std::function<std::string()> render_;    // the value as TOML text
+  std::function<std::string()> json_;      // the value as JSON text
   std::optional<double> min_, max_;
   std::vector<std::string> choices_;
   bool required_ = false;
-  ConfigBinder* binder_ = nullptr;
-  size_t index_ = 0;
+  bool present_ = false;                   // given in the document (Load mode)
+  std::string where_;                      // "file:line" or "--set path"
 };
 
 class ConfigBinder {
@@ -70,10 +74,13 @@ class ConfigBinder {
   FieldSpec& field(const std::string& path, std::vector<int64_t>& v, const std::string& doc);
   FieldSpec& field(const std::string& path, std::vector<double>& v, const std::string& doc);
 
-  // A table whose keys are free (e.g. per-field options). Each entry is bound with `bind_entry`.
-  void dynamic_table(const std::string& path,
-                     const std::function<void(const std::string& key, ConfigBinder&)>& bind_entry,
-                     const std::string& doc);
+  // Free-form tables and arrays of tables (Load mode reads them from the document; in Dump mode
+  // they return empty/0 and the struct binds what it holds). Paths may index arrays: "ops[2].p".
+  //   if (b.mode() == ConfigBinder::Mode::Load) for (auto& k : b.table_keys("fields")) fields[k];
+  //   for (auto& [k, f] : fields) f.bind(b, "fields." + k);
+  std::vector<std::string> table_keys(const std::string& path) const;
+  size_t array_length(const std::string& path) const;
+  bool has(const std::string& path) const;
 
   // After bind(): validates ranges/choices/required and reports unknown keys. Throws ConfigError.
   void finish();
@@ -85,6 +92,8 @@ class ConfigBinder {
   const std::string& source_name() const;
 
  private:
+  template <typename T>
+  FieldSpec& bind_one(const std::string& path, T& v, const std::string& doc);
   struct Impl;
   std::unique_ptr<Impl> impl_;
   Mode mode_;

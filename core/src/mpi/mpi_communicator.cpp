@@ -1,0 +1,382 @@
+// MPI back end of Communicator: CPU buffers; all-reduce through node shared memory (one-phase
+// for small buffers, reduce-scatter + all-gather in chunks for large ones, hierarchical across
+// nodes), every other collective through non-blocking MPI polled against the deadline.
+#include "conflux/core/checks.h"
+#include "conflux/core/log.h"
+#include "conflux/core/process_grid.h"
+
+#include "../comm_base.h"
+#include "reduce_kernels.h"
+#include "shm_group.h"
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <vector>
+
+namespace conflux {
+namespace detail {
+
+std::string mpi_error_string(int code) {
+  char buf[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  if (MPI_Error_string(code, buf, &len) != MPI_SUCCESS) return fmt::format("MPI error {}", code);
+  return std::string(buf, len);
+}
+
+namespace {
+
+MPI_Datatype mpi_type(DType t) {
+  switch (t) {
+    case DType::F32: return MPI_FLOAT;
+    case DType::F64: return MPI_DOUBLE;
+    case DType::I32: return MPI_INT32_T;
+    case DType::I64: return MPI_INT64_T;
+    case DType::U8: return MPI_UINT8_T;
+    case DType::BF16:
+    case DType::F16: return MPI_UINT16_T;  // moved as bits; reductions go through float32
+  }
+  return MPI_BYTE;
+}
+
+MPI_Op mpi_op(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::Max: return MPI_MAX;
+    case ReduceOp::Min: return MPI_MIN;
+    default: return MPI_SUM;
+  }
+}
+
+bool is_half(DType t) { return t == DType::BF16 || t == DType::F16; }
+
+std::vector<float> to_float(const void* data, size_t n, DType t) {
+  std::vector<float> out(n);
+  auto p = static_cast<const uint16_t*>(data);
+  for (size_t i = 0; i < n; ++i) out[i] = t == DType::BF16 ? bf16_to_float(p[i]) : f16_to_float(p[i]);
+  return out;
+}
+
+void from_float(const float* in, void* data, size_t n, DType t) {
+  auto p = static_cast<uint16_t*>(data);
+  for (size_t i = 0; i < n; ++i) p[i] = t == DType::BF16 ? float_to_bf16(in[i]) : float_to_f16(in[i]);
+}
+
+int checked_int(size_t v, const char* what) {
+  if (v > static_cast<size_t>(INT_MAX))
+    CONFLUX_THROW(CommError, "{} = {} exceeds MPI's int count limit; split the transfer", what, v);
+  return static_cast<int>(v);
+}
+
+}  // namespace
+
+class MpiCommunicator final : public CommBase {
+ public:
+  MpiCommunicator(MPI_Comm comm, std::string name, CommOptions options) : CommBase(options), name_(std::move(name)) {
+    MPI_CHECK(MPI_Comm_dup(comm, &comm_));
+    MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
+    MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
+    MPI_CHECK(MPI_Comm_size(comm_, &size_));
+    if (size_ == 1) return;
+    MPI_Comm node;
+    if (options_.emulate_node_size > 0) {
+      MPI_CHECK(MPI_Comm_split(comm_, rank_ / options_.emulate_node_size, rank_, &node));
+    } else {
+      MPI_CHECK(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
+    }
+    int local_rank, local_size;
+    MPI_CHECK(MPI_Comm_rank(node, &local_rank));
+    MPI_CHECK(MPI_Comm_size(node, &local_size));
+    std::vector<int> group_ranks(local_size);
+    MPI_CHECK(MPI_Allgather(&rank_, 1, MPI_INT, group_ranks.data(), 1, MPI_INT, node));
+    int mm[2] = {local_size, -local_size}, red[2];
+    MPI_CHECK(MPI_Allreduce(mm, red, 2, MPI_INT, MPI_MAX, comm_));
+    single_node_ = local_size == size_;
+    uniform_nodes_ = red[0] == -red[1];
+    shm_ = std::make_unique<ShmGroup>(node, group_ranks, options_.shm_chunk_bytes, name_);
+    if (!single_node_ && uniform_nodes_) MPI_CHECK(MPI_Comm_split(comm_, local_rank, rank_, &cross_));
+    MPI_Comm_free(&node);
+    log::debug("communicator '{}': {} ranks, {} per node, shared-memory all-reduce {}", name_, size_, local_size,
+               !options_.enable_shm ? "disabled"
+               : single_node_       ? "on"
+               : uniform_nodes_     ? "hierarchical"
+                                    : "off (uneven nodes)");
+  }
+
+  ~MpiCommunicator() override {
+    shutdown();
+    shm_.reset();
+    if (cross_ != MPI_COMM_NULL) MPI_Comm_free(&cross_);
+    if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+  }
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  Backend backend() const override { return Backend::Mpi; }
+  std::string name() const override { return name_; }
+
+  // ---- all-reduce -------------------------------------------------------------------------
+  void allreduce(void* data, size_t count, DType dtype, ReduceOp op, CallSite site) override {
+    OpDesc d{"allreduce", dtype, count, static_cast<int>(op), site};
+    run(d, [=] { do_allreduce(d, data, count, dtype, op); });
+  }
+  WorkHandle allreduce_async(void* data, size_t count, DType dtype, ReduceOp op, CallSite site) override {
+    OpDesc d{"allreduce", dtype, count, static_cast<int>(op), site};
+    return submit(d, [=] { do_allreduce(d, data, count, dtype, op); });
+  }
+
+  void broadcast(void* data, size_t count, DType dtype, int root, CallSite site) override {
+    OpDesc d{"broadcast", dtype, count, root, site};
+    run(d, [=] { do_broadcast(d, data, count, dtype, root); });
+  }
+  WorkHandle broadcast_async(void* data, size_t count, DType dtype, int root, CallSite site) override {
+    OpDesc d{"broadcast", dtype, count, root, site};
+    return submit(d, [=] { do_broadcast(d, data, count, dtype, root); });
+  }
+
+  void allgather(const void* send, void* recv, size_t count, DType dtype, CallSite site) override {
+    OpDesc d{"allgather", dtype, count, -1, site};
+    run(d, [=] { do_allgather(d, send, recv, count, dtype); });
+  }
+  WorkHandle allgather_async(const void* send, void* recv, size_t count, DType dtype, CallSite site) override {
+    OpDesc d{"allgather", dtype, count, -1, site};
+    return submit(d, [=] { do_allgather(d, send, recv, count, dtype); });
+  }
+
+  void reduce_scatter(const void* send, void* recv, size_t count, DType dtype, ReduceOp op, CallSite site) override {
+    OpDesc d{"reduce_scatter", dtype, count, static_cast<int>(op), site};
+    run(d, [=] { do_reduce_scatter(d, send, recv, count, dtype, op); });
+  }
+  WorkHandle reduce_scatter_async(const void* send, void* recv, size_t count, DType dtype, ReduceOp op,
+                                  CallSite site) override {
+    OpDesc d{"reduce_scatter", dtype, count, static_cast<int>(op), site};
+    return submit(d, [=] { do_reduce_scatter(d, send, recv, count, dtype, op); });
+  }
+
+  void alltoallv(const void* send, const std::vector<size_t>& sc, const std::vector<size_t>& sd, void* recv,
+                 const std::vector<size_t>& rc, const std::vector<size_t>& rd, DType dtype, CallSite site) override {
+    // The signature covers dtype only: counts legitimately differ between ranks.
+    OpDesc d{"alltoallv", dtype, 0, -1, site};
+    run(d, [=] { do_alltoallv(d, send, sc, sd, recv, rc, rd, dtype); });
+  }
+  WorkHandle alltoallv_async(const void* send, const std::vector<size_t>& sc, const std::vector<size_t>& sd,
+                             void* recv, const std::vector<size_t>& rc, const std::vector<size_t>& rd, DType dtype,
+                             CallSite site) override {
+    OpDesc d{"alltoallv", dtype, 0, -1, site};
+    return submit(d, [=] { do_alltoallv(d, send, sc, sd, recv, rc, rd, dtype); });
+  }
+
+  void barrier(CallSite site) override {
+    OpDesc d{"barrier", DType::U8, 0, -1, site};
+    run(d, [=] { do_barrier(d); });
+  }
+  WorkHandle barrier_async(CallSite site) override {
+    OpDesc d{"barrier", DType::U8, 0, -1, site};
+    return submit(d, [=] { do_barrier(d); });
+  }
+
+ private:
+  Clock::time_point deadline() const { return Clock::now() + options_.timeout; }
+
+  // Arrival board check: every node-local peer is at this collective with the same signature.
+  uint64_t enter(const OpDesc& d, Clock::time_point dl, bool publish = true) {
+    uint64_t seq = ++seq_;
+    if (shm_ && publish) {
+      shm_->arrive(seq, d.signature(), d.describe(), d.where());
+      shm_->wait_arrivals(seq, dl);
+    }
+    return seq;
+  }
+
+  void wait_request(MPI_Request* req, const OpDesc& d, Clock::time_point dl) {
+    Backoff backoff;
+    uint32_t polls = 0;
+    for (;;) {
+      int flag = 0;
+      MPI_CHECK(MPI_Test(req, &flag, MPI_STATUS_IGNORE));
+      if (flag) return;
+      if ((++polls & 63) == 0 && Clock::now() > dl)
+        CONFLUX_THROW(CommError,
+                      "collective #{} {} at {} in communicator '{}' did not complete within {:.1f} s; a rank on "
+                      "another node is missing or stalled",
+                      seq_, d.describe(), d.where(), name_,
+                      std::chrono::duration<double>(options_.timeout).count());
+      backoff.pause();
+    }
+  }
+
+  void do_allreduce(const OpDesc& d, void* data, size_t count, DType dtype, ReduceOp op) {
+    auto dl = deadline();
+    size_t bytes = count * dtype_size(dtype);
+    if (size_ == 1) {
+      ++seq_;
+      return;  // sum/max/min/avg of one contribution is itself
+    }
+    bool shm_ok = shm_ && options_.enable_shm && (single_node_ || uniform_nodes_) && bytes >= options_.mpi_below_bytes;
+    if (shm_ok && single_node_ && bytes <= std::min(options_.shm_small_bytes, shm_->chunk_bytes())) {
+      // One phase: stage, publish, then every rank reduces all slots (same order on every rank).
+      uint64_t seq = ++seq_;
+      int buf = static_cast<int>(seq % 2);
+      std::memcpy(shm_->buffer(shm_->local_rank(), buf), data, bytes);
+      shm_->arrive(seq, d.signature(), d.describe(), d.where());
+      shm_->wait_arrivals(seq, dl);
+      const void* in[64];
+      std::vector<const void*> many;
+      const void** inp = in;
+      if (size_ > 64) {
+        many.resize(size_);
+        inp = many.data();
+      }
+      for (int j = 0; j < size_; ++j) inp[j] = shm_->buffer(j, buf);
+      reduce_rows(data, inp, size_, count, dtype, op, size_);
+      return;
+    }
+    enter(d, dl);
+    if (shm_ok) return shm_allreduce(d, static_cast<uint8_t*>(data), count, dtype, op, dl);
+    mpi_allreduce(d, data, count, dtype, op, comm_, dl);
+    if (op == ReduceOp::Avg) divide_in_place(data, count, dtype, size_);
+  }
+
+  // Reduce-scatter + all-gather through the staging slots, chunk by chunk, double-buffered.
+  void shm_allreduce(const OpDesc& d, uint8_t* data, size_t count, DType dtype, ReduceOp op, Clock::time_point dl) {
+    const int p = shm_->local_size(), me = shm_->local_rank();
+    const size_t es = dtype_size(dtype);
+    const size_t align = 64 / es * static_cast<size_t>(p);
+    size_t chunk_elems = shm_->chunk_bytes() / es / align * align;
+    const ReduceOp local_op = (!single_node_ && op == ReduceOp::Avg) ? ReduceOp::Sum : op;
+    std::vector<const void*> in(p);
+    size_t c = 0;
+    for (size_t off = 0; off < count; off += chunk_elems, ++c) {
+      const size_t m = std::min(chunk_elems, count - off);
+      const int b = static_cast<int>(c % 2);
+      std::memcpy(shm_->buffer(me, b), data + off * es, m * es);
+      shm_->phase_barrier(dl);
+      const size_t seg = (m + p - 1) / p;
+      const size_t s0 = std::min(m, seg * me), s1 = std::min(m, s0 + seg);
+      if (s1 > s0) {
+        for (int j = 0; j < p; ++j) in[j] = shm_->buffer(j, b) + s0 * es;
+        void* out = shm_->buffer(me, b) + s0 * es;
+        reduce_rows(out, in.data(), p, s1 - s0, dtype, local_op, size_);
+        if (!single_node_) {
+          mpi_allreduce(d, out, s1 - s0, dtype, local_op, cross_, dl);
+          if (op == ReduceOp::Avg) divide_in_place(out, s1 - s0, dtype, size_);
+        }
+      }
+      shm_->phase_barrier(dl);
+      for (int j = 0; j < p; ++j) {
+        const size_t a0 = std::min(m, seg * j), a1 = std::min(m, a0 + seg);
+        if (a1 > a0) std::memcpy(data + (off + a0) * es, shm_->buffer(j, b) + a0 * es, (a1 - a0) * es);
+      }
+    }
+    shm_->phase_barrier(dl);  // nobody reuses a slot while a peer still gathers from it
+  }
+
+  void mpi_allreduce(const OpDesc& d, void* data, size_t count, DType dtype, ReduceOp op, MPI_Comm comm,
+                     Clock::time_point dl) {
+    MPI_Request req;
+    if (is_half(dtype)) {
+      auto tmp = to_float(data, count, dtype);
+      MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, tmp.data(), checked_int(count, "count"), MPI_FLOAT, mpi_op(op), comm, &req));
+      wait_request(&req, d, dl);
+      from_float(tmp.data(), data, count, dtype);
+      return;
+    }
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data, checked_int(count, "count"), mpi_type(dtype), mpi_op(op), comm, &req));
+    wait_request(&req, d, dl);
+  }
+
+  void do_broadcast(const OpDesc& d, void* data, size_t count, DType dtype, int root) {
+    if (root < 0 || root >= size_)
+      CONFLUX_THROW(CommError, "broadcast root {} out of range for communicator '{}' of size {} (at {})", root, name_,
+                    size_, d.where());
+    auto dl = deadline();
+    enter(d, dl);
+    if (size_ == 1) return;
+    MPI_Request req;
+    MPI_CHECK(MPI_Ibcast(data, checked_int(count, "count"), mpi_type(dtype), root, comm_, &req));
+    wait_request(&req, d, dl);
+  }
+
+  void do_allgather(const OpDesc& d, const void* send, void* recv, size_t count, DType dtype) {
+    auto dl = deadline();
+    enter(d, dl);
+    if (size_ == 1) {
+      if (send != recv) std::memcpy(recv, send, count * dtype_size(dtype));
+      return;
+    }
+    MPI_Request req;
+    int n = checked_int(count, "count");
+    MPI_CHECK(MPI_Iallgather(send, n, mpi_type(dtype), recv, n, mpi_type(dtype), comm_, &req));
+    wait_request(&req, d, dl);
+  }
+
+  void do_reduce_scatter(const OpDesc& d, const void* send, void* recv, size_t count, DType dtype, ReduceOp op) {
+    auto dl = deadline();
+    enter(d, dl);
+    if (size_ == 1) {
+      if (send != recv) std::memcpy(recv, send, count * dtype_size(dtype));
+      return;
+    }
+    MPI_Request req;
+    int n = checked_int(count, "count");
+    checked_int(count * size_, "count * ranks");
+    if (is_half(dtype)) {
+      auto in = to_float(send, count * size_, dtype);
+      std::vector<float> out(count);
+      MPI_CHECK(MPI_Ireduce_scatter_block(in.data(), out.data(), n, MPI_FLOAT, mpi_op(op), comm_, &req));
+      wait_request(&req, d, dl);
+      if (op == ReduceOp::Avg)
+        for (auto& v : out) v /= static_cast<float>(size_);
+      from_float(out.data(), recv, count, dtype);
+      return;
+    }
+    MPI_CHECK(MPI_Ireduce_scatter_block(send, recv, n, mpi_type(dtype), mpi_op(op), comm_, &req));
+    wait_request(&req, d, dl);
+    if (op == ReduceOp::Avg) divide_in_place(recv, count, dtype, size_);
+  }
+
+  void do_alltoallv(const OpDesc& d, const void* send, const std::vector<size_t>& sc, const std::vector<size_t>& sd,
+                    void* recv, const std::vector<size_t>& rc, const std::vector<size_t>& rd, DType dtype) {
+    for (auto* v : {&sc, &sd, &rc, &rd})
+      if (v->size() != static_cast<size_t>(size_))
+        CONFLUX_THROW(CommError, "alltoallv at {}: counts/displacements need {} entries (one per rank), got {}",
+                      d.where(), size_, v->size());
+    auto dl = deadline();
+    enter(d, dl);
+    auto ints = [&](const std::vector<size_t>& v, const char* what) {
+      std::vector<int> out(v.size());
+      for (size_t i = 0; i < v.size(); ++i) out[i] = checked_int(v[i], what);
+      return out;
+    };
+    auto isc = ints(sc, "send count"), isd = ints(sd, "send displacement"), irc = ints(rc, "receive count"),
+         ird = ints(rd, "receive displacement");
+    MPI_Request req;
+    MPI_CHECK(MPI_Ialltoallv(send, isc.data(), isd.data(), mpi_type(dtype), recv, irc.data(), ird.data(),
+                             mpi_type(dtype), comm_, &req));
+    wait_request(&req, d, dl);
+  }
+
+  void do_barrier(const OpDesc& d) {
+    auto dl = deadline();
+    enter(d, dl);
+    if (size_ == 1 || single_node_) return;  // the arrival wait was the barrier
+    MPI_Request req;
+    MPI_CHECK(MPI_Ibarrier(comm_, &req));
+    wait_request(&req, d, dl);
+  }
+
+  MPI_Comm comm_ = MPI_COMM_NULL;
+  MPI_Comm cross_ = MPI_COMM_NULL;
+  std::string name_;
+  int rank_ = 0, size_ = 1;
+  bool single_node_ = true, uniform_nodes_ = true;
+  std::unique_ptr<ShmGroup> shm_;
+  uint64_t seq_ = 0;
+};
+
+}  // namespace detail
+
+std::unique_ptr<Communicator> make_mpi_communicator(intptr_t mpi_comm, std::string name, CommOptions options) {
+  return std::make_unique<detail::MpiCommunicator>(reinterpret_cast<MPI_Comm>(mpi_comm), std::move(name), options);
+}
+
+}  // namespace conflux

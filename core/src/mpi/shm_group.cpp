@@ -1,0 +1,142 @@
+// Shared-memory window, arrival board and phase barriers for node-local collectives.
+#include "shm_group.h"
+
+#include "conflux/core/checks.h"
+#include "conflux/core/error.h"
+
+#include <sched.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <thread>
+
+namespace conflux::detail {
+namespace {
+constexpr size_t kControlBytes = 4096;
+static_assert(sizeof(RankControl) <= kControlBytes, "control block too big");
+
+void copy_field(char* dst, size_t cap, const std::string& s) {
+  size_t n = std::min(cap - 1, s.size());
+  std::memcpy(dst, s.data(), n);
+  dst[n] = '\0';
+}
+}  // namespace
+
+void Backoff::pause() {
+  ++n_;
+  if (n_ < 128) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+  } else if (n_ < 4096) {
+    sched_yield();
+  } else {
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+}
+
+ShmGroup::ShmGroup(MPI_Comm node_comm, std::vector<int> group_ranks, size_t chunk_bytes, std::string comm_name)
+    : chunk_bytes_((chunk_bytes + 4095) / 4096 * 4096), group_ranks_(std::move(group_ranks)), name_(std::move(comm_name)) {
+  MPI_CHECK(MPI_Comm_dup(node_comm, &node_comm_));
+  MPI_CHECK(MPI_Comm_rank(node_comm_, &local_rank_));
+  MPI_CHECK(MPI_Comm_size(node_comm_, &local_size_));
+  MPI_Aint bytes = static_cast<MPI_Aint>(kControlBytes + 2 * chunk_bytes_);
+  void* base = nullptr;
+  MPI_Info info;
+  MPI_CHECK(MPI_Info_create(&info));
+  MPI_CHECK(MPI_Info_set(info, "alloc_shared_noncontig", "true"));
+  MPI_CHECK(MPI_Win_allocate_shared(bytes, 1, info, node_comm_, &base, &win_));
+  MPI_Info_free(&info);
+  ctls_.resize(local_size_);
+  bufs_.resize(local_size_);
+  for (int i = 0; i < local_size_; ++i) {
+    MPI_Aint sz;
+    int disp;
+    void* ptr;
+    MPI_CHECK(MPI_Win_shared_query(win_, i, &sz, &disp, &ptr));
+    ctls_[i] = static_cast<RankControl*>(ptr);
+    bufs_[i] = static_cast<uint8_t*>(ptr) + kControlBytes;
+  }
+  RankControl* mine = ctls_[local_rank_];
+  new (mine) RankControl();
+  mine->arrived.store(0, std::memory_order_release);
+  mine->phase.store(0, std::memory_order_release);
+  MPI_CHECK(MPI_Barrier(node_comm_));  // everyone initialised before anyone reads
+}
+
+ShmGroup::~ShmGroup() {
+  if (win_ != MPI_WIN_NULL) MPI_Win_free(&win_);
+  if (node_comm_ != MPI_COMM_NULL) MPI_Comm_free(&node_comm_);
+}
+
+void ShmGroup::arrive(uint64_t seq, uint64_t sig, const std::string& desc, const std::string& site) {
+  RankControl* mine = ctl(local_rank_);
+  BoardEntry& e = mine->entries[seq % 4];
+  e.seq = seq;
+  e.sig = sig;
+  copy_field(e.desc, sizeof(e.desc), desc);
+  copy_field(e.site, sizeof(e.site), site);
+  my_seq_ = seq;
+  mine->arrived.store(seq, std::memory_order_release);
+}
+
+void ShmGroup::wait_arrivals(uint64_t seq, Clock::time_point deadline) {
+  const BoardEntry& me = ctl(local_rank_)->entries[seq % 4];
+  auto start = Clock::now();
+  for (int j = 0; j < local_size_; ++j) {
+    if (j == local_rank_) continue;
+    Backoff backoff;
+    uint32_t polls = 0;
+    for (;;) {
+      uint64_t a = ctl(j)->arrived.load(std::memory_order_acquire);
+      if (a >= seq) {
+        const BoardEntry& e = ctl(j)->entries[seq % 4];
+        if (a == seq && e.seq == seq && e.sig != me.sig) {
+          CONFLUX_THROW(CommError,
+                        "collective #{} diverged in communicator '{}': rank {} called {} at {} but rank {} "
+                        "called {} at {}. Every rank must issue the same collectives in the same order "
+                        "with the same dtype, op and count",
+                        seq, name_, group_ranks_[local_rank_], me.desc, me.site, group_ranks_[j], e.desc, e.site);
+        }
+        break;  // a > seq: the peer already verified this collective against us
+      }
+      if ((++polls & 63) == 0 && Clock::now() > deadline) missing(j, seq, start, false);
+      backoff.pause();
+    }
+  }
+}
+
+void ShmGroup::phase_barrier(Clock::time_point deadline) {
+  ++phase_;
+  ctl(local_rank_)->phase.store(phase_, std::memory_order_release);
+  auto start = Clock::now();
+  for (int j = 0; j < local_size_; ++j) {
+    if (j == local_rank_) continue;
+    Backoff backoff;
+    uint32_t polls = 0;
+    while (ctl(j)->phase.load(std::memory_order_acquire) < phase_) {
+      if ((++polls & 63) == 0 && Clock::now() > deadline) missing(j, my_seq_, start, true);
+      backoff.pause();
+    }
+  }
+}
+
+void ShmGroup::missing(int local, uint64_t seq, Clock::time_point start, bool inside) const {
+  uint64_t last = ctl(local)->arrived.load(std::memory_order_acquire);
+  const BoardEntry& mine = ctl(local_rank_)->entries[seq % 4];
+  std::string last_desc = "none yet";
+  if (last > 0) {
+    const BoardEntry& e = ctl(local)->entries[last % 4];
+    if (e.seq == last) last_desc = fmt::format("#{} {} at {}", last, e.desc, e.site);
+  }
+  double waited = std::chrono::duration<double>(Clock::now() - start).count();
+  if (inside)
+    CONFLUX_THROW(CommError, "rank {} of communicator '{}' stalled inside collective #{} ({} at {}) for {:.1f} s",
+                  group_ranks_[local], name_, seq, mine.desc, mine.site, waited);
+  CONFLUX_THROW(CommError,
+                "rank {} of communicator '{}' did not arrive at collective #{} ({} at {}) within {:.1f} s "
+                "(its last collective: {}). It may have died, hung, or skipped this call",
+                group_ranks_[local], name_, seq, mine.desc, mine.site, waited, last_desc);
+}
+
+}  // namespace conflux::detail

@@ -1,0 +1,140 @@
+// ProcessGrid: MPI start-up/shutdown, launcher detection and the dp x tp split.
+#include "conflux/core/process_grid.h"
+
+#include "conflux/core/build_config.h"
+#include "conflux/core/checks.h"
+#include "conflux/core/log.h"
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+
+namespace conflux {
+namespace {
+std::mutex g_mpi_mu;
+int g_grids = 0;
+bool g_we_initialised = false;
+
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : fallback;
+}
+}  // namespace
+
+#if CONFLUX_HAVE_NCCL
+std::unique_ptr<Communicator> make_nccl_communicator(intptr_t mpi_comm, std::string name, int device,
+                                                     CommOptions options);
+#endif
+
+bool nccl_compiled() { return CONFLUX_HAVE_NCCL != 0; }
+
+struct ProcessGrid::Impl {
+  MPI_Comm world_comm = MPI_COMM_NULL, tp_comm = MPI_COMM_NULL, dp_comm = MPI_COMM_NULL;
+  std::unique_ptr<Communicator> world, dp, tp;
+  std::map<std::string, std::unique_ptr<Communicator>> nccl;
+  CommOptions comm_options;
+};
+
+ProcessGrid::ProcessGrid(GridOptions options) : impl_(std::make_unique<Impl>()) {
+  {
+    std::lock_guard<std::mutex> lock(g_mpi_mu);
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (!initialized) {
+      int provided = 0;
+      MPI_CHECK(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided));
+      g_we_initialised = true;
+    }
+    ++g_grids;
+  }
+  MPI_CHECK(MPI_Query_thread(&thread_level_));
+  if (thread_level_ < MPI_THREAD_MULTIPLE)
+    log::warn("MPI provides thread level {} < MPI_THREAD_MULTIPLE; async collectives need it", thread_level_);
+  MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &world_rank_));
+  MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &world_size_));
+  char host[MPI_MAX_PROCESSOR_NAME];
+  int len = 0;
+  MPI_CHECK(MPI_Get_processor_name(host, &len));
+  launch_.host = std::string(host, len);
+  set_error_context(world_rank_, launch_.host);
+  log::set_rank(world_rank_);
+
+  if (std::getenv("SLURM_STEP_ID") && std::getenv("SLURM_PROCID")) {
+    launch_.launcher = "srun";
+  } else if (std::getenv("OMPI_COMM_WORLD_RANK")) {
+    launch_.launcher = "mpirun";
+  } else {
+    launch_.launcher = "none";
+  }
+  MPI_Comm node;
+  MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world_rank_, MPI_INFO_NULL, &node));
+  int node_rank = 0;
+  MPI_CHECK(MPI_Comm_rank(node, &node_rank));
+  MPI_CHECK(MPI_Comm_size(node, &launch_.local_size));
+  MPI_Comm_free(&node);
+  launch_.local_rank = env_int("OMPI_COMM_WORLD_LOCAL_RANK", env_int("SLURM_LOCALID", node_rank));
+
+  tp_ = options.tp;
+  if (tp_ < 1 || world_size_ % tp_ != 0)
+    CONFLUX_THROW(ConfigError, "tensor-parallel size {} must be >= 1 and divide the number of ranks ({})", tp_,
+                  world_size_);
+  impl_->comm_options = options.comm;
+  MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &impl_->world_comm));
+  // tp groups: adjacent ranks (same dp index); dp groups: same tp index.
+  MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, world_rank_ / tp_, world_rank_, &impl_->tp_comm));
+  MPI_CHECK(MPI_Comm_split(MPI_COMM_WORLD, world_rank_ % tp_, world_rank_, &impl_->dp_comm));
+  impl_->world = make_mpi_communicator(reinterpret_cast<intptr_t>(impl_->world_comm), "world", options.comm);
+  impl_->tp = make_mpi_communicator(reinterpret_cast<intptr_t>(impl_->tp_comm), "tp", options.comm);
+  impl_->dp = make_mpi_communicator(reinterpret_cast<intptr_t>(impl_->dp_comm), "dp", options.comm);
+}
+
+ProcessGrid::~ProcessGrid() {
+  impl_->nccl.clear();
+  impl_->world.reset();
+  impl_->tp.reset();
+  impl_->dp.reset();
+  for (MPI_Comm* c : {&impl_->world_comm, &impl_->tp_comm, &impl_->dp_comm})
+    if (*c != MPI_COMM_NULL) MPI_Comm_free(c);
+  std::lock_guard<std::mutex> lock(g_mpi_mu);
+  if (--g_grids == 0 && g_we_initialised) {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized) MPI_Finalize();
+    g_we_initialised = false;
+  }
+}
+
+Communicator& ProcessGrid::world() { return *impl_->world; }
+Communicator& ProcessGrid::dp() { return *impl_->dp; }
+Communicator& ProcessGrid::tp() { return *impl_->tp; }
+
+Communicator& ProcessGrid::nccl(const std::string& group, int device) {
+  auto it = impl_->nccl.find(group);
+  if (it != impl_->nccl.end()) return *it->second;
+#if CONFLUX_HAVE_NCCL
+  MPI_Comm comm = group == "world" ? impl_->world_comm
+                  : group == "dp"  ? impl_->dp_comm
+                  : group == "tp"  ? impl_->tp_comm
+                                   : MPI_COMM_NULL;
+  if (comm == MPI_COMM_NULL) CONFLUX_THROW(UsageError, "unknown communicator group '{}' (world, dp or tp)", group);
+  auto c = make_nccl_communicator(reinterpret_cast<intptr_t>(comm), "nccl-" + group, device, impl_->comm_options);
+  auto& ref = *c;
+  impl_->nccl[group] = std::move(c);
+  return ref;
+#else
+  (void)device;
+  CONFLUX_THROW(CommError, "this build of Conflux has no NCCL back end (configure with CONFLUX_WITH_CUDA=ON "
+                           "on a machine with CUDA and NCCL)");
+#endif
+}
+
+intptr_t ProcessGrid::mpi_world() const { return reinterpret_cast<intptr_t>(impl_->world_comm); }
+
+void ProcessGrid::abort(int code) const {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, code);
+  std::abort();
+}
+
+}  // namespace conflux
