@@ -31,8 +31,8 @@ std::string OpDesc::describe() const {
 
 std::string OpDesc::where() const {
   std::string f = site.file ? site.file : "?";
-  for (const char* root : {"/core/", "/dataplane/", "/trainer/", "/evaluator/", "/coordinator/", "/worker/",
-                           "/protocol/", "/tests/", "/bench/"}) {
+  for (const char* root : {"/tests/", "/bench/", "/core/", "/dataplane/", "/trainer/", "/evaluator/", "/coordinator/", "/worker/",
+                           "/protocol/"}) {
     auto pos = f.rfind(root);
     if (pos != std::string::npos) {
       f = f.substr(pos + 1);

@@ -10,8 +10,8 @@ std::string g_context;  // "rank 3 on node07"; written once by ProcessGrid, read
 
 std::string strip_source_root(const char* file) {
   std::string f = file ? file : "?";
-  for (const char* root : {"/core/", "/dataplane/", "/trainer/", "/evaluator/", "/coordinator/",
-                           "/worker/", "/tests/", "/bench/"}) {
+  for (const char* root : {"/tests/", "/bench/", "/core/", "/dataplane/", "/trainer/", "/evaluator/", "/coordinator/",
+                           "/worker/", "/protocol/"}) {
     auto pos = f.rfind(root);
     if (pos != std::string::npos) return f.substr(pos + 1);
   }

@@ -56,6 +56,20 @@ std::vector<float> to_float(const void* data, size_t n, DType t) {
   return out;
 }
 
+// Open MPI's vectorised uint8 MPI_SUM saturates; Conflux's contract is C's modular arithmetic, so
+// uint8 sums travel as int32 and are narrowed afterwards.
+bool widen_u8(DType t, ReduceOp op) { return t == DType::U8 && (op == ReduceOp::Sum || op == ReduceOp::Avg); }
+
+std::vector<int32_t> to_i32(const void* data, size_t n) {
+  auto p = static_cast<const uint8_t*>(data);
+  return std::vector<int32_t>(p, p + n);
+}
+
+void from_i32(const int32_t* in, void* data, size_t n) {
+  auto p = static_cast<uint8_t*>(data);
+  for (size_t i = 0; i < n; ++i) p[i] = static_cast<uint8_t>(in[i] & 0xff);
+}
+
 void from_float(const float* in, void* data, size_t n, DType t) {
   auto p = static_cast<uint16_t*>(data);
   for (size_t i = 0; i < n; ++i) p[i] = t == DType::BF16 ? float_to_bf16(in[i]) : float_to_f16(in[i]);
@@ -280,6 +294,13 @@ class MpiCommunicator final : public CommBase {
       from_float(tmp.data(), data, count, dtype);
       return;
     }
+    if (widen_u8(dtype, op)) {
+      auto tmp = to_i32(data, count);
+      MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, tmp.data(), checked_int(count, "count"), MPI_INT32_T, MPI_SUM, comm, &req));
+      wait_request(&req, d, dl);
+      from_i32(tmp.data(), data, count);
+      return;
+    }
     MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data, checked_int(count, "count"), mpi_type(dtype), mpi_op(op), comm, &req));
     wait_request(&req, d, dl);
   }
@@ -329,8 +350,16 @@ class MpiCommunicator final : public CommBase {
       from_float(out.data(), recv, count, dtype);
       return;
     }
-    MPI_CHECK(MPI_Ireduce_scatter_block(send, recv, n, mpi_type(dtype), mpi_op(op), comm_, &req));
-    wait_request(&req, d, dl);
+    if (widen_u8(dtype, op)) {
+      auto in = to_i32(send, count * size_);
+      std::vector<int32_t> out(count);
+      MPI_CHECK(MPI_Ireduce_scatter_block(in.data(), out.data(), n, MPI_INT32_T, MPI_SUM, comm_, &req));
+      wait_request(&req, d, dl);
+      from_i32(out.data(), recv, count);
+    } else {
+      MPI_CHECK(MPI_Ireduce_scatter_block(send, recv, n, mpi_type(dtype), mpi_op(op), comm_, &req));
+      wait_request(&req, d, dl);
+    }
     if (op == ReduceOp::Avg) divide_in_place(recv, count, dtype, size_);
   }
 
