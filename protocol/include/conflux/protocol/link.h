@@ -1,0 +1,80 @@
+// Link: one ZeroMQ socket speaking the Conflux wire protocol (ROUTER on the coordinator,
+// DEALER on a worker): chunked zero-copy sends with sequence numbers, and a receive path that
+// validates every message (decode_frames -> SequenceGuard -> Reassembler) per peer. A rejected
+// message is answered with an ERROR (never for an ERROR, so two peers cannot loop) and logged.
+//
+// Contract: not thread-safe; one thread owns the Link and its socket. Sends block at most
+// send_timeout (ZMQ_SNDTIMEO) and report failure by returning false. Nothing on the receive path
+// throws because of peer input.
+#pragma once
+
+#include <conflux/protocol/codec.h>
+
+#include <zmq.hpp>
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace conflux::protocol {
+
+struct LinkOptions {
+  Limits limits;
+  uint64_t chunk_bytes = kDefaultChunkBytes;            // outgoing payload per wire message
+  std::chrono::milliseconds send_timeout{30000};
+  std::chrono::milliseconds reassembly_timeout{120000};  // drop a transfer stalled this long
+};
+
+struct Inbound {
+  std::string peer;                 // ROUTER routing id ("" on a DEALER)
+  std::string user_id;              // ZAP identity of the connection ("" when insecure)
+  std::optional<Message> message;   // a complete, validated message ...
+  std::optional<DecodeError> error; // ... or why it was rejected (already answered)
+};
+
+class Link {
+ public:
+  // `socket` must be a ROUTER or DEALER, configured (CURVE etc.) and bound/connected.
+  Link(zmq::socket_t socket, std::string sender, LinkOptions options, uint64_t instance);
+
+  zmq::socket_t& socket() { return socket_; }
+  uint64_t instance() const { return instance_; }
+  const std::string& sender() const { return sender_; }
+  void set_sender(std::string s) { sender_ = std::move(s); }
+  const LinkOptions& options() const { return options_; }
+
+  // Fills version/sender/instance/sequence, chunks and sends. `peer` is the routing id on a
+  // ROUTER (ignored on a DEALER). False if unroutable or timed out (the peer is gone or stuck).
+  bool send(const std::string& peer, Message msg);
+  // Waits up to `timeout` for one wire message. nullopt: nothing, or a chunk of a transfer
+  // still in progress.
+  std::optional<Inbound> receive(std::chrono::milliseconds timeout);
+  // Drops the receive state of a peer (it left or died).
+  void forget(const std::string& peer);
+  uint64_t rejected() const { return rejected_; }
+
+ private:
+  struct PeerState {
+    SequenceGuard guard;
+    Reassembler reassembler;
+  };
+  void reject(const std::string& peer, const DecodeError& e, bool reply);
+  PeerState& state(const std::string& peer);
+
+  zmq::socket_t socket_;
+  bool router_;
+  std::string sender_;
+  LinkOptions options_;
+  uint64_t instance_;
+  uint64_t next_sequence_ = 1;
+  uint64_t rejected_ = 0;
+  std::map<std::string, PeerState> peers_;
+};
+
+// A random non-zero 64-bit instance id (libsodium), new for every process / session.
+uint64_t random_instance_id();
+// Peer name for logs: routing ids are binary.
+std::string printable_peer(const std::string& routing_id);
+
+}  // namespace conflux::protocol
