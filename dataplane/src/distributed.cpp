@@ -1,0 +1,175 @@
+// Plan boundaries, small collective helpers and the np-independent distributed dataset write.
+#include "conflux/dataplane/distributed.h"
+
+#include "conflux/core/error.h"
+#include "conflux/core/log.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+namespace conflux::dataplane {
+
+std::vector<int64_t> balanced_boundaries(const std::vector<int64_t>& cum, int parts, int64_t align) {
+  CONFLUX_CHECK(!cum.empty() && parts >= 1 && align >= 1, "bad plan input");
+  int64_t n = static_cast<int64_t>(cum.size()) - 1;
+  int64_t total = cum.back();
+  std::vector<int64_t> b(static_cast<size_t>(parts) + 1, 0);
+  b[parts] = n;
+  for (int p = 1; p < parts; ++p) {
+    // First row whose prefix weight reaches the target, rounded to the nearest aligned row.
+    double target = static_cast<double>(total) * p / parts;
+    int64_t row = std::lower_bound(cum.begin(), cum.end(), static_cast<int64_t>(target + 0.5)) - cum.begin();
+    int64_t lo = (row / align) * align, hi = std::min(n, lo + align);
+    int64_t pick = (target - static_cast<double>(cum[lo]) <= static_cast<double>(cum[hi]) - target) ? lo : hi;
+    b[p] = std::clamp(pick, b[p - 1], n);
+  }
+  return b;
+}
+
+std::vector<int64_t> broadcast_boundaries(Communicator& comm, std::vector<int64_t> boundaries) {
+  boundaries.resize(static_cast<size_t>(comm.size()) + 1);
+  comm.broadcast(boundaries.data(), boundaries.size(), DType::I64, 0);
+  return boundaries;
+}
+
+RankOffset rank_offsets(Communicator& comm, int64_t local_count) {
+  RankOffset r;
+  r.per_rank.resize(static_cast<size_t>(comm.size()));
+  comm.allgather(&local_count, r.per_rank.data(), 1, DType::I64);
+  for (int i = 0; i < comm.size(); ++i) {
+    if (i < comm.rank()) r.first += r.per_rank[i];
+    r.total += r.per_rank[i];
+  }
+  return r;
+}
+
+void allreduce_sum(Communicator& comm, std::vector<int64_t>& values) {
+  if (!values.empty()) comm.allreduce(values.data(), values.size(), DType::I64, ReduceOp::Sum);
+}
+void allreduce_sum(Communicator& comm, std::vector<double>& values) {
+  if (!values.empty()) comm.allreduce(values.data(), values.size(), DType::F64, ReduceOp::Sum);
+}
+
+std::vector<uint8_t> allgather_bytes(Communicator& comm, const std::vector<uint8_t>& bytes,
+                                     std::vector<size_t>* sizes) {
+  std::vector<std::vector<uint8_t>> per(static_cast<size_t>(comm.size()), bytes);
+  return comm.alltoallv_bytes(per, sizes);
+}
+
+namespace {
+
+void put_u64(std::vector<uint8_t>& out, uint64_t v) {
+  const auto* p = reinterpret_cast<const uint8_t*>(&v);
+  out.insert(out.end(), p, p + 8);
+}
+uint64_t get_u64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+// Agrees on failure across ranks: returns normally only if no rank failed.
+void agree(Communicator& comm, std::exception_ptr local, const std::string& out_dir, const char* what) {
+  int32_t flag = local ? 1 : 0;
+  comm.allreduce(&flag, 1, DType::I32, ReduceOp::Max);
+  if (!flag) return;
+  if (comm.rank() == 0) remove_staging(out_dir);
+  if (local) std::rethrow_exception(local);
+  CONFLUX_THROW(IoError, "{} failed on another rank (see its error); '{}' was not written", what, out_dir);
+}
+
+}  // namespace
+
+Manifest write_distributed(Communicator& comm, const std::string& out_dir, const Table& rows,
+                           int64_t rows_per_shard, Manifest manifest, const WriterOptions& options) {
+  CONFLUX_CHECK(rows_per_shard >= 1, "rows_per_shard {}", rows_per_shard);
+  const int size = comm.size(), rank = comm.rank();
+  RankOffset off = rank_offsets(comm, rows.rows());
+  const int64_t nshards = (off.total + rows_per_shard - 1) / rows_per_shard;
+
+  // 1. Route each shard's slice of my rows to the shard's owner: [u64 start][u64 bytes][rows].
+  std::vector<std::vector<uint8_t>> send(static_cast<size_t>(size));
+  for (int64_t g = off.first; g < off.first + rows.rows();) {
+    int64_t s = g / rows_per_shard;
+    int64_t e = std::min(off.first + rows.rows(), (s + 1) * rows_per_shard);
+    auto payload = rows.serialize(g - off.first, e - off.first);
+    auto& buf = send[static_cast<size_t>(s % size)];
+    put_u64(buf, static_cast<uint64_t>(g));
+    put_u64(buf, payload.size());
+    buf.insert(buf.end(), payload.begin(), payload.end());
+    g = e;
+  }
+  std::vector<size_t> counts;
+  std::vector<uint8_t> recv = comm.alltoallv_bytes(send, &counts);
+  send.clear();
+
+  // 2. Assemble my shards in row order.
+  std::map<int64_t, std::vector<std::pair<uint64_t, std::pair<size_t, size_t>>>> pieces;
+  for (size_t pos = 0; pos < recv.size();) {
+    uint64_t start = get_u64(&recv[pos]), nbytes = get_u64(&recv[pos + 8]);
+    pieces[static_cast<int64_t>(start) / rows_per_shard].push_back({start, {pos + 16, nbytes}});
+    pos += 16 + nbytes;
+  }
+
+  // 3. Staging directory (rank 0), then every rank writes its shards.
+  std::exception_ptr err;
+  std::unique_ptr<DatasetWriter> writer;
+  if (rank == 0) {
+    try {
+      prepare_staging(out_dir);
+    } catch (...) {
+      err = std::current_exception();
+    }
+  }
+  agree(comm, err, out_dir, "creating the staging directory");
+  nlohmann::json mine = nlohmann::json::array();
+  try {
+    writer = std::make_unique<DatasetWriter>(out_dir, manifest.schema, /*create_staging=*/false, options);
+    writer->release();  // rank 0 removes or publishes the staging directory
+    for (int64_t s = rank; s < nshards; s += size) {
+      Table t(manifest.schema);
+      auto& list = pieces[s];
+      std::sort(list.begin(), list.end());
+      for (auto& p : list) t.append_serialized(recv.data() + p.second.first, p.second.second);
+      int64_t want = std::min(off.total, (s + 1) * rows_per_shard) - s * rows_per_shard;
+      CONFLUX_CHECK(t.rows() == want, "shard {} assembled {} rows, expected {}", s, t.rows(), want);
+      ShardInfo info = writer->write_shard(s, t);
+      mine.push_back({{"index", s}, {"file", info.file}, {"rows", info.rows}, {"bytes", info.bytes},
+                      {"sha256", info.sha256}});
+    }
+  } catch (...) {
+    err = std::current_exception();
+  }
+  agree(comm, err, out_dir, "writing shards");
+  recv.clear();
+
+  // 4. Rank 0 gathers the shard descriptions and publishes.
+  std::vector<std::vector<uint8_t>> to_root(static_cast<size_t>(size));
+  std::string text = mine.dump();
+  to_root[0].assign(text.begin(), text.end());
+  std::vector<size_t> sizes;
+  std::vector<uint8_t> gathered = comm.alltoallv_bytes(to_root, &sizes);
+  if (rank == 0) {
+    try {
+      std::vector<ShardInfo> shards(static_cast<size_t>(nshards));
+      size_t pos = 0;
+      for (size_t r = 0; r < sizes.size(); ++r) {
+        auto arr = nlohmann::json::parse(gathered.begin() + pos, gathered.begin() + pos + sizes[r]);
+        pos += sizes[r];
+        for (auto& e : arr)
+          shards[e["index"].get<size_t>()] = ShardInfo{e["file"], e["rows"], e["bytes"], e["sha256"]};
+      }
+      manifest.shards = shards;
+      DatasetWriter publisher(out_dir, manifest.schema, /*create_staging=*/false, options);
+      publisher.commit(manifest);
+    } catch (...) {
+      err = std::current_exception();
+    }
+  }
+  agree(comm, err, out_dir, "publishing the dataset");
+  log::info("wrote {} rows in {} shards to {}", off.total, nshards, out_dir);
+  return rank == 0 ? manifest : Manifest{};
+}
+
+}  // namespace conflux::dataplane
