@@ -71,6 +71,12 @@ bool TaskDispatcher::wait_for_workers(size_t n, std::chrono::milliseconds timeou
   return true;
 }
 
+std::optional<std::string> TaskDispatcher::assignee(uint64_t id) const {
+  auto it = tasks_.find(id);
+  if (it == tasks_.end() || it->second.assigned.empty()) return std::nullopt;
+  return it->second.assigned;
+}
+
 void TaskDispatcher::finish(uint64_t id, bool ok, const std::string& error) {
   TaskState& t = tasks_.at(id);
   if (t.finished) return;

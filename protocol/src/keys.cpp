@@ -34,8 +34,13 @@ std::vector<std::pair<int, std::string>> content_lines(const std::string& path) 
   int no = 0;
   while (std::getline(in, line)) {
     ++no;
-    size_t hash = line.find('#');
-    if (hash != std::string::npos) line.resize(hash);
+    // '#' is a Z85 character, so it starts a comment only at the line start or after a blank.
+    for (size_t i = 0; i < line.size(); ++i) {
+      if (line[i] == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) {
+        line.resize(i);
+        break;
+      }
+    }
     line = trim(line);
     if (!line.empty()) out.emplace_back(no, line);
   }

@@ -65,6 +65,8 @@ class TaskDispatcher {
 
   size_t unfinished() const { return tasks_.size() - finished_count_; }
   size_t live_workers() const { return server_.workers().size(); }
+  // The worker running the current attempt of task `id`, if it is running.
+  std::optional<std::string> assignee(uint64_t id) const;
   // Called for every finished task (before run() returns it) and every server event.
   std::function<void(const TaskOutcome&)> on_complete;
   std::function<void(const ServerEvent&)> on_event;

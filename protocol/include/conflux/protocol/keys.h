@@ -2,7 +2,8 @@
 //
 // Files (docs/protocol.md): NAME.key holds the Z85 secret key (40 characters) on one line, mode
 // 0600; NAME.pub holds "Z85PUBLICKEY NAME". An allow-list is one public key per line with an
-// optional name after it ('#' starts a comment), so `cat a.pub b.pub > allow.txt` makes one.
+// optional name after it ('#' at the start of a line or after a blank starts a comment; '#' inside
+// a key is a Z85 character), so `cat a.pub b.pub > allow.txt` makes one.
 // A worker's identity is its allow-list name, or its Z85 public key when no name is given.
 // Errors name the file and line. Thread safety: AllowList is immutable after load.
 #pragma once
