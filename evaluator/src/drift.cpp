@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 
 namespace conflux::evaluator {
 namespace {
@@ -65,21 +66,25 @@ double ks_statistic(const Multiset& a, const Multiset& b) {
   const int64_t na = total(a), nb = total(b);
   if (na == 0 || nb == 0) CONFLUX_THROW(DataError, "the KS statistic needs two non-empty samples");
   // Walk the union of values in order; cumulative counts give both CDFs right after each value.
+  // D = max |ca/na - cb/nb| = max |ca nb - cb na| / (na nb), kept as an exact integer numerator
+  // and reported as h / lcm(na, nb) rounded once (what scipy's exact mode returns).
   auto ia = a.begin(), ib = b.begin();
   int64_t ca = 0, cb = 0;
-  double dmax = 0.0, dmin = 0.0;
+  __int128 best = 0;
   while (ia != a.end() || ib != b.end()) {
     double v;
     if (ib == b.end() || (ia != a.end() && ia->first < ib->first)) v = ia->first;
     else v = ib->first;
     while (ia != a.end() && ia->first == v) ca += (ia++)->second;
     while (ib != b.end() && ib->first == v) cb += (ib++)->second;
-    const double d = static_cast<double>(ca) / static_cast<double>(na) -
-                     static_cast<double>(cb) / static_cast<double>(nb);
-    dmax = std::max(dmax, d);
-    dmin = std::min(dmin, d);
+    __int128 diff = static_cast<__int128>(ca) * nb - static_cast<__int128>(cb) * na;
+    if (diff < 0) diff = -diff;
+    if (diff > best) best = diff;
   }
-  return std::max(dmax, -dmin);
+  const int64_t g = std::gcd(na, nb);
+  const __int128 h = best / g;                               // exact: g divides both terms
+  const __int128 lcm = static_cast<__int128>(na / g) * nb;
+  return static_cast<double>(h) / static_cast<double>(lcm);
 }
 
 std::string psi_level(double v) {

@@ -7,7 +7,8 @@
 // bin per distinct value seen in either sample. Proportions p = count / n; a zero proportion is
 // replaced by kPsiEpsilon = 1e-4 (no renormalisation); PSI = sum (p_cur - p_ref) ln(p_cur / p_ref).
 // Reading: < 0.1 no significant shift, 0.1-0.25 moderate shift, >= 0.25 significant shift.
-// KS: D = max over observed x of |F_ref(x) - F_cur(x)|, computed as in scipy.stats.ks_2samp.
+// KS: D = max over observed x of |F_ref(x) - F_cur(x)|, exactly, as h / lcm(n_ref, n_cur) rounded
+// once: equal to scipy.stats.ks_2samp(...).statistic in its exact mode (both sizes <= 10000).
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,33 @@
+// Evaluation reports: report.json (machine-readable) and report.html (readable, self-contained,
+// inline SVG charts: reliability diagrams for ece/calibration, per-group bars for fairness, PSI
+// per feature for drift, clean vs perturbed bars for robustness).
+//
+// Every file is written atomically: to "<path>.tmp.<pid>" in the same directory, flushed, then
+// renamed over <path>, so a reader never sees a half-written report and a crash leaves no partial
+// file behind (the temp file is removed on error). Pure functions otherwise; thread-safe.
+#pragma once
+
+#include "conflux/evaluator/metric.h"
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace conflux::evaluator {
+
+struct Report {
+  std::string title = "Conflux evaluation report";
+  nlohmann::json meta = nlohmann::json::object();  // checkpoint, dataset, workers, seed, ...
+  std::vector<Result> results;
+  nlohmann::json to_json() const;
+};
+
+std::string render_report_html(const Report& report);
+// Writes <dir>/report.json and <dir>/report.html (creating dir); returns the two paths.
+std::vector<std::string> write_report(const Report& report, const std::string& dir);
+
+// Writes `content` to `path` atomically (temp file + fsync + rename). Throws IoError.
+void write_file_atomic(const std::string& path, const std::string& content);
+
+}  // namespace conflux::evaluator
