@@ -16,6 +16,13 @@ Registrar::Registrar(std::string name, std::string summary, VerbFn fn) {
   registry().push_back(Verb{std::move(name), std::move(summary), std::move(fn)});
 }
 
+std::vector<ConfigSchema>& config_schemas() {
+  static std::vector<ConfigSchema> schemas;
+  return schemas;
+}
+
+ConfigSchemaRegistrar::ConfigSchemaRegistrar(ConfigSchema schema) { config_schemas().push_back(std::move(schema)); }
+
 bool parse(const Args& args, po::options_description& options,
            const po::positional_options_description* positional, po::variables_map& vm,
            const VerbHelp& help) {

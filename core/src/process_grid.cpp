@@ -3,8 +3,10 @@
 
 #include "conflux/core/build_config.h"
 #include "conflux/core/checks.h"
+#include "conflux/core/config.h"
 #include "conflux/core/log.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -27,6 +29,31 @@ std::unique_ptr<Communicator> make_nccl_communicator(intptr_t mpi_comm, std::str
 #endif
 
 bool nccl_compiled() { return CONFLUX_HAVE_NCCL != 0; }
+
+#if !CONFLUX_HAVE_NCCL
+int cuda_device_count(std::string* why) {
+  if (why) *why = "built without CUDA/NCCL (CONFLUX_WITH_CUDA=OFF or not found at configure time)";
+  return -1;
+}
+#endif
+
+void GridConfig::bind(ConfigBinder& b) {
+  b.field("parallel.tp", tp, "tensor-parallel size (divides the number of ranks)").min(1);
+  b.field("comm.timeout_s", timeout_s, "timeout of every collective, seconds").min(0.1);
+  b.field("comm.shm", shm, "shared-memory all-reduce between ranks of one node");
+  b.field("comm.shm_small_bytes", shm_small_bytes, "one-phase shared-memory all-reduce up to this size").min(0);
+  b.field("comm.shm_chunk_bytes", shm_chunk_bytes, "per-rank shared-memory staging slot").range(4096, 1 << 30);
+}
+
+GridOptions GridConfig::options() const {
+  GridOptions o;
+  o.tp = tp;
+  o.comm.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  o.comm.enable_shm = shm;
+  o.comm.shm_small_bytes = static_cast<size_t>(std::min(shm_small_bytes, shm_chunk_bytes));
+  o.comm.shm_chunk_bytes = static_cast<size_t>(shm_chunk_bytes);
+  return o;
+}
 
 struct ProcessGrid::Impl {
   MPI_Comm world_comm = MPI_COMM_NULL, tp_comm = MPI_COMM_NULL, dp_comm = MPI_COMM_NULL;

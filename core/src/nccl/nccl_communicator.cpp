@@ -245,6 +245,17 @@ class NcclCommunicator final : public CommBase {
 
 }  // namespace detail
 
+int cuda_device_count(std::string* why) {
+  int n = 0;
+  cudaError_t rc = cudaGetDeviceCount(&n);
+  if (rc != cudaSuccess) {
+    if (why) *why = fmt::format("{} ({})", cudaGetErrorString(rc), cudaGetErrorName(rc));
+    return 0;
+  }
+  if (why) *why = "";
+  return n;
+}
+
 std::unique_ptr<Communicator> make_nccl_communicator(intptr_t mpi_comm, std::string name, int device,
                                                      CommOptions options) {
   return std::make_unique<detail::NcclCommunicator>(reinterpret_cast<MPI_Comm>(mpi_comm), std::move(name), device,

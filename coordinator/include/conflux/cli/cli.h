@@ -7,6 +7,8 @@
 // in an MPI job of several ranks, aborts the job so no rank waits forever.
 #pragma once
 
+#include "conflux/core/config.h"
+
 #include <boost/program_options.hpp>
 
 #include <functional>
@@ -52,6 +54,27 @@ bool parse(const Args& args, po::options_description& options,
 
 // Reads `--set a.b=c` values (repeatable) from a parsed variables_map, if the verb declared them.
 std::vector<std::string> overrides(const po::variables_map& vm);
+
+// Config kinds for `conflux config show FILE`: each verb that reads a config file registers its
+// schema (a struct with bind(ConfigBinder&)) under a kind name ("train", "prepare", ...):
+//   CONFLUX_CONFIG_SCHEMA("train", "training run (conflux train)", TrainConfig);
+struct ConfigSchema {
+  std::string kind;
+  std::string summary;
+  // Binds the document and returns the effective config as TOML (throws ConfigError).
+  std::function<std::string(std::shared_ptr<ConfigDocument>)> show;
+};
+std::vector<ConfigSchema>& config_schemas();
+struct ConfigSchemaRegistrar {
+  ConfigSchemaRegistrar(ConfigSchema schema);
+};
+#define CONFLUX_CONFIG_SCHEMA(kind, summary, Type)                                                     \
+  static ::conflux::cli::ConfigSchemaRegistrar CONFLUX_VERB_CAT(conflux_schema_, __LINE__)(            \
+      {kind, summary, [](std::shared_ptr<::conflux::ConfigDocument> doc) {                             \
+         std::string text;                                                                             \
+         ::conflux::bind_config<Type>(doc, &text);                                                     \
+         return text;                                                                                  \
+       }})
 
 // Prints `json` (already serialised) or `text` on stdout depending on --json.
 void emit(bool json, const std::string& json_text, const std::string& text);

@@ -21,6 +21,19 @@ struct GridOptions {
   CommOptions comm;
 };
 
+class ConfigBinder;
+// The [parallel] and [comm] sections every MPI stage's config embeds:
+//   parallel.tp, comm.timeout_s, comm.shm, comm.shm_small_bytes, comm.shm_chunk_bytes
+struct GridConfig {
+  int tp = 1;
+  double timeout_s = 300;
+  bool shm = true;
+  int64_t shm_small_bytes = 32 * 1024;
+  int64_t shm_chunk_bytes = 4 * 1024 * 1024;
+  void bind(ConfigBinder& b);
+  GridOptions options() const;
+};
+
 struct LaunchInfo {
   std::string launcher;  // "mpirun", "srun", "none"
   int local_rank = 0;
@@ -74,5 +87,7 @@ std::unique_ptr<Communicator> make_mpi_communicator(intptr_t mpi_comm, std::stri
 
 // True when this build has the NCCL back end compiled in.
 bool nccl_compiled();
+// Number of visible CUDA devices; -1 when the build has no CUDA, with the reason in *why.
+int cuda_device_count(std::string* why);
 
 }  // namespace conflux
