@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <signal.h>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -87,8 +88,12 @@ int run(int argc, char** argv) {
   auto registry = std::make_shared<protocol::ExecutorRegistry>();
   worker::register_worker_executors(*registry);
   protocol::Worker worker(std::move(w), registry);
-  std::signal(SIGTERM, on_signal);
-  std::signal(SIGINT, on_signal);
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
   int rc = worker.run(g_stop);
   log::info("worker: exiting with code {} after {} task(s)", rc, worker.tasks_done());
   return rc;

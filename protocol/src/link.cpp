@@ -51,6 +51,17 @@ Link::Link(zmq::socket_t socket, std::string sender, LinkOptions options, uint64
   socket_.set(zmq::sockopt::sndtimeo, static_cast<int>(options_.send_timeout.count()));
 }
 
+// Sends one frame, retrying when a signal interrupts the call (EINTR); false on EAGAIN/timeout.
+bool send_frame(zmq::socket_t& s, zmq::message_t&& m, zmq::send_flags flags) {
+  for (int attempt = 0;; ++attempt) {
+    try {
+      return s.send(m, flags).has_value();
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR || attempt > 1000) throw;
+    }
+  }
+}
+
 bool Link::send(const std::string& peer, Message msg) {
   msg.header.set_version(kProtocolVersion);
   msg.header.set_sender(sender_);
@@ -58,16 +69,18 @@ bool Link::send(const std::string& peer, Message msg) {
   std::vector<WireMessage> wires = encode(msg, options_.chunk_bytes, &next_sequence_);
   try {
     for (auto& w : wires) {
-      if (router_) {
-        if (!socket_.send(zmq::buffer(peer), zmq::send_flags::sndmore)) return false;
+      if (router_ && !send_frame(socket_, zmq::message_t(peer.data(), peer.size()),
+                                 zmq::send_flags::sndmore)) {
+        return false;
       }
       auto more = w.frames.empty() ? zmq::send_flags::none : zmq::send_flags::sndmore;
-      if (!socket_.send(zmq::message_t(w.header.data(), w.header.size()), more) && !router_) {
+      if (!send_frame(socket_, zmq::message_t(w.header.data(), w.header.size()), more) &&
+          !router_) {
         return false;
       }
       for (size_t i = 0; i < w.frames.size(); ++i) {
         auto flag = i + 1 < w.frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none;
-        socket_.send(frame_message(w.frames[i]), flag);
+        send_frame(socket_, frame_message(w.frames[i]), flag);
       }
     }
   } catch (const zmq::error_t& e) {
@@ -97,7 +110,12 @@ void Link::reject(const std::string& peer, const DecodeError& e, bool reply) {
 
 std::optional<Inbound> Link::receive(std::chrono::milliseconds timeout) {
   zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-  if (zmq::poll(&item, 1, timeout) == 0) return std::nullopt;
+  try {
+    if (zmq::poll(&item, 1, timeout) == 0) return std::nullopt;
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EINTR) return std::nullopt;  // a signal; the caller's loop checks its flags
+    throw;
+  }
   Inbound in;
   std::vector<FrameRef> frames;
   const size_t max_frames = static_cast<size_t>(options_.limits.max_pieces) + 2;
@@ -105,7 +123,13 @@ std::optional<Inbound> Link::receive(std::chrono::milliseconds timeout) {
   bool too_many = false;
   for (;;) {
     auto m = std::make_shared<zmq::message_t>();
-    if (!socket_.recv(*m, zmq::recv_flags::dontwait)) break;
+    try {
+      if (!socket_.recv(*m, zmq::recv_flags::dontwait)) break;
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR && count > 0) continue;  // rest of a multipart is already queued
+      if (e.num() == EINTR) return std::nullopt;
+      throw;
+    }
     bool more = m->more();
     if (router_ && count == 0) {
       in.peer = m->to_string();

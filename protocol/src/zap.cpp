@@ -66,6 +66,7 @@ void ZapHandler::loop() {
       socket_.send(zmq::str_buffer(""), zmq::send_flags::none);
     } catch (const zmq::error_t& e) {
       if (e.num() == ETERM) break;
+      if (e.num() == EINTR) continue;
       log::error("protocol: ZAP handler: {}", e.what());
     }
   }
