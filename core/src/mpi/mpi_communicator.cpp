@@ -262,12 +262,14 @@ class MpiCommunicator final : public CommBase {
     for (size_t off = 0; off < count; off += chunk_elems, ++c) {
       const size_t m = std::min(chunk_elems, count - off);
       const int b = static_cast<int>(c % 2);
-      std::memcpy(shm_->buffer(me, b), data + off * es, m * es);
-      shm_->phase_barrier(dl);
       const size_t seg = (m + p - 1) / p;
       const size_t s0 = std::min(m, seg * me), s1 = std::min(m, s0 + seg);
+      // Stage every segment but our own: only we read our own segment, straight from `data`.
+      if (s0 > 0) std::memcpy(shm_->buffer(me, b), data + off * es, s0 * es);
+      if (m > s1) std::memcpy(shm_->buffer(me, b) + s1 * es, data + (off + s1) * es, (m - s1) * es);
+      shm_->phase_barrier(dl);
       if (s1 > s0) {
-        for (int j = 0; j < p; ++j) in[j] = shm_->buffer(j, b) + s0 * es;
+        for (int j = 0; j < p; ++j) in[j] = j == me ? data + (off + s0) * es : shm_->buffer(j, b) + s0 * es;
         void* out = shm_->buffer(me, b) + s0 * es;
         reduce_rows(out, in.data(), p, s1 - s0, dtype, local_op, size_);
         if (!single_node_) {

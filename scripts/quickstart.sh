@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# README command 1: installs dependencies, builds Conflux (Release) and runs the main job on a
+# small embedded default, printing what each stage did. Outputs go to $CONFLUX_QUICKSTART_DIR
+# (default ./quickstart-out). Safe to re-run.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$CONFLUX_ROOT"
+OUT_DIR="${CONFLUX_QUICKSTART_DIR:-$CONFLUX_ROOT/quickstart-out}"
+BUILD="${CONFLUX_BUILD_DIR:-build}"
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Installing dependencies (Debian packages)"
+./scripts/install-deps.sh
+
+step "Building Conflux (Release) in $BUILD"
+conflux_configure "$BUILD" -DCONFLUX_BUILD_TESTS=OFF -DCONFLUX_BUILD_BENCH=OFF
+cmake --build "$BUILD" -j "$CONFLUX_JOBS"
+CONFLUX="$CONFLUX_ROOT/$BUILD/bin/conflux"
+mkdir -p "$OUT_DIR"
+
+step "conflux doctor (2 ranks)"
+mpirun -np 2 "$CONFLUX" doctor
+
+step "conflux bench allreduce (2 ranks): shared-memory all-reduce vs raw MPI_Allreduce"
+mpirun -np 2 "$CONFLUX" bench allreduce --max-bytes 16M --rounds 3 | tee "$OUT_DIR/bench-allreduce.txt"
+
+step "Done. Outputs in $OUT_DIR"
