@@ -1,0 +1,293 @@
+// Validate, DP-noise and augment stages of the prepare pipeline.
+#include "stages.h"
+
+#include "conflux/core/error.h"
+#include "conflux/core/log.h"
+#include "conflux/core/progress.h"
+#include "conflux/core/rng.h"
+#include "conflux/dataplane/distributed.h"
+
+#include <algorithm>
+#include <memory>
+
+namespace conflux::dataplane {
+
+void LocalRows::filter(const std::vector<uint8_t>& keep) {
+  table.filter(keep);
+  size_t o = 0;
+  for (size_t i = 0; i < row_ids.size(); ++i)
+    if (keep[i]) row_ids[o++] = row_ids[i];
+  row_ids.resize(o);
+}
+
+size_t Counters::index(const std::string& name) {
+  for (size_t i = 0; i < names.size(); ++i)
+    if (names[i] == name) return i;
+  names.push_back(name);
+  counts.push_back(0);
+  return names.size() - 1;
+}
+
+void run_validate(LocalRows& rows, const PrepareConfig& cfg, Counters& dropped, int rank) {
+  std::vector<const Validator*> active;
+  std::vector<std::vector<size_t>> reason_idx;
+  for (auto* v : validator_registry()) {
+    if (!v->enabled(cfg.checks)) continue;
+    active.push_back(v);
+    std::vector<size_t> idx;
+    for (auto& r : v->reasons()) idx.push_back(dropped.index(r));
+    reason_idx.push_back(idx);
+  }
+  const Schema& s = rows.table.schema();
+  int tok = s.index_of_role(Role::Tokens), txt = s.index_of_role(Role::Text), feat = s.index_of_role(Role::Features);
+  std::vector<uint8_t> keep(static_cast<size_t>(rows.table.rows()), 1);
+  std::string buf;
+  ProgressOptions po;
+  po.rank = rank;
+  po.unit = "rows";
+  Progress progress("validate", static_cast<uint64_t>(rows.table.rows()), po);
+  for (int64_t r = 0; r < rows.table.rows(); ++r) {
+    RowView v;
+    v.source = cfg.input.c_str();
+    v.row = rows.row_ids[r];
+    if (tok >= 0) {
+      int64_t n;
+      const int32_t* t = rows.table.row<int32_t>(static_cast<size_t>(tok), r, &n);
+      v.content_tokens = 0;
+      if (txt < 0) buf.clear();
+      for (int64_t i = 0; i < n; ++i) {
+        if (t[i] >= 0 && t[i] < 256) {
+          ++v.content_tokens;
+          if (txt < 0) buf.push_back(static_cast<char>(t[i]));
+        }
+      }
+      if (txt < 0) {
+        v.text = buf;
+        v.has_text = true;
+      }
+    }
+    if (txt >= 0) {
+      v.text = rows.table.row_bytes(static_cast<size_t>(txt), r);
+      v.has_text = true;
+    }
+    if (feat >= 0) {
+      v.features = rows.table.row<float>(static_cast<size_t>(feat), r, &v.dim);
+    }
+    for (size_t a = 0; a < active.size(); ++a) {
+      std::string reason = active[a]->check(v, cfg.checks);
+      if (reason.empty()) continue;
+      keep[r] = 0;
+      ++dropped.counts[dropped.index(reason)];
+      break;
+    }
+    if ((r & 4095) == 4095) progress.set(static_cast<uint64_t>(r + 1));
+  }
+  progress.set(static_cast<uint64_t>(rows.table.rows()));
+  progress.finish();
+  rows.filter(keep);
+}
+
+namespace {
+
+size_t field_for(const Schema& s, const std::string& name, Role role, const char* what) {
+  int i = name.empty() ? s.index_of_role(role) : s.index_of(name);
+  if (i < 0)
+    CONFLUX_THROW(ConfigError, "{}: the dataset has no {} field{} (schema: {})", what, role_name(role),
+                  name.empty() ? "" : " named '" + name + "'", s.describe());
+  if (s[static_cast<size_t>(i)].role != role)
+    CONFLUX_THROW(ConfigError, "{}: field '{}' has role {}, expected {}", what, name,
+                  role_name(s[static_cast<size_t>(i)].role), role_name(role));
+  return static_cast<size_t>(i);
+}
+
+std::unique_ptr<RandomSource> record_rng(int64_t seed, const char* purpose, int64_t row, int64_t sub,
+                                         SecureRandom* secure) {
+  if (seed < 0 && secure) return nullptr;
+  return std::make_unique<Stream>(static_cast<uint64_t>(seed), purpose, static_cast<uint64_t>(row),
+                                  static_cast<uint64_t>(sub));
+}
+
+}  // namespace
+
+std::vector<nlohmann::json> run_noise(Communicator& comm, LocalRows& rows, const PrepareConfig& cfg,
+                                      nlohmann::json* summary) {
+  std::vector<nlohmann::json> entries;
+  const bool secure = cfg.seed < 0;
+  SecureRandom sec;
+  const Schema& s = rows.table.schema();
+  if (cfg.dp_features.mechanism != "none") {
+    DpFieldConfig fc = cfg.dp_features;
+    size_t f = field_for(s, fc.field, Role::Features, "privacy.features");
+    fc.field = s[f].name;
+    const DpMechanism* m = find_dp(fc.mechanism);
+    Calibration cal = m->calibrate(fc);
+    for (int64_t r = 0; r < rows.table.rows(); ++r) {
+      int64_t d;
+      float* x = rows.table.row_mut<float>(f, r, &d);
+      auto rng = record_rng(cfg.seed, "dp/features", rows.row_ids[r], 0, &sec);
+      m->apply_features(x, d, fc, cal, rng ? *rng : static_cast<RandomSource&>(sec));
+    }
+    entries.push_back(ledger_entry(fc, cal, secure));
+    log::info("noise: {} on '{}' eps {} clip {} -> scale {}", fc.mechanism, fc.field, fc.epsilon, fc.clip, cal.scale);
+  }
+  if (cfg.dp_labels.mechanism != "none") {
+    DpFieldConfig lc = cfg.dp_labels;
+    size_t f = field_for(s, lc.field, Role::Label, "privacy.labels");
+    lc.field = s[f].name;
+    if (lc.classes == 0) {
+      int64_t mx = -1;
+      for (int64_t r = 0; r < rows.table.rows(); ++r) {
+        int64_t n;
+        mx = std::max(mx, *rows.table.row<int64_t>(f, r, &n));
+      }
+      comm.allreduce(&mx, 1, DType::I64, ReduceOp::Max);
+      lc.classes = mx + 1;
+      log::warn("privacy.labels.classes not set: using max label + 1 = {} (this reads the data; set it in "
+                "the config for a strict guarantee)", lc.classes);
+    }
+    const DpMechanism* m = find_dp(lc.mechanism);
+    Calibration cal = m->calibrate(lc);
+    for (int64_t r = 0; r < rows.table.rows(); ++r) {
+      int64_t n;
+      int64_t* y = rows.table.row_mut<int64_t>(f, r, &n);
+      auto rng = record_rng(cfg.seed, "dp/labels", rows.row_ids[r], 0, &sec);
+      m->apply_label(y, cal, rng ? *rng : static_cast<RandomSource&>(sec));
+    }
+    entries.push_back(ledger_entry(lc, cal, secure));
+  }
+  *summary = {{"source", secure ? "secure" : "seeded: not private"}, {"fields", entries.size()}};
+  return entries;
+}
+
+void run_augment(LocalRows& rows, const PrepareConfig& cfg, nlohmann::json* summary) {
+  if (cfg.augment_ops.empty()) return;
+  std::vector<const AugmentOp*> ops;
+  std::vector<int> op_bit;
+  for (auto& name : cfg.augment_ops) {
+    const AugmentOp* op = find_augment(name);
+    if (!op) {
+      std::string known;
+      for (auto* o : augment_registry()) known += std::string(known.empty() ? "" : ", ") + o->name();
+      CONFLUX_THROW(ConfigError, "augment.ops: unknown op '{}' (known: {})", name, known);
+    }
+    ops.push_back(op);
+    const auto& reg = augment_registry();
+    op_bit.push_back(static_cast<int>(std::find(reg.begin(), reg.end(), op) - reg.begin()));
+  }
+  const Schema& s = rows.table.schema();
+  bool need_tok = false, need_feat = false;
+  for (auto* op : ops) (op->role() == Role::Tokens ? need_tok : need_feat) = true;
+  size_t tf = need_tok ? field_for(s, cfg.token_field, Role::Tokens, "augment") : 0;
+  size_t ff = need_feat ? field_for(s, cfg.feature_field, Role::Features, "augment") : 0;
+  int lf = s.index_of_role(Role::Label);
+  const uint64_t seed = static_cast<uint64_t>(cfg.seed >= 0 ? cfg.seed : cfg.augment_seed);
+
+  // Output schema: copies are marked with their source row and the ops applied.
+  std::vector<Field> fields = s.fields();
+  const bool mark = cfg.copies > 0;
+  if (mark) {
+    if (s.index_of("aug_source") >= 0 || s.index_of("aug_op") >= 0)
+      CONFLUX_THROW(ConfigError, "augment.copies: the input already has augmented copies (aug_source/aug_op)");
+    fields.push_back({"aug_source", Role::Meta, 0});
+    fields.push_back({"aug_op", Role::Meta, 0});
+  }
+  Table out{Schema(fields)};
+  std::vector<int64_t> out_ids;
+  const int64_t n = rows.table.rows();
+  // Block index ranges for mixup partners (rows of one aligned block are contiguous here).
+  std::vector<int64_t> block_start(static_cast<size_t>(n)), block_end(static_cast<size_t>(n));
+  for (int64_t r = 0, b = 0; r < n; r = b) {
+    b = r;
+    while (b < n && rows.row_ids[b] / kPlanBlock == rows.row_ids[r] / kPlanBlock) ++b;
+    for (int64_t i = r; i < b; ++i) {
+      block_start[i] = r;
+      block_end[i] = b;
+    }
+  }
+  std::vector<int32_t> toks;
+  std::vector<float> feat;
+  int64_t applied_total = 0;
+  int64_t label = 0;  // the current record's (possibly mixed) label; rows point into it
+  auto make = [&](int64_t r, int64_t copy, int64_t* mask) {
+    Stream rng(seed, "augment", static_cast<uint64_t>(rows.row_ids[r]), static_cast<uint64_t>(copy));
+    int64_t cnt;
+    if (need_tok) {
+      const int32_t* t = rows.table.row<int32_t>(tf, r, &cnt);
+      toks.assign(t, t + cnt);
+    }
+    label = 0;
+    if (lf >= 0) label = *rows.table.row<int64_t>(static_cast<size_t>(lf), r, &cnt);
+    if (need_feat) {
+      const float* x = rows.table.row<float>(ff, r, &cnt);
+      feat.assign(x, x + cnt);
+    }
+    *mask = 0;
+    for (size_t k = 0; k < ops.size(); ++k) {
+      const Params& p = cfg.augment_params.at(ops[k]->name());
+      if (!rng.bernoulli(p.at("probability"))) continue;
+      *mask |= int64_t{1} << op_bit[k];
+      if (ops[k]->role() == Role::Tokens) {
+        ops[k]->apply_tokens(toks, rng, p);
+      } else {
+        FeatureRecord fr;
+        fr.x = feat.data();
+        fr.dim = static_cast<int64_t>(feat.size());
+        fr.label = lf >= 0 ? &label : nullptr;
+        int64_t bs = block_start[r], be = block_end[r];
+        if (be - bs >= 2) {
+          int64_t j = bs + static_cast<int64_t>(rng.below(static_cast<uint64_t>(be - bs - 1)));
+          if (j >= r) ++j;  // any other row of the block
+          fr.partner = rows.table.row<float>(ff, j, &cnt);
+          if (lf >= 0) fr.partner_label = *rows.table.row<int64_t>(static_cast<size_t>(lf), j, &cnt);
+        }
+        ops[k]->apply_features(fr, rng, p);
+      }
+    }
+    std::vector<std::string_view> parts;
+    for (size_t f = 0; f < s.size(); ++f) {
+      if (need_tok && f == tf)
+        parts.emplace_back(reinterpret_cast<const char*>(toks.data()), toks.size() * 4);
+      else if (need_feat && f == ff)
+        parts.emplace_back(reinterpret_cast<const char*>(feat.data()), feat.size() * 4);
+      else if (lf >= 0 && f == static_cast<size_t>(lf))
+        parts.emplace_back(reinterpret_cast<const char*>(&label), 8);
+      else
+        parts.push_back(rows.table.row_bytes(f, r));
+    }
+    return parts;
+  };
+  static const int64_t kOriginal = -1, kNoOp = 0;
+  for (int64_t r = 0; r < n; ++r) {
+    if (!mark) {
+      int64_t mask;
+      auto parts = make(r, 0, &mask);
+      applied_total += mask != 0;
+      out.append_row(parts);
+      out_ids.push_back(rows.row_ids[r]);
+      continue;
+    }
+    auto parts = std::vector<std::string_view>();
+    for (size_t f = 0; f < s.size(); ++f) parts.push_back(rows.table.row_bytes(f, r));
+    parts.emplace_back(reinterpret_cast<const char*>(&kOriginal), 8);
+    parts.emplace_back(reinterpret_cast<const char*>(&kNoOp), 8);
+    out.append_row(parts);
+    out_ids.push_back(rows.row_ids[r]);
+    for (int64_t c = 1; c <= cfg.copies; ++c) {
+      int64_t mask;
+      auto cp = make(r, c, &mask);
+      int64_t src = rows.row_ids[r];
+      cp.emplace_back(reinterpret_cast<const char*>(&src), 8);
+      cp.emplace_back(reinterpret_cast<const char*>(&mask), 8);
+      out.append_row(cp);
+      out_ids.push_back(rows.row_ids[r]);
+      applied_total += mask != 0;
+    }
+  }
+  nlohmann::json op_ids = nlohmann::json::object();
+  for (size_t k = 0; k < ops.size(); ++k) op_ids[ops[k]->name()] = int64_t{1} << op_bit[k];
+  *summary = {{"ops", cfg.augment_ops}, {"copies", cfg.copies}, {"aug_op_bits", op_ids}};
+  rows.table = std::move(out);
+  rows.row_ids = std::move(out_ids);
+}
+
+}  // namespace conflux::dataplane

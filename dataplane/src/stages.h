@@ -1,0 +1,38 @@
+// Internal: the record-level stages of the prepare pipeline (validate, noise, augment), each on
+// this rank's rows. Rows carry their global input row id so per-record randomness and
+// provenance are independent of the number of ranks.
+#pragma once
+
+#include "conflux/core/communicator.h"
+#include "conflux/dataplane/prepare.h"
+#include "conflux/dataplane/table.h"
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace conflux::dataplane {
+
+struct LocalRows {
+  Table table;
+  std::vector<int64_t> row_ids;  // global input row of each row (copies: their source)
+  void filter(const std::vector<uint8_t>& keep);
+};
+
+// Named counters in a fixed order (identical on all ranks), summed at the end.
+struct Counters {
+  std::vector<std::string> names;
+  std::vector<int64_t> counts;
+  size_t index(const std::string& name);
+};
+
+// Text of row r for validators: the text field if any, else the bytes of tokens < 256.
+void run_validate(LocalRows& rows, const PrepareConfig& cfg, Counters& dropped, int rank);
+// Returns ledger entries (rank-independent) and fills the noise summary.
+std::vector<nlohmann::json> run_noise(Communicator& comm, LocalRows& rows, const PrepareConfig& cfg,
+                                      nlohmann::json* summary);
+// In place (copies == 0) or with copies + aug_source/aug_op meta fields.
+void run_augment(LocalRows& rows, const PrepareConfig& cfg, nlohmann::json* summary);
+
+}  // namespace conflux::dataplane

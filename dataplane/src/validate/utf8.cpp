@@ -1,0 +1,61 @@
+// Invalid UTF-8 (overlong forms, surrogates, code points above U+10FFFF, truncated sequences).
+#include "conflux/core/error.h"
+#include "conflux/dataplane/ops.h"
+
+namespace conflux::dataplane {
+
+bool valid_utf8(std::string_view s) {
+  size_t i = 0, n = s.size();
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  while (i < n) {
+    unsigned char c = p[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    int len;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + len > n) return false;
+    for (int k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (p[i + k] & 0x3F);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return false;
+    i += len;
+  }
+  return true;
+}
+
+namespace {
+class Utf8 final : public Validator {
+ public:
+  const char* name() const override { return "utf8"; }
+  std::vector<std::string> reasons() const override { return {"invalid_utf8"}; }
+  bool enabled(const ValidateConfig& c) const override { return c.utf8 != "allow"; }
+  std::string check(const RowView& r, const ValidateConfig& c) const override {
+    if (!r.has_text || valid_utf8(r.text)) return "";
+    if (c.utf8 == "error")
+      CONFLUX_THROW(DataError, "{}: row {}: text is not valid UTF-8 and validate.utf8 = \"error\"", r.source, r.row);
+    return "invalid_utf8";
+  }
+};
+}  // namespace
+const Validator& utf8_validator() {
+  static Utf8 v;
+  return v;
+}
+}  // namespace conflux::dataplane
