@@ -13,7 +13,7 @@ grep -qE '^[^#].{39}$' "$DIR/alice.key" || fail "alice.key has no 40-char key li
 read -r KEY NAME < "$DIR/alice.pub"
 [ "${#KEY}" = 40 ] || fail "public key length ${#KEY}"
 [ "$NAME" = alice ] || fail "public key name '$NAME'"
-grep -q "$KEY" "$DIR/out.txt" || fail "stdout does not show the public key"
+grep -qF -- "$KEY" "$DIR/out.txt" || fail "stdout does not show the public key"
 ls "$DIR" | grep -q tmp && fail "temp files left behind"
 
 set +e
