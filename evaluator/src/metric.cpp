@@ -36,6 +36,24 @@ Result finalize_stats(const std::vector<Stats>& stats) {
   return make_metric(merged.metric, merged.config)->finalize(merged);
 }
 
+const char* input_kind_name(InputKind kind) {
+  switch (kind) {
+    case InputKind::Text: return "text";
+    case InputKind::Tokens: return "tokens";
+    case InputKind::Features: return "features";
+  }
+  return "?";
+}
+
+bool batch_has(const Batch& batch, InputKind kind) {
+  switch (kind) {
+    case InputKind::Text: return !batch.hypotheses.empty();
+    case InputKind::Tokens: return batch.logits.rows > 0;
+    case InputKind::Features: return !batch.features.empty() || !batch.reference_features.empty();
+  }
+  return false;
+}
+
 size_t Batch::num_examples() const {
   if (!hypotheses.empty()) return hypotheses.size();
   if (logits.rows > 0) return static_cast<size_t>(logits.rows);

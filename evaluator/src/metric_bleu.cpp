@@ -9,6 +9,7 @@ namespace {
 
 class Bleu final : public Metric {
  public:
+  InputKind inputs() const override { return InputKind::Text; }
   explicit Bleu(nlohmann::json options) : Metric("bleu", std::move(options)) {}
 
   Stats partial(const Batch& batch) const override {

@@ -51,6 +51,7 @@ SetScores score_set(const std::vector<const std::vector<double>*>& rows, double 
 
 class Calibration final : public Metric {
  public:
+  InputKind inputs() const override { return InputKind::Tokens; }
   Calibration(nlohmann::json options, int64_t fit_every)
       : Metric("calibration", std::move(options)), fit_every_(fit_every) {}
 

@@ -12,6 +12,7 @@ namespace {
 
 class Distinct final : public Metric {
  public:
+  InputKind inputs() const override { return InputKind::Text; }
   Distinct(nlohmann::json options, std::vector<int> orders)
       : Metric("distinct", std::move(options)), orders_(std::move(orders)) {}
 

@@ -38,6 +38,7 @@ void add_values(Multiset& dst, const std::string& feature, const std::vector<dou
 
 class Drift final : public Metric {
  public:
+  InputKind inputs() const override { return InputKind::Features; }
   Drift(nlohmann::json options, std::set<std::string> categorical)
       : Metric("drift", std::move(options)), categorical_(std::move(categorical)) {}
 

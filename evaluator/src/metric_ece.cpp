@@ -36,6 +36,7 @@ namespace {
 
 class Ece final : public Metric {
  public:
+  InputKind inputs() const override { return InputKind::Tokens; }
   Ece(nlohmann::json options, double temperature)
       : Metric("ece", std::move(options)), temperature_(temperature) {}
 

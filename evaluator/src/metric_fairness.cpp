@@ -12,6 +12,7 @@ namespace {
 
 class Fairness final : public Metric {
  public:
+  InputKind inputs() const override { return inner_->inputs(); }
   Fairness(nlohmann::json options, std::unique_ptr<Metric> inner)
       : Metric("fairness", std::move(options)), inner_(std::move(inner)) {}
 

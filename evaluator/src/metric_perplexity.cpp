@@ -15,6 +15,7 @@ namespace {
 
 class Perplexity final : public Metric {
  public:
+  InputKind inputs() const override { return InputKind::Tokens; }
   explicit Perplexity(nlohmann::json options) : Metric("perplexity", std::move(options)) {}
 
   Stats partial(const Batch& batch) const override {

@@ -17,6 +17,7 @@ namespace {
 
 class Robustness final : public Metric {
  public:
+  InputKind inputs() const override { return inner_->inputs(); }
   Robustness(nlohmann::json options, std::unique_ptr<Metric> inner, Perturbation kind, double rate,
              uint64_t seed, std::vector<std::string> vocab)
       : Metric("robustness", std::move(options)), inner_(std::move(inner)), kind_(kind),

@@ -13,6 +13,7 @@ namespace {
 
 class RougeL final : public Metric {
  public:
+  InputKind inputs() const override { return InputKind::Text; }
   RougeL(nlohmann::json options, bool stem) : Metric("rouge_l", std::move(options)), stem_(stem) {}
 
   Stats partial(const Batch& batch) const override {

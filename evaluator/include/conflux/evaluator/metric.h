@@ -28,9 +28,16 @@ struct Result {
   nlohmann::json to_json() const;
 };
 
+// What a metric reads from a Batch: hypotheses/references, logits/targets, or features.
+enum class InputKind { Text, Tokens, Features };
+const char* input_kind_name(InputKind kind);
+// Whether `batch` carries inputs of this kind (MetricSet skips metrics whose inputs are absent).
+bool batch_has(const Batch& batch, InputKind kind);
+
 class Metric {
  public:
   virtual ~Metric() = default;
+  virtual InputKind inputs() const = 0;
   const std::string& name() const { return name_; }
   const nlohmann::json& options() const { return options_; }
   // Stats of no data (the identity of merge).
