@@ -57,6 +57,20 @@ std::vector<uint8_t> allgather_bytes(Communicator& comm, const std::vector<uint8
   return comm.alltoallv_bytes(per, sizes);
 }
 
+void collective_try(Communicator& comm, const std::string& what, const std::function<void()>& fn) {
+  std::exception_ptr err;
+  try {
+    fn();
+  } catch (...) {
+    err = std::current_exception();
+  }
+  int32_t flag = err ? 1 : 0;
+  comm.allreduce(&flag, 1, DType::I32, ReduceOp::Sum);
+  if (err) std::rethrow_exception(err);
+  if (flag)
+    CONFLUX_THROW(DataError, "{} failed on {} other rank(s) (see their error messages)", what, flag);
+}
+
 namespace {
 
 void put_u64(std::vector<uint8_t>& out, uint64_t v) {

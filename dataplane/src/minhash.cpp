@@ -44,8 +44,8 @@ double jaccard(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b) {
 
 void minhash_signature(const std::vector<uint64_t>& shingles, const MinHashParams& p, uint32_t* out) {
   const int m = p.bands * p.rows;
-  // Multiply-shift hashes h_i(x) = (a_i * x + b_i) >> 32 on the 32 high bits of each shingle
-  // (a_i 32-bit odd, b_i 64-bit), parameters from a stream keyed by the seed.
+  // Multiply-add-shift hashes h_i(x) = (a_i * x + b_i mod 2^64) >> 32 (Dietzfelbinger; a_i odd)
+  // on the 64-bit shingle hashes, parameters from a stream keyed by the seed.
   thread_local std::vector<uint64_t> a, b;
   thread_local uint64_t cached_seed = 0;
   thread_local int cached_m = 0;
@@ -54,15 +54,13 @@ void minhash_signature(const std::vector<uint64_t>& shingles, const MinHashParam
     a.resize(static_cast<size_t>(m));
     b.resize(static_cast<size_t>(m));
     for (int i = 0; i < m; ++i) {
-      a[i] = (rng.next_u64() & 0xffffffffull) | 1ull;
+      a[i] = rng.next_u64() | 1ull;
       b[i] = rng.next_u64();
     }
     cached_m = m;
     cached_seed = p.seed;
   }
-  thread_local std::vector<uint64_t> x;
-  x.resize(shingles.size());
-  for (size_t j = 0; j < shingles.size(); ++j) x[j] = shingles[j] >> 32;
+  const std::vector<uint64_t>& x = shingles;
   for (int i = 0; i < m; ++i) {
     const uint64_t ai = a[i], bi = b[i];
     uint32_t mn = std::numeric_limits<uint32_t>::max();

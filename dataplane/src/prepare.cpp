@@ -67,24 +67,30 @@ PrepareResult prepare(Communicator& comm, const PrepareConfig& cfg, const json& 
     CONFLUX_THROW(ConfigError, "prepare.output must differ from prepare.input ('{}')", cfg.input);
   OpenOptions oo;
   oo.verify_checksums = false;
-  Dataset ds = Dataset::open(cfg.input, oo);
-  const Schema& in_schema = ds.schema();
-  for (auto& f : cfg.require_fields)
-    if (in_schema.index_of(f) < 0)
-      CONFLUX_THROW(DataError, "{}: required field '{}' is missing (schema: {})", cfg.input, f, in_schema.describe());
+  Dataset ds;
+  collective_try(comm, "opening the input", [&] {
+    ds = Dataset::open(cfg.input, oo);
+    for (auto& f : cfg.require_fields)
+      if (ds.schema().index_of(f) < 0)
+        CONFLUX_THROW(DataError, "{}: required field '{}' is missing (schema: {})", cfg.input, f,
+                      ds.schema().describe());
+  });
 
   // 1. Plan and read my range (verifying the shards it touches).
   auto bounds = make_plan(comm, ds, cfg);
   const int64_t begin = bounds[comm.rank()], end = bounds[comm.rank() + 1];
-  if (cfg.verify_input) {
-    const auto& starts = ds.shard_row_starts();
-    for (int64_t s = 0; s < ds.num_shards(); ++s) {
-      bool mine = starts[s] < end && starts[s + 1] > begin;
-      if (mine || (comm.rank() == 0 && starts[s] == starts[s + 1])) ds.verify_shard(s);
-    }
-  }
   auto t = std::chrono::steady_clock::now();
-  LocalRows rows{ds.read(begin, end), {}};
+  LocalRows rows;
+  collective_try(comm, "reading the input", [&] {
+    if (cfg.verify_input) {
+      const auto& starts = ds.shard_row_starts();
+      for (int64_t s = 0; s < ds.num_shards(); ++s) {
+        bool mine = starts[s] < end && starts[s + 1] > begin;
+        if (mine || (comm.rank() == 0 && starts[s] == starts[s + 1])) ds.verify_shard(s);
+      }
+    }
+    rows.table = ds.read(begin, end);
+  });
   rows.row_ids.resize(static_cast<size_t>(end - begin));
   for (int64_t i = begin; i < end; ++i) rows.row_ids[i - begin] = i;
   res.rows_in = ds.num_rows();
@@ -101,14 +107,21 @@ PrepareResult prepare(Communicator& comm, const PrepareConfig& cfg, const json& 
   for (auto* v : validator_registry())
     if (cfg.validate && v->enabled(cfg.checks))
       for (auto& r : v->reasons()) dropped.index(r);
-  if (cfg.validate) run_validate(rows, cfg, dropped, comm.rank());
+  if (cfg.validate) collective_try(comm, "validation", [&] { run_validate(rows, cfg, dropped, comm.rank()); });
   lap("validate", t);
 
   // 3. Exact dedup.
+  size_t dedup_f = 0;
+  collective_try(comm, "dedup setup", [&] {
+    if (cfg.exact || cfg.near) dedup_f = dedup_field(rows.table.schema(), cfg);
+    if (cfg.near && !rows.table.schema()[dedup_f].ragged())
+      CONFLUX_THROW(ConfigError, "dedup.near needs a tokens or text field; '{}' is {}",
+                    rows.table.schema()[dedup_f].name, role_name(rows.table.schema()[dedup_f].role));
+  });
   size_t exact_i = dropped.index("exact_duplicate");
   size_t near_i = dropped.index("near_duplicate");
   if (cfg.exact) {
-    size_t f = dedup_field(rows.table.schema(), cfg);
+    size_t f = dedup_f;
     auto keep = exact_dedup(comm, rows.row_ids, content_of(rows.table, f), bounds);
     for (auto k : keep) dropped.counts[exact_i] += k ? 0 : 1;
     rows.filter(keep);
@@ -117,10 +130,8 @@ PrepareResult prepare(Communicator& comm, const PrepareConfig& cfg, const json& 
 
   // 4. Near dedup.
   if (cfg.near) {
-    size_t f = dedup_field(rows.table.schema(), cfg);
+    size_t f = dedup_f;
     const Field& fd = rows.table.schema()[f];
-    if (!fd.ragged())
-      CONFLUX_THROW(ConfigError, "dedup.near needs a tokens or text field; '{}' is {}", fd.name, role_name(fd.role));
     DedupRecords recs;
     std::vector<std::vector<int32_t>> widened;  // text bytes as int32 tokens
     recs.row_ids = rows.row_ids;
@@ -145,10 +156,11 @@ PrepareResult prepare(Communicator& comm, const PrepareConfig& cfg, const json& 
 
   // 5. DP noise, 6. augmentation, 7. PCA.
   json noise_summary, augment_summary, pca_summary;
-  auto entries = run_noise(comm, rows, cfg, &noise_summary);
+  std::vector<json> entries;
+  collective_try(comm, "privacy noise", [&] { entries = run_noise(comm, rows, cfg, &noise_summary); });
   lap("noise", t);
   int64_t kept_rows = rows.table.rows();
-  run_augment(rows, cfg, &augment_summary);
+  collective_try(comm, "augmentation", [&] { run_augment(rows, cfg, &augment_summary); });
   lap("augment", t);
   if (cfg.pca_components > 0) {
     const Schema& s = rows.table.schema();

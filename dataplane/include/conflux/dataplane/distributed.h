@@ -20,6 +20,7 @@
 #include "conflux/dataplane/writer.h"
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,11 @@ void allreduce_sum(Communicator& comm, std::vector<double>& values);
 // the concatenation in rank order, with per-rank sizes in *sizes.
 std::vector<uint8_t> allgather_bytes(Communicator& comm, const std::vector<uint8_t>& bytes,
                                      std::vector<size_t>* sizes);
+
+// Runs `fn` on every rank and agrees on the outcome: if it threw anywhere, every rank throws
+// (the original error where it happened, a DataError naming the stage elsewhere), so no rank is
+// left waiting in a later collective.
+void collective_try(Communicator& comm, const std::string& what, const std::function<void()>& fn);
 
 // Writes the rows held by all ranks as one dataset (see above). `manifest` supplies schema,
 // tokenizer, provenance and privacy (rank 0's copy is used); shards are filled in. Returns the
