@@ -1,6 +1,7 @@
 // Tensor parallelism under mpirun: the world is the tp group (np 2 -> tp 2, np 4 -> tp 4). With
 // the same initial weights, the tp model gives the loss, logits, gathered gradients, global
 // gradient norm and clipped AdamW updates of the plain (tp = 1) model computed on every rank.
+#include "conflux/trainer/checkpoint.h"
 #include "conflux/trainer/gpt.h"
 #include "conflux/trainer/optim.h"
 
@@ -8,6 +9,8 @@
 #include "mpi_main.h"
 
 #include <gtest/gtest.h>
+
+#include <filesystem>
 
 namespace conflux::trainer {
 namespace {
@@ -114,6 +117,43 @@ TEST(TensorParallel, DropoutIsSharedOnReplicatedAndPerRankOnShardedActivations) 
     EXPECT_TRUE(all_shared[r].equal(all_shared[0]));
     EXPECT_FALSE(all_local[r].equal(all_local[0]));
   }
+}
+
+TEST(TensorParallel, CheckpointsReshardBetweenTpSizes) {
+  TpGroup tp = world_tp();
+  auto& world = *tp.comm;
+  torch::Tensor pid = torch::tensor({static_cast<int64_t>(getpid())}, torch::kInt64);
+  broadcast(world, pid, 0);
+  std::string root = (std::filesystem::temp_directory_path() /
+                      ("conflux-reshard-" + std::to_string(pid.item<int64_t>()))).string();
+  GptConfig c = tiny();
+  torch::manual_seed(8);
+  torch::Tensor ids = torch::randint(0, c.vocab_size, {2, 16}, torch::kInt64);
+  // Train the tp model one step so the weights differ from any fresh init, save at tp = N.
+  Gpt model(c, tp);
+  AdamW opt(model->param_infos(), {});
+  model->loss(ids, ids.roll(-1, 1)).backward();
+  opt.step(1e-2);
+  TrainerState st;
+  st.model = c;
+  st.step = 1;
+  std::string dir_n = save_checkpoint(root + "/tpN", st, *model, &opt, {}, &world, 0, 1);
+  const float loss_n = model->loss(ids, ids.roll(-1, 1)).item<float>();
+  // Load at tp = 1 (every rank): same loss.
+  c.init_seed = 999;
+  Gpt plain(c);
+  load_model(dir_n, *plain);
+  EXPECT_NEAR(plain->loss(ids, ids.roll(-1, 1)).item<float>(), loss_n, 1e-5);
+  // Save at tp = 1 (rank 0 writes: dp_rank = world rank), load back at tp = N.
+  std::string dir_1 = save_checkpoint(root + "/tp1", st, *plain, nullptr, {}, &world, world.rank(), 1);
+  Gpt again(c, tp);
+  load_model(dir_1, *again);
+  EXPECT_NEAR(again->loss(ids, ids.roll(-1, 1)).item<float>(), loss_n, 1e-5);
+  AdamW opt2(again->param_infos(), {});
+  load_optimizer(dir_n, opt2);
+  for (size_t i = 0; i < opt.exp_avg().size(); ++i) EXPECT_TRUE(opt.exp_avg()[i].equal(opt2.exp_avg()[i]));
+  world.barrier();
+  if (world.rank() == 0) std::filesystem::remove_all(root);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include "conflux/trainer/grad_sample.h"
 
 #include "conflux/core/error.h"
+#include "conflux/core/rng.h"
 
 #include <fmt/ranges.h>
 
@@ -103,6 +104,16 @@ torch::Tensor clip_and_accumulate(const GradSampler& sampler,
     }
   }
   return norms;
+}
+
+void add_gaussian_noise(const std::vector<torch::Tensor>& tensors, double std, RandomSource& rng) {
+  torch::NoGradGuard no_grad;
+  for (const auto& t : tensors) {
+    torch::Tensor noise = torch::empty({t.numel()}, torch::kFloat64);
+    double* d = noise.data_ptr<double>();
+    for (int64_t i = 0; i < noise.numel(); ++i) d[i] = rng.normal() * std;
+    const_cast<torch::Tensor&>(t).add_(noise.view(t.sizes()).to(t.options()));
+  }
 }
 
 }  // namespace conflux::trainer

@@ -64,7 +64,7 @@ struct VocabParallelCeFn : public torch::autograd::Function<VocabParallelCeFn> {
     e.div_(s.unsqueeze(1));                                  // softmax slice (N, Vl)
     ctx->save_for_backward({e, local, outside});
     ctx->saved_data["dtype"] = static_cast<int64_t>(logits.scalar_type());
-    return loss.to(logits.scalar_type());
+    return loss;  // float32 even for bf16 logits (autocast): the loss is reduced in float32
   }
   static variable_list backward(AutogradContext* ctx, variable_list grad) {
     auto saved = ctx->get_saved_variables();

@@ -15,6 +15,10 @@
 #include <unordered_map>
 #include <vector>
 
+namespace conflux {
+class RandomSource;
+}
+
 namespace conflux::trainer {
 
 class GradSampler {
@@ -48,5 +52,9 @@ class GradSampler {
 // parameter's .grad. Returns the per-sample norms before clipping (B).
 torch::Tensor clip_and_accumulate(const GradSampler& sampler,
                                   const std::vector<torch::Tensor>& params, double clip);
+
+// Adds N(0, std^2) noise to every element of every tensor, drawn from `rng` (SecureRandom for
+// private runs; a seeded Stream makes the run reproducible but not private).
+void add_gaussian_noise(const std::vector<torch::Tensor>& tensors, double std, RandomSource& rng);
 
 }  // namespace conflux::trainer

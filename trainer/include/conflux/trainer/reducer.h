@@ -50,6 +50,9 @@ class GradReducer {
   // Without hooks (DP-SGD writes .grad itself): all-reduce every .grad with op (sum or average).
   void reduce_grads_now(bool average);
 
+  // Hooks off: backward leaves gradients to autograd (.grad), e.g. for DP-SGD.
+  void set_hooks_enabled(bool on) { hooks_enabled_ = on; }
+
   size_t num_buckets() const { return buckets_.size(); }
   // Parameter indices (into `params`) of bucket b, in the order they are packed.
   const std::vector<size_t>& bucket_params(size_t b) const { return buckets_[b].params; }

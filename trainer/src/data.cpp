@@ -1,0 +1,119 @@
+// Token windows, shuffling and sampling (see data.h).
+#include "conflux/trainer/data.h"
+
+#include "conflux/core/error.h"
+#include "conflux/core/rng.h"
+
+#ifdef CONFLUX_TRAINER_HAVE_DATAPLANE
+#include "conflux/dataplane/dataset.h"
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace conflux::trainer {
+
+std::vector<int32_t> VectorTokenSource::read(int64_t first, int64_t count) const {
+  if (first < 0 || count < 0 || first + count > num_tokens())
+    CONFLUX_THROW(DataError, "token range [{}, {}) outside 0..{}", first, first + count, num_tokens());
+  return std::vector<int32_t>(tokens_.begin() + first, tokens_.begin() + first + count);
+}
+
+#ifdef CONFLUX_TRAINER_HAVE_DATAPLANE
+namespace {
+class DatasetTokenSource final : public TokenSource {
+ public:
+  explicit DatasetTokenSource(dataplane::Dataset ds) : ds_(std::move(ds)), n_(ds_.num_tokens()) {}
+  int64_t num_tokens() const override { return n_; }
+  std::vector<int32_t> read(int64_t first, int64_t count) const override {
+    return ds_.read_token_stream(first, count);
+  }
+
+ private:
+  dataplane::Dataset ds_;
+  int64_t n_;
+};
+}  // namespace
+
+std::unique_ptr<TokenSource> open_token_dataset(const std::string& dir, int64_t* vocab_size,
+                                                std::string* manifest_sha256) {
+  dataplane::OpenOptions options;
+  options.verify_checksums = false;  // rank 0 of the CLI verifies once; ranks only read
+  dataplane::Dataset ds = dataplane::Dataset::open(dir, options);
+  const auto& tok = ds.manifest().tokenizer;
+  if (vocab_size) {
+    if (!tok.is_object() || !tok.contains("vocab_size"))
+      CONFLUX_THROW(DataError, "{}/manifest.json: no tokenizer.vocab_size (not a tokens dataset?)", dir);
+    *vocab_size = tok.at("vocab_size").get<int64_t>();
+  }
+  if (manifest_sha256) *manifest_sha256 = dataplane::sha256_file(dir + "/manifest.json");
+  return std::make_unique<DatasetTokenSource>(std::move(ds));
+}
+#else
+std::unique_ptr<TokenSource> open_token_dataset(const std::string& dir, int64_t*, std::string*) {
+  CONFLUX_THROW(UsageError, "cannot read dataset {}: this build has no dataplane library", dir);
+}
+#endif
+
+WindowSampler::WindowSampler(const TokenSource& source, int64_t context, double val_fraction,
+                             uint64_t seed)
+    : source_(source), context_(context), seed_(seed) {
+  total_ = (source.num_tokens() - 1) / context;
+  if (total_ < 2)
+    CONFLUX_THROW(DataError, "dataset has {} tokens: fewer than two windows of {} + 1 tokens",
+                  source.num_tokens(), context);
+  val_ = val_fraction > 0 ? std::max<int64_t>(1, static_cast<int64_t>(std::floor(val_fraction * total_))) : 0;
+  train_ = total_ - val_;
+  if (train_ < 1) CONFLUX_THROW(ConfigError, "data.val_fraction = {} leaves no training windows", val_fraction);
+}
+
+const std::vector<int64_t>& WindowSampler::permutation(int64_t epoch) {
+  if (epoch != perm_epoch_) {
+    perm_.resize(train_);
+    std::iota(perm_.begin(), perm_.end(), 0);
+    Stream rng(seed_, "shuffle", static_cast<uint64_t>(epoch));
+    for (int64_t i = train_ - 1; i > 0; --i)  // Fisher-Yates
+      std::swap(perm_[i], perm_[rng.below(static_cast<uint64_t>(i + 1))]);
+    perm_epoch_ = epoch;
+  }
+  return perm_;
+}
+
+std::vector<int64_t> WindowSampler::next_batch(int64_t global_batch, DataPosition* pos) {
+  std::vector<int64_t> out;
+  out.reserve(global_batch);
+  while (static_cast<int64_t>(out.size()) < global_batch) {
+    if (pos->position >= train_) {
+      ++pos->epoch;
+      pos->position = 0;
+    }
+    out.push_back(permutation(pos->epoch)[pos->position++]);
+  }
+  return out;
+}
+
+std::vector<int64_t> WindowSampler::poisson_batch(double q, RandomSource& rng) const {
+  std::vector<int64_t> out;
+  for (int64_t w = 0; w < train_; ++w)
+    if (rng.bernoulli(q)) out.push_back(w);
+  return out;
+}
+
+std::vector<int64_t> WindowSampler::val_batch(int64_t count) const {
+  std::vector<int64_t> out;
+  for (int64_t i = 0; i < std::min(count, val_); ++i) out.push_back(train_ + i);
+  return out;
+}
+
+std::vector<int32_t> WindowSampler::read_windows(const std::vector<int64_t>& windows) const {
+  std::vector<int32_t> out;
+  out.reserve(windows.size() * (context_ + 1));
+  for (int64_t w : windows) {
+    auto t = source_.read(w * context_, context_ + 1);
+    out.insert(out.end(), t.begin(), t.end());
+  }
+  return out;
+}
+
+}  // namespace conflux::trainer
