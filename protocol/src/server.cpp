@@ -151,6 +151,12 @@ void Server::handle_hello(const Inbound& in, const std::string& identity,
   if (it != workers_.end()) {
     if (it->second.peer == in.peer && it->second.instance == m.header.instance()) {
       log::debug("protocol: repeated hello from {}", identity);
+    } else if (it->second.instance == m.header.instance()) {
+      // Same worker process on a new connection (network blip): keep its session and task.
+      log::info("protocol: worker {} reconnected", identity);
+      link_.forget(it->second.peer);
+      it->second.peer = in.peer;
+      it->second.last_seen = Clock::now();
     } else {
       log::info("protocol: worker {} started a new session; the old one ends", identity);
       drop(identity);

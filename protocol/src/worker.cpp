@@ -72,7 +72,9 @@ struct Worker::Impl {
       s.set(zmq::sockopt::curve_secretkey, opt.secret_key);
     }
     s.connect(opt.connect);
+    uint64_t next_seq = link ? link->next_sequence() : 1;
     link = std::make_unique<Link>(std::move(s), opt.insecure ? opt.name : "", opt.link, instance);
+    link->set_next_sequence(next_seq);
     welcomed = false;
     last_heard = Clock::now();
     next_hello = Clock::now();

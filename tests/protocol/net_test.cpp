@@ -273,6 +273,47 @@ TEST(ProtocolNet, MalformedInputGetsErrorsAndServerKeepsServing) {
   ASSERT_TRUE(pump.wait_until([&] { return d.unfinished() == 0; }, 30s));
 }
 
+TEST(ProtocolNet, SameWorkerInstanceReconnectingKeepsItsTask) {
+  TestKeys k;
+  Server server(server_options(k));
+  TaskDispatcher d(server);
+  std::vector<TaskOutcome> done;
+  std::vector<ServerEvent> events;
+  d.on_complete = [&](const TaskOutcome& o) { done.push_back(o); };
+  d.on_event = [&](const ServerEvent& e) { events.push_back(e); };
+  Pump pump(d);
+  TaskSpec spec = sum_task(DType::F32, {50}, 2, 13);
+  auto first = std::make_unique<RawClient>(server.endpoint(), k, &k.bob);
+  first->send(hello_message("", {"reduce_sum"}));
+  auto w = first->expect(5s);
+  ASSERT_TRUE(w && w->header.type() == wire::WELCOME);
+  uint64_t id = pump.with([&] { return d.submit(spec); });
+  auto task = first->expect(5s);
+  ASSERT_TRUE(task && task->header.type() == wire::TASK);
+  ASSERT_EQ(task->header.task_id(), id);
+  // Same process (instance), new connection, sequence numbers continuing.
+  RawClient second(server.endpoint(), k, &k.bob, first->instance(), first->next_sequence());
+  first.reset();
+  second.send(hello_message("", {"reduce_sum"}));
+  w = second.expect(5s);
+  ASSERT_TRUE(w && w->header.type() == wire::WELCOME);
+  Message r;
+  r.header.set_type(wire::RESULT);
+  r.header.set_job_id("test-job");
+  r.header.set_task_id(id);
+  r.header.mutable_result()->set_kind("reduce_sum");
+  r.header.mutable_result()->set_attempt(1);
+  r.tensors.push_back(reduce_sum(task->tensors));
+  second.send(std::move(r));
+  ASSERT_TRUE(pump.wait_until([&] { return !done.empty(); }, 10s));
+  pump.with([&] {
+    EXPECT_EQ(done[0].worker, "bob");
+    EXPECT_EQ(done[0].attempts, 1u);
+    expect_outputs_match(done[0], spec);
+    for (auto& e : events) EXPECT_NE(e.kind, ServerEvent::Died) << e.reason;
+  });
+}
+
 TEST(ProtocolNet, InsecureModeWorksOnlyWhenBothSidesSayIt) {
   ServerOptions so;
   so.insecure = true;

@@ -127,7 +127,9 @@ class Pump {
 // A client socket under full test control: sends hand-made frames, reads validated replies.
 class RawClient {
  public:
-  RawClient(const std::string& endpoint, const TestKeys& k, const CurveKeyPair* me) {
+  RawClient(const std::string& endpoint, const TestKeys& k, const CurveKeyPair* me,
+            uint64_t instance = 0, uint64_t first_sequence = 1)
+      : instance_(instance ? instance : random_instance_id()), seq_(first_sequence) {
     zmq::socket_t s(ctx_, zmq::socket_type::dealer);
     s.set(zmq::sockopt::linger, 0);
     if (me) {
@@ -174,8 +176,8 @@ class RawClient {
 
  private:
   zmq::context_t ctx_{1};
-  uint64_t instance_ = random_instance_id();
-  uint64_t seq_ = 1;
+  uint64_t instance_;
+  uint64_t seq_;
   std::unique_ptr<Link> link_;
 };
 

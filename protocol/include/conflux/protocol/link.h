@@ -53,6 +53,10 @@ class Link {
   // Drops the receive state of a peer (it left or died).
   void forget(const std::string& peer);
   uint64_t rejected() const { return rejected_; }
+  // The sequence number the next wire message gets; a worker carries it over to the Link of a
+  // new connection, since sequence numbers increase per sender instance, not per connection.
+  uint64_t next_sequence() const { return next_sequence_; }
+  void set_next_sequence(uint64_t s) { next_sequence_ = s; }
 
  private:
   struct PeerState {
