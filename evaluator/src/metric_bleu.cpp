@@ -31,8 +31,10 @@ class Bleu final : public Metric {
 
   Result finalize(const Stats& stats) const override {
     check_stats(stats);
+    Stats z = stats;  // counts_of() validates the length of wire-supplied stats
+    const auto& c = z.counts_of("bleu", std::tuple_size<BleuStats>::value);
     BleuStats st{};
-    for (size_t k = 0; k < st.size(); ++k) st[k] = stats.count("bleu", k);
+    for (size_t k = 0; k < st.size(); ++k) st[k] = c[k];
     const BleuScore b = compute_bleu(st);
     Result r;
     r.metric = name();

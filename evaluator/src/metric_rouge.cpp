@@ -38,10 +38,11 @@ class RougeL final : public Metric {
   Result finalize(const Stats& stats) const override {
     check_stats(stats);
     const int64_t n = stats.count("pairs");
-    const auto it = stats.sums.find("prf");
+    Stats z = stats;  // sums_of() validates the length of wire-supplied stats
+    const auto& prf = z.sums_of("prf", 3);
     auto mean = [&](int k) {
-      if (n == 0 || it == stats.sums.end()) return std::nan("");
-      return it->second[k].value() / static_cast<double>(n);
+      if (n == 0) return std::nan("");
+      return prf[k].value() / static_cast<double>(n);
     };
     Result r;
     r.metric = name();

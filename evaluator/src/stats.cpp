@@ -16,14 +16,18 @@ int64_t Stats::count(const std::string& name, size_t i) const {
 std::vector<int64_t>& Stats::counts_of(const std::string& name, size_t n) {
   auto& v = counts[name];
   if (v.empty()) v.assign(n, 0);
-  CONFLUX_CHECK(v.size() == n, "counts '{}' has {} entries, expected {}", name, v.size(), n);
+  if (v.size() != n)
+    CONFLUX_THROW(DataError, "'{}' stats: counts '{}' have {} entries, expected {}", metric, name,
+                  v.size(), n);
   return v;
 }
 
 std::vector<ExactSum>& Stats::sums_of(const std::string& name, size_t n) {
   auto& v = sums[name];
   if (v.empty()) v.assign(n, ExactSum());
-  CONFLUX_CHECK(v.size() == n, "sums '{}' has {} entries, expected {}", name, v.size(), n);
+  if (v.size() != n)
+    CONFLUX_THROW(DataError, "'{}' stats: sums '{}' have {} entries, expected {}", metric, name,
+                  v.size(), n);
   return v;
 }
 

@@ -157,6 +157,15 @@ TEST(MergeExactness, IncompatibleStatsRefuseToMerge) {
   EXPECT_THROW(make_metric("bleu")->finalize(s), DataError);
   EXPECT_THROW(Stats::from_json(json{{"metric", "bleu"}}), DataError);
   EXPECT_THROW(Stats::from_bytes({0xff, 0x00, 0x13}), DataError);
+  // Stats from the wire with the right names but the wrong shape are refused, not misread.
+  auto bleu = make_metric("bleu");
+  Stats bad = bleu->empty();
+  bad.counts["bleu"] = {1, 2, 3};
+  EXPECT_THROW(bleu->finalize(bad), DataError);
+  auto ece = make_metric("ece");
+  Stats bad_ece = ece->empty();
+  bad_ece.sums["confidence"] = {ExactSum(0.5)};
+  EXPECT_THROW(ece->finalize(bad_ece), DataError);
 }
 
 TEST(MergeExactness, FinalizeStatsHelperUsesStatsOptions) {
