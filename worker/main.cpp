@@ -5,7 +5,6 @@
 
 #include <conflux/core/error.h>
 #include <conflux/core/log.h>
-#include <conflux/protocol/keys.h>
 #include <conflux/protocol/worker.h>
 
 #include <boost/program_options.hpp>
@@ -75,10 +74,7 @@ int run(int argc, char** argv) {
     if (server_key.empty() || key.empty()) {
       CONFLUX_THROW(UsageError, "--server-key and --key are required (or --insecure for tests)");
     }
-    w.server_public_key = protocol::read_public_key_file(server_key);
-    auto kp = protocol::read_secret_key_file(key);
-    w.public_key = kp.public_key;
-    w.secret_key = kp.secret_key;
+    protocol::load_worker_keys(&w, server_key, key);
   }
   w.heartbeat_interval = std::chrono::milliseconds(heartbeat_ms);
   w.server_dead_after = std::chrono::milliseconds(dead_after_ms);

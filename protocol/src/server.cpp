@@ -49,6 +49,17 @@ zmq::socket_t make_router(zmq::context_t& ctx, const ServerOptions& o,
 
 }  // namespace
 
+void load_server_keys(ServerOptions* o, const std::string& secret_key_file,
+                      const std::string& allow_list_file) {
+  o->insecure = false;
+  o->secret_key = read_secret_key_file(secret_key_file).secret_key;
+  auto allow = std::make_shared<AllowList>(AllowList::load(allow_list_file));
+  if (allow->size() == 0) {
+    log::warn("protocol: allow-list {} is empty: no worker can connect", allow_list_file);
+  }
+  o->allow = std::move(allow);
+}
+
 Server::Server(ServerOptions options)
     : options_(std::move(options)),
       context_(1),

@@ -258,6 +258,15 @@ struct Worker::Impl {
   }
 };
 
+void load_worker_keys(WorkerOptions* o, const std::string& server_public_key_file,
+                      const std::string& secret_key_file) {
+  o->insecure = false;
+  o->server_public_key = read_public_key_file(server_public_key_file);
+  auto kp = read_secret_key_file(secret_key_file);
+  o->public_key = kp.public_key;
+  o->secret_key = kp.secret_key;
+}
+
 Worker::Worker(WorkerOptions options, std::shared_ptr<const ExecutorRegistry> executors)
     : impl_(std::make_unique<Impl>()) {
   if (!options.insecure) {

@@ -58,8 +58,16 @@ class ProtocolProcess : public ::testing::Test {
   ServerOptions options(const std::string& bind = "tcp://127.0.0.1:*") {
     ServerOptions o;
     o.bind = bind;
-    o.secret_key = server_keys_.secret_key;
-    o.allow = allow_;
+    {
+      std::ofstream a(dir_ + "/allow.txt");
+      for (const char* n : {"alice", "bob", "carol"}) {
+        std::ifstream pub(dir_ + "/" + n + ".pub");
+        a << pub.rdbuf();
+      }
+    }
+    load_server_keys(&o, dir_ + "/coordinator.key", dir_ + "/allow.txt");  // the files keygen wrote
+    EXPECT_EQ(o.secret_key, server_keys_.secret_key);
+    EXPECT_EQ(o.allow->size(), 3u);
     o.job_id = "proc-job";
     o.heartbeat_interval = 100ms;
     o.dead_after = 1000ms;

@@ -40,6 +40,11 @@ struct ServerOptions {
   LinkOptions link;
 };
 
+// Secure mode from files: the coordinator's NAME.key and the allow-list of worker keys.
+// Throws IoError/DataError naming the file on a problem.
+void load_server_keys(ServerOptions* options, const std::string& secret_key_file,
+                      const std::string& allow_list_file);
+
 struct WorkerInfo {
   std::string identity;
   std::string peer;       // current routing id

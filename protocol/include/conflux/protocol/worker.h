@@ -39,6 +39,10 @@ struct WorkerOptions {
   LinkOptions link;
 };
 
+// Secure mode from files: the coordinator's NAME.pub and this worker's NAME.key.
+void load_worker_keys(WorkerOptions* options, const std::string& server_public_key_file,
+                      const std::string& secret_key_file);
+
 class Worker {
  public:
   Worker(WorkerOptions options, std::shared_ptr<const ExecutorRegistry> executors);
