@@ -6,6 +6,7 @@
 #include <conflux/core/error.h>
 #include <conflux/protocol/executor.h>
 #include <conflux/protocol/keys.h>
+#include <conflux/protocol/worker.h>
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -347,4 +348,34 @@ TEST(ProtocolKeys, KeygenFilesAndAllowList) {
   chmod((dir + "/alice.key").c_str(), 0644);
   EXPECT_THROW(read_secret_key_file(dir + "/alice.key"), DataError);  // readable by others
   EXPECT_EQ(system(("rm -rf " + dir).c_str()), 0);
+}
+
+TEST(ProtocolWorker, DataSummaryCountsRowsAndNeverData) {
+  char tmpl[] = "/tmp/conflux-ds-XXXXXX";
+  ASSERT_TRUE(mkdtemp(tmpl));
+  std::string dir = std::string(tmpl) + "/alice_data";
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+  {
+    // A manifest in the dataplane's format; the digest below is Python's
+    // hashlib.blake2b(text, digest_size=32) of exactly these bytes.
+    std::ofstream m(dir + "/manifest.json", std::ios::binary);
+    m << R"({"format_version":1,"schema":[{"name":"tokens","role":"tokens","dtype":"int32","shape":[]},)"
+      << R"({"name":"label","role":"label","dtype":"int64","shape":[]}],"rows":30,"shards":[)"
+      << R"({"file":"part-00000.h5","rows":10,"bytes":100,"sha256":"x"},)"
+      << R"({"file":"part-00001.h5","rows":20,"bytes":200,"sha256":"y"}]})";
+  }
+  auto s = summarize_dataset(dir + "/");
+  EXPECT_EQ(s.dataset(), "alice_data");
+  EXPECT_EQ(s.rows(), 30u);
+  ASSERT_EQ(s.fields_size(), 2);
+  EXPECT_EQ(s.fields(0), "tokens");
+  EXPECT_EQ(s.fields(1), "label");
+  EXPECT_EQ(s.manifest_digest(), "cb212b82979764b02e2c0411ad8930465bb4d3ddbeb758062d4549669c22ae88");
+  EXPECT_EQ(s.extra().at("shards"), "2");
+  EXPECT_EQ(s.extra().at("format_version"), "1");
+  EXPECT_EQ(s.extra().count("error"), 0u);
+  auto missing = summarize_dataset(std::string(tmpl) + "/nope");
+  EXPECT_EQ(missing.rows(), 0u);
+  EXPECT_EQ(missing.extra().at("error"), "no readable manifest.json");
+  EXPECT_EQ(system(("rm -rf " + std::string(tmpl)).c_str()), 0);
 }

@@ -8,6 +8,8 @@
 
 #include <zmq.h>
 
+#include <fstream>
+
 using namespace conflux;
 using namespace conflux::protocol;
 using namespace conflux::protocol::test;
@@ -26,7 +28,13 @@ TEST(ProtocolNet, RoundTripEveryDtypeWithCurve) {
   TestKeys k;
   Server server(server_options(k));
   TaskDispatcher d(server);
-  WorkerThread alice(worker_options(server.endpoint(), k, k.alice, "alice"));
+  char tmpl[] = "/tmp/conflux-net-XXXXXX";
+  ASSERT_TRUE(mkdtemp(tmpl));
+  std::ofstream(std::string(tmpl) + "/manifest.json")
+      << R"({"format_version":1,"schema":[{"name":"tokens"}],"shards":[{"rows":7},{"rows":5}]})";
+  WorkerOptions wo = worker_options(server.endpoint(), k, k.alice, "alice");
+  wo.data_path = tmpl;
+  WorkerThread alice(wo);
   std::vector<TaskSpec> specs;
   uint64_t seed = 1;
   for (DType dt : all_dtypes()) specs.push_back(sum_task(dt, {257, 33}, 3, seed++));
@@ -42,6 +50,12 @@ TEST(ProtocolNet, RoundTripEveryDtypeWithCurve) {
     EXPECT_EQ(out[i].attempts, 1u);
   }
   EXPECT_EQ(out[0].summary, R"({"elements":8481,"inputs":3})");
+  // The hello carried a summary of alice's data (counts and names), not the data.
+  const wire::Hello& hello = server.workers().at("alice").hello;
+  EXPECT_EQ(hello.data().rows(), 12u);
+  EXPECT_EQ(hello.data().fields(0), "tokens");
+  EXPECT_EQ(hello.task_kinds(0), "reduce_sum");
+  (void)!system(("rm -rf " + std::string(tmpl)).c_str());
   EXPECT_EQ(server.rejected_messages(), 0u);
 }
 
