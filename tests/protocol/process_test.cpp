@@ -83,6 +83,10 @@ class ProtocolProcess : public ::testing::Test {
                                   "--heartbeat-ms", "100", "--dead-after-ms", "1200",
                                   "--chunk-mib", "1"};
     args.insert(args.end(), extra.begin(), extra.end());
+    return spawn_command(name, args);
+  }
+
+  pid_t spawn_command(const std::string& name, const std::vector<std::string>& args) {
     std::string log = dir_ + "/" + name + ".log";
     pid_t pid = ::fork();
     if (pid == 0) {
@@ -290,4 +294,26 @@ TEST_F(ProtocolProcess, SigtermDrainsRunningTaskThenExitsZero) {
   };
   ASSERT_TRUE(step_until(d, left, 15s));
   EXPECT_EQ(wait_exit(carol, 15s), 0);
+}
+
+TEST_F(ProtocolProcess, PythonClientWrittenFromTheDocsCompletesTasks) {
+  Server server(options());
+  TaskDispatcher d(server);
+  pid_t py = spawn_command("alice", {"/usr/bin/python3", CONFLUX_PY_CLIENT, server.endpoint(),
+                                     dir_ + "/coordinator.pub", dir_ + "/alice.key", "4"});
+  std::vector<TaskSpec> specs{sum_task(DType::F32, {3, 600'000}, 3, 61),  // inputs chunked
+                              sum_task(DType::I64, {17, 3}, 2, 62),
+                              sum_task(DType::F16, {999}, 4, 63),
+                              sum_task(DType::U8, {4, 4, 4}, 5, 64)};
+  for (auto& s : specs) d.submit(s);
+  auto out = d.run(120s);
+  ASSERT_EQ(out.size(), specs.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    ASSERT_TRUE(out[i].ok) << out[i].error;
+    EXPECT_EQ(out[i].worker, "alice");
+    EXPECT_TRUE(out[i].outputs.at(0).equals(reduce_sum(specs[i].inputs))) << "task " << i;
+  }
+  EXPECT_EQ(out[0].summary, R"({"inputs": 3, "elements": 1800000})");
+  EXPECT_EQ(wait_exit(py, 30s), 0);
+  EXPECT_EQ(server.rejected_messages(), 0u);
 }
