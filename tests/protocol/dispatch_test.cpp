@@ -1,0 +1,98 @@
+// TaskDispatcher policies over real sockets with in-process workers: executor failures retried
+// on other workers up to max_attempts, deadlines re-dispatching and late results refused,
+// result validation hooks, tasks of a kind no worker offers timing out with a clear error.
+#include "net_util.h"
+
+#include <conflux/core/error.h>
+
+using namespace conflux;
+using namespace conflux::protocol;
+using namespace conflux::protocol::test;
+
+TEST(ProtocolDispatch, FailingExecutorIsRetriedElsewhereThenReported) {
+  TestKeys k;
+  Server server(server_options(k));
+  TaskDispatcher d(server, DispatcherOptions{2, std::chrono::milliseconds(0)});
+  WorkerThread alice(worker_options(server.endpoint(), k, k.alice, "alice"));
+  WorkerThread bob(worker_options(server.endpoint(), k, k.bob, "bob"));
+  ASSERT_TRUE(d.wait_for_workers(2, 30s));
+  TaskSpec bad;
+  bad.kind = "reduce_sum";
+  bad.inputs = {make_tensor("a", DType::F32, {4}, 1), make_tensor("b", DType::F32, {5}, 2)};
+  d.submit(bad);
+  TaskSpec good = sum_task(DType::I32, {10}, 2, 3);
+  d.submit(good);
+  auto out = d.run(30s);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_FALSE(out[0].ok);
+  EXPECT_EQ(out[0].attempts, 2u);
+  EXPECT_NE(out[0].error.find("gave up after 2 attempt(s)"), std::string::npos) << out[0].error;
+  EXPECT_NE(out[0].error.find("differs in dtype or shape"), std::string::npos) << out[0].error;
+  ASSERT_TRUE(out[1].ok) << out[1].error;
+  EXPECT_TRUE(out[1].outputs[0].equals(reduce_sum(good.inputs)));
+}
+
+TEST(ProtocolDispatch, DeadlineRedispatchesAndLateResultsAreRefused) {
+  TestKeys k;
+  Server server(server_options(k));
+  TaskDispatcher d(server, DispatcherOptions{2, std::chrono::milliseconds(0)});
+  WorkerThread alice(worker_options(server.endpoint(), k, k.alice, "alice"));
+  WorkerThread bob(worker_options(server.endpoint(), k, k.bob, "bob"));
+  ASSERT_TRUE(d.wait_for_workers(2, 30s));
+  TaskSpec slow = sum_task(DType::F64, {8}, 2, 4, R"({"delay_ms": 1200})");
+  slow.deadline = 300ms;
+  d.submit(slow);
+  auto out = d.run(30s);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_FALSE(out[0].ok);
+  EXPECT_EQ(out[0].attempts, 2u);  // alice, then bob, each past the deadline
+  EXPECT_NE(out[0].error.find("deadline of 300 ms passed"), std::string::npos) << out[0].error;
+  // Both workers finish late; their results are refused, and they become free again.
+  TaskSpec next = sum_task(DType::F64, {8}, 3, 5);
+  d.submit(next);
+  d.submit(next);
+  auto out2 = d.run(30s);
+  ASSERT_EQ(out2.size(), 2u);
+  for (auto& o : out2) {
+    ASSERT_TRUE(o.ok) << o.error;
+    EXPECT_EQ(o.attempts, 1u);
+    EXPECT_TRUE(o.outputs[0].equals(reduce_sum(next.inputs)));
+  }
+}
+
+TEST(ProtocolDispatch, ValidationHookRejectsAResultAndTheTaskIsRetried) {
+  TestKeys k;
+  Server server(server_options(k));
+  TaskDispatcher d(server);
+  WorkerThread alice(worker_options(server.endpoint(), k, k.alice, "alice"));
+  TaskSpec spec = sum_task(DType::U8, {12}, 2, 6);
+  int calls = 0;
+  spec.validate = [&](const Message& r) -> std::string {
+    ++calls;
+    if (r.tensors.size() != 1 || r.tensors[0].name() != "sum") return "expected one tensor 'sum'";
+    return calls == 1 ? "first result rejected by the test" : "";
+  };
+  d.submit(spec);
+  auto out = d.run(30s);
+  ASSERT_TRUE(out.at(0).ok) << out[0].error;
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(out[0].attempts, 2u);
+  EXPECT_TRUE(out[0].outputs[0].equals(reduce_sum(spec.inputs)));
+}
+
+TEST(ProtocolDispatch, KindNoWorkerOffersTimesOutNamingTheTask) {
+  TestKeys k;
+  Server server(server_options(k));
+  TaskDispatcher d(server);
+  WorkerThread alice(worker_options(server.endpoint(), k, k.alice, "alice"));
+  ASSERT_TRUE(d.wait_for_workers(1, 30s));
+  TaskSpec spec;
+  spec.kind = "evaluate";  // not registered in this worker
+  d.submit(spec);
+  try {
+    d.run(500ms);
+    FAIL() << "run() returned";
+  } catch (const CommError& e) {
+    EXPECT_NE(e.message().find("1(evaluate, queued)"), std::string::npos) << e.message();
+  }
+}
