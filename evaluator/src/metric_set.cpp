@@ -100,6 +100,7 @@ SetStats MetricSet::from_json(const json& j) {
 std::vector<uint8_t> MetricSet::to_bytes(const SetStats& stats) { return json::to_cbor(to_json(stats)); }
 
 SetStats MetricSet::from_bytes(const std::vector<uint8_t>& bytes) {
+  check_cbor_structure(bytes);
   json j;
   try {
     j = json::from_cbor(bytes);

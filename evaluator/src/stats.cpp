@@ -158,9 +158,72 @@ Stats Stats::from_json(const json& j) {
   return s;
 }
 
+void check_cbor_structure(const std::vector<uint8_t>& b, size_t max_depth) {
+  struct Frame {
+    uint64_t remaining;  // items left (map entries count twice)
+    bool indefinite;     // ends with a 0xff break instead
+  };
+  std::vector<Frame> stack{{1, false}};
+  size_t pos = 0;
+  auto fail = [&](const char* what) {
+    CONFLUX_THROW(DataError, "stats bytes are not valid CBOR ({} bytes): {} at byte {}", b.size(),
+                  what, pos);
+  };
+  while (!stack.empty()) {
+    Frame& f = stack.back();
+    if (!f.indefinite && f.remaining == 0) {
+      stack.pop_back();
+      continue;
+    }
+    if (pos >= b.size()) fail("truncated");
+    const uint8_t ib = b[pos++];
+    if (ib == 0xff) {
+      if (!f.indefinite) fail("unexpected break");
+      stack.pop_back();
+      continue;
+    }
+    if (!f.indefinite) --f.remaining;
+    const int major = ib >> 5, info = ib & 31;
+    uint64_t arg = 0;
+    const bool indefinite = info == 31;
+    if (info < 24) {
+      arg = static_cast<uint64_t>(info);
+    } else if (info <= 27) {
+      const size_t n = size_t{1} << (info - 24);
+      if (b.size() - pos < n) fail("truncated length");
+      for (size_t k = 0; k < n; ++k) arg = (arg << 8) | b[pos++];
+    } else if (!indefinite || major < 2 || major > 5) {
+      fail("reserved additional information");
+    }
+    switch (major) {
+      case 2:
+      case 3:
+        if (indefinite) stack.push_back({0, true});
+        else if (arg > b.size() - pos) fail("string longer than the input");
+        else pos += static_cast<size_t>(arg);
+        break;
+      case 4:
+        stack.push_back({indefinite ? 0 : arg, indefinite});
+        break;
+      case 5:
+        if (!indefinite && arg > (uint64_t{1} << 62)) fail("map too large");
+        stack.push_back({indefinite ? 0 : 2 * arg, indefinite});
+        break;
+      case 6:
+        stack.push_back({1, false});  // a tag applies to one item
+        break;
+      default:
+        break;  // integers, simple values, floats (their bytes were read as the argument)
+    }
+    if (stack.size() > max_depth + 1) fail("nested too deeply");
+  }
+  if (pos != b.size()) fail("trailing bytes");
+}
+
 std::vector<uint8_t> Stats::to_bytes() const { return json::to_cbor(to_json()); }
 
 Stats Stats::from_bytes(const std::vector<uint8_t>& bytes) {
+  check_cbor_structure(bytes);
   json j;
   try {
     j = json::from_cbor(bytes);

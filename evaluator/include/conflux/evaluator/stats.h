@@ -47,6 +47,12 @@ struct Stats {
   bool operator!=(const Stats& other) const { return !(*this == other); }
 };
 
+// Validates the structure of CBOR bytes without recursion: every length within the buffer, no
+// trailing bytes, nesting at most max_depth. Stats::from_bytes and MetricSet::from_bytes call it
+// first, so hostile input (e.g. a million nested arrays) is refused instead of exhausting the
+// stack of the recursive decoder. Throws DataError.
+void check_cbor_structure(const std::vector<uint8_t>& bytes, size_t max_depth = 64);
+
 // a + b. Throws DataError if the metrics or configs differ, vector lengths disagree, or a keyed
 // record appears on both sides (the same example counted twice).
 Stats merge(const Stats& a, const Stats& b);
