@@ -100,12 +100,6 @@ size_t field_for(const Schema& s, const std::string& name, Role role, const char
   return static_cast<size_t>(i);
 }
 
-std::unique_ptr<RandomSource> record_rng(int64_t seed, const char* purpose, int64_t row, int64_t sub,
-                                         SecureRandom* secure) {
-  if (seed < 0 && secure) return nullptr;
-  return std::make_unique<Stream>(static_cast<uint64_t>(seed), purpose, static_cast<uint64_t>(row),
-                                  static_cast<uint64_t>(sub));
-}
 
 }  // namespace
 
@@ -124,8 +118,12 @@ std::vector<nlohmann::json> run_noise(Communicator& comm, LocalRows& rows, const
     for (int64_t r = 0; r < rows.table.rows(); ++r) {
       int64_t d;
       float* x = rows.table.row_mut<float>(f, r, &d);
-      auto rng = record_rng(cfg.seed, "dp/features", rows.row_ids[r], 0, &sec);
-      m->apply_features(x, d, fc, cal, rng ? *rng : static_cast<RandomSource&>(sec));
+      if (secure) {
+        m->apply_features(x, d, fc, cal, sec);
+      } else {
+        Stream rng(static_cast<uint64_t>(cfg.seed), "dp/features", static_cast<uint64_t>(rows.row_ids[r]));
+        m->apply_features(x, d, fc, cal, rng);
+      }
     }
     entries.push_back(ledger_entry(fc, cal, secure));
     log::info("noise: {} on '{}' eps {} clip {} -> scale {}", fc.mechanism, fc.field, fc.epsilon, fc.clip, cal.scale);
@@ -150,8 +148,12 @@ std::vector<nlohmann::json> run_noise(Communicator& comm, LocalRows& rows, const
     for (int64_t r = 0; r < rows.table.rows(); ++r) {
       int64_t n;
       int64_t* y = rows.table.row_mut<int64_t>(f, r, &n);
-      auto rng = record_rng(cfg.seed, "dp/labels", rows.row_ids[r], 0, &sec);
-      m->apply_label(y, cal, rng ? *rng : static_cast<RandomSource&>(sec));
+      if (secure) {
+        m->apply_label(y, cal, sec);
+      } else {
+        Stream rng(static_cast<uint64_t>(cfg.seed), "dp/labels", static_cast<uint64_t>(rows.row_ids[r]));
+        m->apply_label(y, cal, rng);
+      }
     }
     entries.push_back(ledger_entry(lc, cal, secure));
   }
@@ -194,6 +196,10 @@ void run_augment(LocalRows& rows, const PrepareConfig& cfg, nlohmann::json* summ
   Table out{Schema(fields)};
   std::vector<int64_t> out_ids;
   const int64_t n = rows.table.rows();
+  out.reserve_rows(n * (cfg.copies + 1));
+  for (size_t f = 0; f < s.size(); ++f)
+    if (s[f].ragged()) out.column(f).data.reserve(rows.table.column(f).data.size() * (cfg.copies + 1));
+  out_ids.reserve(static_cast<size_t>(n * (cfg.copies + 1)));
   // Block index ranges for mixup partners (rows of one aligned block are contiguous here).
   std::vector<int64_t> block_start(static_cast<size_t>(n)), block_end(static_cast<size_t>(n));
   for (int64_t r = 0, b = 0; r < n; r = b) {
@@ -206,6 +212,11 @@ void run_augment(LocalRows& rows, const PrepareConfig& cfg, nlohmann::json* summ
   }
   std::vector<int32_t> toks;
   std::vector<float> feat;
+  std::vector<const Params*> op_params;
+  for (auto* op : ops) op_params.push_back(&cfg.augment_params.at(op->name()));
+  std::vector<double> op_prob;
+  for (auto* p : op_params) op_prob.push_back(p->at("probability"));
+  std::vector<std::string_view> parts;
   int64_t applied_total = 0;
   int64_t label = 0;  // the current record's (possibly mixed) label; rows point into it
   auto make = [&](int64_t r, int64_t copy, int64_t* mask) {
@@ -223,8 +234,8 @@ void run_augment(LocalRows& rows, const PrepareConfig& cfg, nlohmann::json* summ
     }
     *mask = 0;
     for (size_t k = 0; k < ops.size(); ++k) {
-      const Params& p = cfg.augment_params.at(ops[k]->name());
-      if (!rng.bernoulli(p.at("probability"))) continue;
+      const Params& p = *op_params[k];
+      if (op_prob[k] < 1.0 && !rng.bernoulli(op_prob[k])) continue;
       *mask |= int64_t{1} << op_bit[k];
       if (ops[k]->role() == Role::Tokens) {
         ops[k]->apply_tokens(toks, rng, p);
@@ -243,7 +254,7 @@ void run_augment(LocalRows& rows, const PrepareConfig& cfg, nlohmann::json* summ
         ops[k]->apply_features(fr, rng, p);
       }
     }
-    std::vector<std::string_view> parts;
+    parts.clear();
     for (size_t f = 0; f < s.size(); ++f) {
       if (need_tok && f == tf)
         parts.emplace_back(reinterpret_cast<const char*>(toks.data()), toks.size() * 4);
@@ -254,19 +265,18 @@ void run_augment(LocalRows& rows, const PrepareConfig& cfg, nlohmann::json* summ
       else
         parts.push_back(rows.table.row_bytes(f, r));
     }
-    return parts;
+    return &parts;
   };
   static const int64_t kOriginal = -1, kNoOp = 0;
   for (int64_t r = 0; r < n; ++r) {
     if (!mark) {
       int64_t mask;
-      auto parts = make(r, 0, &mask);
+      out.append_row(*make(r, 0, &mask));
       applied_total += mask != 0;
-      out.append_row(parts);
       out_ids.push_back(rows.row_ids[r]);
       continue;
     }
-    auto parts = std::vector<std::string_view>();
+    parts.clear();
     for (size_t f = 0; f < s.size(); ++f) parts.push_back(rows.table.row_bytes(f, r));
     parts.emplace_back(reinterpret_cast<const char*>(&kOriginal), 8);
     parts.emplace_back(reinterpret_cast<const char*>(&kNoOp), 8);
@@ -274,11 +284,11 @@ void run_augment(LocalRows& rows, const PrepareConfig& cfg, nlohmann::json* summ
     out_ids.push_back(rows.row_ids[r]);
     for (int64_t c = 1; c <= cfg.copies; ++c) {
       int64_t mask;
-      auto cp = make(r, c, &mask);
+      auto* cp = make(r, c, &mask);
       int64_t src = rows.row_ids[r];
-      cp.emplace_back(reinterpret_cast<const char*>(&src), 8);
-      cp.emplace_back(reinterpret_cast<const char*>(&mask), 8);
-      out.append_row(cp);
+      cp->emplace_back(reinterpret_cast<const char*>(&src), 8);
+      cp->emplace_back(reinterpret_cast<const char*>(&mask), 8);
+      out.append_row(*cp);
       out_ids.push_back(rows.row_ids[r]);
       applied_total += mask != 0;
     }

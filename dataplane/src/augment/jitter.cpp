@@ -1,5 +1,6 @@
 // Gaussian jitter: adds N(0, sigma^2) to every feature.
 #include "conflux/dataplane/ops.h"
+#include "conflux/dataplane/privacy_ops.h"
 
 namespace conflux::dataplane {
 namespace {
@@ -12,8 +13,7 @@ class Jitter final : public AugmentOp {
     return {{"sigma", 0.01, 0.0, 1e12, "standard deviation of the jitter"}};
   }
   void apply_features(FeatureRecord& r, RandomSource& rng, const Params& p) const override {
-    const double s = p.at("sigma");
-    for (int64_t i = 0; i < r.dim; ++i) r.x[i] = static_cast<float>(r.x[i] + s * rng.normal());
+    add_gaussian_noise(r.x, r.dim, p.at("sigma"), rng);
   }
 };
 }  // namespace

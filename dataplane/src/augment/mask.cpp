@@ -3,6 +3,8 @@
 #include "conflux/dataplane/manifest.h"
 #include "conflux/dataplane/ops.h"
 
+#include <cmath>
+
 namespace conflux::dataplane {
 namespace {
 class Mask final : public AugmentOp {
@@ -14,9 +16,22 @@ class Mask final : public AugmentOp {
     return {{"rate", 0.15, 0.0, 1.0, "probability that a token is masked"}};
   }
   void apply_tokens(std::vector<int32_t>& t, RandomSource& rng, const Params& p) const override {
+    // Geometric skipping: the gap between masked content tokens is Geometric(rate), so one
+    // random draw per masked token instead of one per token (same distribution).
     const double rate = p.at("rate");
-    for (auto& v : t)
-      if (v < 256 && rng.bernoulli(rate)) v = kMaskId;
+    if (rate <= 0) return;
+    const double inv_log = rate >= 1 ? 0 : 1.0 / std::log1p(-rate);
+    size_t i = 0;
+    while (true) {
+      uint64_t skip = rate >= 1 ? 0 : static_cast<uint64_t>(std::floor(std::log(rng.uniform_open()) * inv_log));
+      // Advance over `skip` content tokens.
+      while (i < t.size() && (t[i] >= 256 || skip > 0)) {
+        if (t[i] < 256) --skip;
+        ++i;
+      }
+      if (i >= t.size()) return;
+      t[i++] = kMaskId;
+    }
   }
 };
 }  // namespace

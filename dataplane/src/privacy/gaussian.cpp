@@ -25,7 +25,7 @@ class Gaussian final : public DpMechanism {
   void apply_features(float* x, int64_t dim, const DpFieldConfig& cfg, const Calibration& cal,
                       RandomSource& rng) const override {
     clip_l2(x, dim, cfg.clip);
-    for (int64_t i = 0; i < dim; ++i) x[i] = static_cast<float>(x[i] + cal.scale * rng.normal());
+    add_gaussian_noise(x, dim, cal.scale, rng);
   }
 };
 

@@ -25,6 +25,18 @@ const DpMechanism* find_dp(const std::string& name) {
   return nullptr;
 }
 
+void add_gaussian_noise(float* x, int64_t n, double sigma, RandomSource& rng) {
+  constexpr double kTwoPi = 6.283185307179586476925286766559;
+  int64_t i = 0;
+  for (; i + 1 < n; i += 2) {
+    double r = sigma * std::sqrt(-2.0 * std::log(rng.uniform_open()));
+    double a = kTwoPi * rng.uniform();
+    x[i] = static_cast<float>(x[i] + r * std::cos(a));
+    x[i + 1] = static_cast<float>(x[i + 1] + r * std::sin(a));
+  }
+  if (i < n) x[i] = static_cast<float>(x[i] + sigma * rng.normal());
+}
+
 double clip_l1(float* x, int64_t dim, double bound) {
   double n = 0;
   for (int64_t i = 0; i < dim; ++i) n += std::fabs(static_cast<double>(x[i]));
