@@ -322,6 +322,24 @@ def exact_sum_reference():
     return cases
 
 
+def tokenizer_fuzz(n=600):
+    """Random strings over a hostile alphabet: 13a tokens and rouge-score tokens."""
+    rng = random.Random(4242)
+    atoms = (list("abcXYZ019 .,-&;<>/\"'()[]{}~^_`|@#$%*+=:?!\t\n\r") +
+             ["\u00a0", "\u2003", "\u3000", "\u0085", "\x1c", "\u2028", "é", "漢", "İ", "\u212a", "ß",
+              "&amp;", "&quot;", "&lt;", "&gt;", "<skipped>", "-\n", "1,000", "3.14", "2-3", "a.b",
+              "running", "happiness", "generalizations", "skies", "ponies", "\U0001F600"])
+    tok = sacrebleu.BLEU().tokenizer
+    stemmer = porter.PorterStemmer()
+    out = []
+    for _ in range(n):
+        text = "".join(rng.choice(atoms) for _ in range(rng.randint(0, 40)))
+        out.append({"text": text, "tok13a": tok(text.rstrip()),
+                    "rouge": rouge_tokenize.tokenize(text, None),
+                    "rouge_stem": rouge_tokenize.tokenize(text, stemmer)})
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -369,6 +387,7 @@ def main():
         "bleu": {"segments": segments, "corpora": corpora},
         "rouge": {"pairs": rouge_pairs, "means": rouge_means},
         "porter": porter_ref,
+        "tokenizer_fuzz": tokenizer_fuzz(),
         "distinct": {"hyps_from": "rouge.pairs", "orders": distinct_reference([e["hyp"] for e in rouge_pairs])},
         "tokens": token_reference(),
         "drift": drift_reference(),

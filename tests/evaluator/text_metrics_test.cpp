@@ -131,3 +131,21 @@ TEST(PythonText, SplitAndRstrip) {
 
 }  // namespace
 }  // namespace conflux::evaluator
+
+namespace conflux::evaluator {
+namespace {
+
+TEST(Tokenizers, RandomHostileStringsMatchSacrebleuAndRougeScore) {
+  size_t n = 0;
+  for (const auto& c : test::reference().at("tokenizer_fuzz")) {
+    const auto text = c.at("text").get<std::string>();
+    EXPECT_EQ(tokenize_13a(python_rstrip(text)), c.at("tok13a").get<std::string>()) << text;
+    EXPECT_EQ(rouge_tokenize(text, false), c.at("rouge").get<std::vector<std::string>>()) << text;
+    EXPECT_EQ(rouge_tokenize(text, true), c.at("rouge_stem").get<std::vector<std::string>>()) << text;
+    ++n;
+  }
+  EXPECT_EQ(n, 600u);
+}
+
+}  // namespace
+}  // namespace conflux::evaluator
