@@ -5,6 +5,7 @@
 // Each example has a global id (first_example + i unless example_ids is given): ids key the
 // per-example random streams of perturbations and the records of temperature scaling, so results
 // never depend on how the data was split into batches or tasks.
+// A batch holds one kind of example (text, token rows or feature rows); select() keeps that kind.
 // Ownership: `logits` is a non-owning view; the caller keeps the floats alive during partial().
 // select() copies what it keeps into the returned batch (owned_logits).
 #pragma once
