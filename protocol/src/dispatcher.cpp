@@ -89,10 +89,11 @@ void TaskDispatcher::finish(uint64_t id, bool ok, const std::string& error) {
   if (on_complete) on_complete(t.outcome);
 }
 
-void TaskDispatcher::retry(uint64_t id, const std::string& why) {
+void TaskDispatcher::retry(uint64_t id, const std::string& why, bool charge) {
   TaskState& t = tasks_.at(id);
   if (t.finished) return;
   t.assigned.clear();
+  if (!charge && t.outcome.attempts > 0) --t.outcome.attempts;  // not the task's fault
   if (t.outcome.attempts >= options_.max_attempts) {
     finish(id, false, fmt::format("gave up after {} attempt(s); last: {}", t.outcome.attempts, why));
     return;
@@ -103,6 +104,10 @@ void TaskDispatcher::retry(uint64_t id, const std::string& why) {
 
 void TaskDispatcher::apply(ServerEvent& ev) {
   if (on_event) on_event(ev);
+  if (ev.kind == ServerEvent::Joined || ev.kind == ServerEvent::Died ||
+      ev.kind == ServerEvent::Left) {
+    worker_shared_.erase(ev.worker);  // a new session starts with an empty cache
+  }
   switch (ev.kind) {
     case ServerEvent::Joined:
       return;
@@ -127,6 +132,11 @@ void TaskDispatcher::apply(ServerEvent& ev) {
       if (tt == tasks_.end() || tt->second.assigned != ev.worker ||
           h.error().attempt() != tt->second.outcome.attempts) {
         return;  // about an attempt we no longer wait for
+      }
+      if (h.error().code() == wire::UNKNOWN_SHARED) {
+        worker_shared_.erase(ev.worker);
+        retry(h.task_id(), fmt::format("worker {} lacks the shared inputs", ev.worker), false);
+        return;
       }
       retry(h.task_id(), fmt::format("worker {}: {}: {}", ev.worker,
                                      error_code_name(h.error().code()), h.error().message()));
@@ -217,7 +227,17 @@ void TaskDispatcher::assign() {
     b->set_attempt(t.outcome.attempts + 1);
     b->set_params(t.spec.params);
     b->set_deadline_ms(static_cast<uint32_t>(t.spec.deadline.count()));
-    task.tensors = t.spec.inputs;
+    if (t.spec.shared) {
+      b->set_shared_key(t.spec.shared->key);
+      auto held = worker_shared_.find(worker);
+      if (held == worker_shared_.end() || held->second != t.spec.shared->key) {
+        task.tensors = t.spec.shared->tensors;
+        b->set_shared_count(static_cast<uint32_t>(t.spec.shared->tensors.size()));
+        worker_shared_[worker] = t.spec.shared->key;
+        ++shared_sends_;
+      }
+    }
+    task.tensors.insert(task.tensors.end(), t.spec.inputs.begin(), t.spec.inputs.end());
     ++t.outcome.attempts;
     t.tried.insert(worker);
     if (!server_.send(worker, std::move(task))) {

@@ -49,9 +49,11 @@ class ReduceSumExecutor : public TaskExecutor {
       if (ctx.cancelled()) CONFLUX_THROW(CommError, "reduce_sum: cancelled");
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+    std::vector<Tensor> all = ctx.shared;
+    all.insert(all.end(), ctx.inputs.begin(), ctx.inputs.end());
     TaskOutput out;
-    out.tensors.push_back(reduce_sum(ctx.inputs));
-    out.summary = nlohmann::json{{"inputs", ctx.inputs.size()},
+    out.tensors.push_back(reduce_sum(all));
+    out.summary = nlohmann::json{{"inputs", all.size()},
                                  {"elements", out.tensors[0].numel()}}
                       .dump();
     return out;

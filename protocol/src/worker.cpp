@@ -55,6 +55,8 @@ struct Worker::Impl {
   milliseconds backoff;
   std::shared_ptr<Job> job;
   std::thread thread;
+  std::string shared_key;              // cached shared inputs (one entry)
+  std::vector<Tensor> shared;
   Worker* owner = nullptr;
 
   void connect() {
@@ -130,6 +132,21 @@ struct Worker::Impl {
     }
     auto exec = executors->find(ctx.kind);
     if (!exec) return send_task_error(ctx, wire::UNKNOWN_KIND, "no executor for kind " + ctx.kind);
+    const auto& t = h.task();
+    if (!t.shared_key().empty()) {
+      if (t.shared_count() > ctx.inputs.size()) {
+        return send_task_error(ctx, wire::MALFORMED, "shared_count exceeds the tensors sent");
+      }
+      if (t.shared_count() > 0) {
+        shared.assign(ctx.inputs.begin(), ctx.inputs.begin() + t.shared_count());
+        ctx.inputs.erase(ctx.inputs.begin(), ctx.inputs.begin() + t.shared_count());
+        shared_key = t.shared_key();
+      } else if (shared_key != t.shared_key()) {
+        return send_task_error(ctx, wire::UNKNOWN_SHARED,
+                               "no cached shared inputs under key " + t.shared_key());
+      }
+      ctx.shared = shared;
+    }
     job = std::make_shared<Job>();
     job->ctx = std::move(ctx);
     job->ctx.cancel = &job->cancel;
@@ -183,6 +200,10 @@ struct Worker::Impl {
     }
     switch (h.type()) {
       case wire::WELCOME:
+        if (h.instance() != server_instance) {  // a new coordinator session: drop the cache
+          shared_key.clear();
+          shared.clear();
+        }
         welcomed = true;
         server_instance = h.instance();
         identity = h.welcome().identity();

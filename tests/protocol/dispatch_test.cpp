@@ -96,3 +96,85 @@ TEST(ProtocolDispatch, KindNoWorkerOffersTimesOutNamingTheTask) {
     EXPECT_NE(e.message().find("1(evaluate, queued)"), std::string::npos) << e.message();
   }
 }
+
+TEST(ProtocolDispatch, SharedInputsTravelOncePerWorker) {
+  TestKeys k;
+  Server server(server_options(k));
+  TaskDispatcher d(server);
+  WorkerThread alice(worker_options(server.endpoint(), k, k.alice, "alice"));
+  WorkerThread bob(worker_options(server.endpoint(), k, k.bob, "bob"));
+  ASSERT_TRUE(d.wait_for_workers(2, 30s));
+  auto model = std::make_shared<SharedInputs>();
+  model->key = "model-step-100";
+  model->tensors = {make_tensor("w1", DType::F32, {300, 1000}, 1),  // 1.2 MB: chunked
+                    make_tensor("w2", DType::F32, {300, 1000}, 2)};
+  std::vector<TaskSpec> specs;
+  for (int i = 0; i < 8; ++i) {
+    TaskSpec s = sum_task(DType::F32, {300, 1000}, 1, 10 + i);
+    s.shared = model;
+    specs.push_back(s);
+    d.submit(s);
+  }
+  auto out = d.run(60s);
+  std::set<std::string> workers;
+  for (size_t i = 0; i < out.size(); ++i) {
+    ASSERT_TRUE(out[i].ok) << out[i].error;
+    std::vector<Tensor> all = model->tensors;
+    all.push_back(specs[i].inputs[0]);
+    EXPECT_TRUE(out[i].outputs[0].equals(reduce_sum(all))) << i;
+    EXPECT_EQ(out[i].summary, R"({"elements":300000,"inputs":3})");
+    workers.insert(out[i].worker);
+  }
+  EXPECT_EQ(d.shared_sends(), workers.size());  // once per worker that ran tasks, not per task
+}
+
+TEST(ProtocolDispatch, WorkerWithoutTheSharedInputsGetsThemResent) {
+  TestKeys k;
+  Server server(server_options(k));
+  TaskDispatcher d(server);
+  Pump pump(d);
+  RawClient c(server.endpoint(), k, &k.bob);
+  c.send(hello_message("", {"reduce_sum"}));
+  auto w = c.expect(5s);
+  ASSERT_TRUE(w && w->header.type() == wire::WELCOME);
+  auto model = std::make_shared<SharedInputs>();
+  model->key = "m";
+  model->tensors = {make_tensor("w", DType::I64, {6}, 1)};
+  TaskSpec s = sum_task(DType::I64, {6}, 1, 2);
+  s.shared = model;
+  auto reply = [&](const Message& task, std::vector<Tensor> all) {
+    Message r;
+    r.header.set_type(wire::RESULT);
+    r.header.set_job_id("test-job");
+    r.header.set_task_id(task.header.task_id());
+    r.header.mutable_result()->set_kind("reduce_sum");
+    r.header.mutable_result()->set_attempt(task.header.task().attempt());
+    r.tensors.push_back(reduce_sum(all));
+    c.send(std::move(r));
+  };
+  pump.with([&] { d.submit(s); return d.submit(s); });
+  auto t1 = c.expect(5s);
+  ASSERT_TRUE(t1 && t1->header.type() == wire::TASK);
+  EXPECT_EQ(t1->header.task().shared_key(), "m");
+  ASSERT_EQ(t1->header.task().shared_count(), 1u);
+  ASSERT_EQ(t1->tensors.size(), 2u);
+  reply(*t1, t1->tensors);
+  auto t2 = c.expect(5s);
+  ASSERT_TRUE(t2 && t2->header.type() == wire::TASK);
+  EXPECT_EQ(t2->header.task().shared_count(), 0u);  // we are believed to hold "m"
+  ASSERT_EQ(t2->tensors.size(), 1u);
+  // Pretend we lost it: the coordinator resends the task with the shared inputs attached.
+  Message e = make_error(wire::UNKNOWN_SHARED, "lost the cache");
+  e.header.set_job_id("test-job");
+  e.header.set_task_id(t2->header.task_id());
+  e.header.mutable_error()->set_attempt(t2->header.task().attempt());
+  c.send(std::move(e));
+  auto t3 = c.expect(5s);
+  ASSERT_TRUE(t3 && t3->header.type() == wire::TASK);
+  EXPECT_EQ(t3->header.task_id(), t2->header.task_id());
+  EXPECT_EQ(t3->header.task().shared_count(), 1u);
+  EXPECT_EQ(t3->header.task().attempt(), 1u);  // a cache miss is not charged as an attempt
+  reply(*t3, t3->tensors);
+  ASSERT_TRUE(pump.wait_until([&] { return d.unfinished() == 0; }, 10s));
+  EXPECT_EQ(pump.with([&] { return d.shared_sends(); }), 2u);
+}

@@ -24,10 +24,19 @@
 
 namespace conflux::protocol {
 
+// Inputs common to many tasks (a model for evaluation, the global model of a round): sent to a
+// worker once per session and cached there under `key` (one entry per worker). Keys must be
+// unique per content.
+struct SharedInputs {
+  std::string key;
+  std::vector<Tensor> tensors;
+};
+
 struct TaskSpec {
   std::string kind;                   // executor name on the worker
   std::string params = "{}";          // JSON object passed to the executor
   std::vector<Tensor> inputs;         // sent zero-copy, chunked when large
+  std::shared_ptr<const SharedInputs> shared;  // optional, see SharedInputs
   uint64_t round = 0;                 // federated round (0 for evaluation)
   std::chrono::milliseconds deadline{0};  // per attempt; 0 = DispatcherOptions default
   // Optional extra validation of a result; return "" to accept, else the reason to reject.
@@ -65,6 +74,9 @@ class TaskDispatcher {
 
   size_t unfinished() const { return tasks_.size() - finished_count_; }
   size_t live_workers() const { return server_.workers().size(); }
+  // How many times shared inputs were attached to a task message (once per worker and key,
+  // plus resends after UNKNOWN_SHARED).
+  uint64_t shared_sends() const { return shared_sends_; }
   // The worker running the current attempt of task `id`, if it is running.
   std::optional<std::string> assignee(uint64_t id) const;
   // Called for every finished task (before run() returns it) and every server event.
@@ -83,7 +95,7 @@ class TaskDispatcher {
   void apply(ServerEvent& ev);
   void assign();
   void enforce_deadlines();
-  void retry(uint64_t id, const std::string& why);
+  void retry(uint64_t id, const std::string& why, bool charge = true);
   void finish(uint64_t id, bool ok, const std::string& error);
   void on_result(const std::string& worker, Message& m);
 
@@ -94,6 +106,8 @@ class TaskDispatcher {
   std::deque<uint64_t> queue_;
   std::map<std::string, uint64_t> busy_;  // worker -> task it is (or may still be) running
   size_t finished_count_ = 0;
+  std::map<std::string, std::string> worker_shared_;  // worker -> shared key it holds
+  uint64_t shared_sends_ = 0;
 };
 
 }  // namespace conflux::protocol

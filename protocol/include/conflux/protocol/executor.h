@@ -26,7 +26,8 @@ struct TaskContext {
   uint32_t attempt = 0;
   std::string kind;
   std::string params;                    // JSON object from the coordinator
-  std::vector<Tensor> inputs;
+  std::vector<Tensor> inputs;            // this task's own inputs
+  std::vector<Tensor> shared;            // shared inputs (cached per worker), may be empty
   std::string data_path;                 // the worker's --data dataset ("" if none)
   const std::atomic<bool>* cancel = nullptr;
   bool cancelled() const { return cancel && cancel->load(); }
@@ -55,8 +56,8 @@ class ExecutorRegistry {
 };
 
 // Built-in executors (tests, smoke checks, protocol benchmarks):
-//  "reduce_sum": inputs x_1..x_n of one dtype and shape -> output "sum" with the element-wise
-//   sum, folded left to right; floats in their own precision (bf16/f16 accumulate in float32
+//  "reduce_sum": shared inputs then inputs, x_1..x_n, of one dtype and shape -> output "sum"
+//   with the element-wise sum, folded left to right; floats in their own precision (bf16/f16 accumulate in float32
 //   and round once), integers wrap modulo 2^bits. Summary: {"inputs": n, "elements": numel}.
 //   Params {"delay_ms": d} sleep in 10 ms steps first (cancellable), to test faults.
 void register_builtin_executors(ExecutorRegistry& registry);
