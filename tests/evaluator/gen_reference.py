@@ -261,6 +261,7 @@ def token_reference():
     calib = {"temperature": temperature, "before": set_scores(ev_idx, 1.0),
              "after": set_scores(ev_idx, temperature)}
     return {"rows": n, "classes": c, "logits": [float(x) for x in logits.reshape(-1)],
+            "logp": [float(x) for x in logp.reshape(-1)],
             "targets": [int(x) for x in tgt_ignored], "true_targets": [int(x) for x in targets],
             "perplexity": ppl, "ece": {"ece": ece, "counts": counts}, "calibration": calib}
 
