@@ -317,3 +317,19 @@ TEST_F(ProtocolProcess, PythonClientWrittenFromTheDocsCompletesTasks) {
   EXPECT_EQ(wait_exit(py, 30s), 0);
   EXPECT_EQ(server.rejected_messages(), 0u);
 }
+
+TEST_F(ProtocolProcess, ExitOnByeAndGiveUpWithoutCoordinator) {
+  std::string endpoint;
+  {
+    Server server(options());
+    endpoint = server.endpoint();
+    TaskDispatcher d(server);
+    pid_t bob = spawn("bob", endpoint, {"--exit-on-bye"});
+    ASSERT_TRUE(d.wait_for_workers(1, 60s));
+    server.shutdown("evaluation finished");
+    EXPECT_EQ(wait_exit(bob, 20s), 0);
+  }
+  // Nobody listens on that port any more: the worker gives up with exit code 3.
+  pid_t carol = spawn("carol", endpoint, {"--give-up-after", "1"});
+  EXPECT_EQ(wait_exit(carol, 30s), 3);
+}
