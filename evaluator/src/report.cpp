@@ -140,6 +140,7 @@ std::string charts_for(const Result& r) {
 
 json Report::to_json() const {
   json j;
+  j["format"] = "conflux.eval.report/1";  // bump when the layout changes
   j["title"] = title;
   j["meta"] = meta;
   json rs = json::array();

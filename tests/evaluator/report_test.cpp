@@ -50,6 +50,7 @@ TEST(Report, WritesJsonAndHtmlAtomically) {
   const auto paths = write_report(rep, dir + "/out");
   ASSERT_EQ(paths.size(), 2u);
   const auto j = nlohmann::json::parse(slurp(paths[0]));
+  EXPECT_EQ(j.at("format"), "conflux.eval.report/1");
   EXPECT_EQ(j.at("results").size(), 5u);
   EXPECT_EQ(j.at("results")[0].at("metric"), "perplexity");
   EXPECT_EQ(j.at("meta").at("workers"), 2);
