@@ -13,7 +13,7 @@ PKGS=(
   libtorch-dev libopenblas0-openmp
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev
-  libsodium-dev libxxhash-dev libtomlplusplus-dev
+  libsodium-dev libxxhash-dev libtomlplusplus-dev libssl-dev
   libprotobuf-dev protobuf-compiler
   clang libclang-rt-14-dev
   python3 python3-numpy python3-torch python3-h5py python3-zmq python3-mpi4py

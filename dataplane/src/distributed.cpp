@@ -104,9 +104,15 @@ Manifest write_distributed(Communicator& comm, const std::string& out_dir, const
 
   // 1. Route each shard's slice of my rows to the shard's owner: [u64 start][u64 bytes][rows].
   std::vector<std::vector<uint8_t>> send(static_cast<size_t>(size));
+  std::map<int64_t, std::pair<int64_t, int64_t>> local;  // shard -> my local row range (self sends)
   for (int64_t g = off.first; g < off.first + rows.rows();) {
     int64_t s = g / rows_per_shard;
     int64_t e = std::min(off.first + rows.rows(), (s + 1) * rows_per_shard);
+    if (s % size == rank) {  // stays on this rank: copied straight from `rows` below
+      local[s] = {g - off.first, e - off.first};
+      g = e;
+      continue;
+    }
     auto payload = rows.serialize(g - off.first, e - off.first);
     auto& buf = send[static_cast<size_t>(s % size)];
     put_u64(buf, static_cast<uint64_t>(g));
@@ -145,7 +151,16 @@ Manifest write_distributed(Communicator& comm, const std::string& out_dir, const
       Table t(manifest.schema);
       auto& list = pieces[s];
       std::sort(list.begin(), list.end());
-      for (auto& p : list) t.append_serialized(recv.data() + p.second.first, p.second.second);
+      // Pieces from lower ranks come first (their rows precede mine), then mine, then higher.
+      bool mine_done = !local.count(s);
+      for (auto& p : list) {
+        if (!mine_done && static_cast<int64_t>(p.first) > off.first + local[s].first) {
+          t.append_range(rows, local[s].first, local[s].second);
+          mine_done = true;
+        }
+        t.append_serialized(recv.data() + p.second.first, p.second.second);
+      }
+      if (!mine_done) t.append_range(rows, local[s].first, local[s].second);
       int64_t want = std::min(off.total, (s + 1) * rows_per_shard) - s * rows_per_shard;
       CONFLUX_CHECK(t.rows() == want, "shard {} assembled {} rows, expected {}", s, t.rows(), want);
       ShardInfo info = writer->write_shard(s, t);

@@ -8,6 +8,7 @@
 #include "conflux/dataplane/distributed.h"
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 
 namespace conflux::dataplane {
@@ -268,6 +269,21 @@ void run_augment(LocalRows& rows, const PrepareConfig& cfg, nlohmann::json* summ
     return &parts;
   };
   static const int64_t kOriginal = -1, kNoOp = 0;
+  bool in_place = !mark;
+  for (auto* op : ops) in_place = in_place && op->length_preserving();
+  if (in_place) {  // same shapes: write results back into the table, no rebuild
+    for (int64_t r = 0; r < n; ++r) {
+      int64_t mask, cnt;
+      make(r, 0, &mask);
+      if (need_tok) std::memcpy(rows.table.row_mut<int32_t>(tf, r, &cnt), toks.data(), toks.size() * 4);
+      if (need_feat) std::memcpy(rows.table.row_mut<float>(ff, r, &cnt), feat.data(), feat.size() * 4);
+      if (lf >= 0) *rows.table.row_mut<int64_t>(static_cast<size_t>(lf), r, &cnt) = label;
+    }
+    nlohmann::json op_ids = nlohmann::json::object();
+    for (size_t k = 0; k < ops.size(); ++k) op_ids[ops[k]->name()] = int64_t{1} << op_bit[k];
+    *summary = {{"ops", cfg.augment_ops}, {"copies", 0}, {"aug_op_bits", op_ids}};
+    return;
+  }
   for (int64_t r = 0; r < n; ++r) {
     if (!mark) {
       int64_t mask;

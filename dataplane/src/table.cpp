@@ -72,6 +72,24 @@ void Table::append(const Table& src) {
   rows_ += src.rows_;
 }
 
+void Table::append_range(const Table& src, int64_t begin, int64_t end) {
+  for (size_t f = 0; f < schema_.size(); ++f) {
+    const Field& fd = schema_[f];
+    Column& c = columns_[f];
+    const Column& s = src.columns_[f];
+    size_t es = fd.element_size();
+    if (fd.ragged()) {
+      int64_t base = c.offsets.back() - s.offsets[begin];
+      for (int64_t r = begin + 1; r <= end; ++r) c.offsets.push_back(base + s.offsets[r]);
+      c.data.insert(c.data.end(), s.data.begin() + s.offsets[begin] * es, s.data.begin() + s.offsets[end] * es);
+    } else {
+      size_t w = static_cast<size_t>(fd.row_width()) * es;
+      c.data.insert(c.data.end(), s.data.begin() + begin * w, s.data.begin() + end * w);
+    }
+  }
+  rows_ += end - begin;
+}
+
 void Table::filter(const std::vector<uint8_t>& keep) {
   CONFLUX_CHECK(static_cast<int64_t>(keep.size()) == rows_, "keep mask has {} entries for {} rows",
                 keep.size(), rows_);

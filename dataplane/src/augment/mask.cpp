@@ -11,6 +11,7 @@ class Mask final : public AugmentOp {
  public:
   const char* name() const override { return "mask"; }
   Role role() const override { return Role::Tokens; }
+  bool length_preserving() const override { return true; }
   std::string summary() const override { return "replace each token with the mask id (258) with probability rate"; }
   std::vector<ParamSpec> params() const override {
     return {{"rate", 0.15, 0.0, 1.0, "probability that a token is masked"}};

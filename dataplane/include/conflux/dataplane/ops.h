@@ -82,6 +82,8 @@ class AugmentOp {
   virtual Role role() const = 0;         // Tokens or Features
   virtual std::string summary() const = 0;
   virtual std::vector<ParamSpec> params() const = 0;  // "probability" is added by the pipeline
+  // True when apply_* never changes the number of tokens (lets in-place runs skip a table copy).
+  virtual bool length_preserving() const { return role() == Role::Features; }
   virtual void apply_tokens(std::vector<int32_t>& tokens, RandomSource& rng, const Params& p) const {}
   virtual void apply_features(FeatureRecord& rec, RandomSource& rng, const Params& p) const {}
 };

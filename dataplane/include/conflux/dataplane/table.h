@@ -65,6 +65,8 @@ class Table {
   void append_row_from(const Table& src, int64_t r);
   // Appends all rows of `src` (same schema).
   void append(const Table& src);
+  // Appends rows [begin, end) of `src` (same schema) with one bulk copy per column.
+  void append_range(const Table& src, int64_t begin, int64_t end);
   // Keeps rows whose keep[r] is true, in order.
   void filter(const std::vector<uint8_t>& keep);
   void reserve_rows(int64_t rows);
