@@ -158,7 +158,8 @@ std::vector<nlohmann::json> run_noise(Communicator& comm, LocalRows& rows, const
     }
     entries.push_back(ledger_entry(lc, cal, secure));
   }
-  *summary = {{"source", secure ? "secure" : "seeded: not private"}, {"fields", entries.size()}};
+  *summary = {{"source", entries.empty() ? "none" : secure ? "secure" : "seeded: not private"},
+              {"fields", entries.size()}};
   return entries;
 }
 

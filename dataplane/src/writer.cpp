@@ -124,8 +124,8 @@ std::string prepare_staging(const std::string& out_dir) {
   std::string staging = staging_dir_for(out_dir);
   std::error_code ec;
   fs::path parent = fs::path(staging).parent_path();
-  if (!parent.empty() && !fs::is_directory(parent, ec))
-    CONFLUX_THROW(IoError, "output directory's parent '{}' does not exist", parent.string());
+  if (!parent.empty() && !fs::is_directory(parent, ec) && !fs::create_directories(parent, ec))
+    CONFLUX_THROW(IoError, "cannot create the output's parent directory '{}': {}", parent.string(), ec.message());
   if (fs::exists(out_dir, ec) && !fs::exists(fs::path(out_dir) / kManifestFile, ec) &&
       !fs::is_empty(out_dir, ec))
     CONFLUX_THROW(IoError,
