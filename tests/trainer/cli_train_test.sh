@@ -69,6 +69,24 @@ PY
 EV=$(ls "$T"/out/events.out.tfevents.*)
 $PY "$(dirname "$0")/read_tfevents.py" "$EV" | $PY -c 'import json,sys; d=json.load(sys.stdin); assert d["file_version"]=="brain.Event:2"; assert sum(1 for s in d["scalars"] if s[1]=="train/loss")==40'
 
+# 1b. tp = 2 x dp = 2 (np 4) against one process: same global batches and initial weights, so
+#     the same losses (first step to 1e-5; later steps drift only by rounding through Adam).
+for np_tp in "1 1" "4 2"; do
+  set -- $np_tp
+  "$MPIRUN" "${MPIFLAGS[@]}" -np "$1" "$CONFLUX" train "$T/train.toml" --set parallel.tp="$2" \
+    --set model.dropout=0 --set train.steps=6 --set checkpoint.dir="$T/c$1" --set output.dir="$T/o$1" > /dev/null
+done
+$PY - "$T" <<'PY'
+import json, sys
+t = sys.argv[1]
+a = [json.loads(l)["loss"] for l in open(f"{t}/o1/metrics.jsonl")]
+b = [json.loads(l)["loss"] for l in open(f"{t}/o4/metrics.jsonl")]
+assert len(a) == len(b) == 6, (a, b)
+assert abs(a[0] - b[0]) < 1e-5, (a[0], b[0])
+assert max(abs(x - y) for x, y in zip(a, b)) < 1e-3, (a, b)
+print("tp=2 x dp=2 matches one process:", [round(x, 5) for x in b])
+PY
+
 # 2. generate (deterministic for a seed, any tp)
 "$CONFLUX" generate --checkpoint "$T/ckpt" --prompt "The " --max-tokens 24 --seed 5 --json > "$T/g1.json"
 "$CONFLUX" generate --checkpoint "$T/ckpt/step-00000040" --prompt "The " --max-tokens 24 --seed 5 --json > "$T/g2.json"
