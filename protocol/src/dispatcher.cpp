@@ -107,6 +107,7 @@ void TaskDispatcher::apply(ServerEvent& ev) {
   if (ev.kind == ServerEvent::Joined || ev.kind == ServerEvent::Died ||
       ev.kind == ServerEvent::Left) {
     worker_shared_.erase(ev.worker);  // a new session starts with an empty cache
+    draining_.erase(ev.worker);
   }
   switch (ev.kind) {
     case ServerEvent::Joined:
@@ -132,6 +133,9 @@ void TaskDispatcher::apply(ServerEvent& ev) {
       if (tt == tasks_.end() || tt->second.assigned != ev.worker ||
           h.error().attempt() != tt->second.outcome.attempts) {
         return;  // about an attempt we no longer wait for
+      }
+      if (h.error().code() == wire::TASK_ABANDONED || h.error().code() == wire::SHUTTING_DOWN) {
+        draining_.insert(ev.worker);  // it is leaving: give it nothing new
       }
       if (h.error().code() == wire::UNKNOWN_SHARED) {
         worker_shared_.erase(ev.worker);
@@ -204,7 +208,7 @@ void TaskDispatcher::assign() {
     const std::string* pick = nullptr;
     bool pick_fresh = false;
     for (const auto& [wid, w] : server_.workers()) {
-      if (busy_.count(wid)) continue;
+      if (busy_.count(wid) || draining_.count(wid)) continue;
       const auto& kinds = w.hello.task_kinds();
       if (std::find(kinds.begin(), kinds.end(), t.spec.kind) == kinds.end()) continue;
       bool fresh = !t.tried.count(wid);

@@ -49,6 +49,7 @@ struct Worker::Impl {
   uint64_t instance = random_instance_id();
   bool welcomed = false;
   bool bye_received = false;
+  bool stopping = false;
   uint64_t server_instance = 0;
   std::string identity, job_id;
   Clock::time_point last_heard, next_heartbeat, next_hello, last_welcomed;
@@ -126,6 +127,7 @@ struct Worker::Impl {
     ctx.params = h.task().params();
     ctx.inputs = std::move(m.tensors);
     ctx.data_path = opt.data_path;
+    if (stopping) return send_task_error(ctx, wire::SHUTTING_DOWN, "worker is shutting down");
     if (job) return send_task_error(ctx, wire::TASK_FAILED, "worker is busy with another task");
     if (h.job_id() != job_id || h.task_id() == 0) {
       return send_task_error(ctx, wire::UNKNOWN_TASK, "task for another job, or task id 0");
@@ -247,6 +249,7 @@ struct Worker::Impl {
   }
 
   int shutdown(const char* why) {
+    stopping = true;
     uint64_t abandoned = 0;
     if (job) {
       log::info("worker: stopping; giving task {} up to {} ms to finish", job->ctx.task_id,

@@ -107,6 +107,7 @@ class TaskDispatcher {
   std::map<std::string, uint64_t> busy_;  // worker -> task it is (or may still be) running
   size_t finished_count_ = 0;
   std::map<std::string, std::string> worker_shared_;  // worker -> shared key it holds
+  std::set<std::string> draining_;  // workers that said they are shutting down
   uint64_t shared_sends_ = 0;
 };
 
