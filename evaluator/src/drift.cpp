@@ -93,6 +93,18 @@ std::string psi_level(double v) {
   return "significant";
 }
 
+std::map<std::string, std::vector<double>> token_features(
+    const std::vector<std::vector<int64_t>>& sequences) {
+  std::map<std::string, std::vector<double>> f;
+  auto& ids = f["token_id"];
+  auto& lengths = f["length"];
+  for (const auto& seq : sequences) {
+    lengths.push_back(static_cast<double>(seq.size()));
+    for (int64_t id : seq) ids.push_back(static_cast<double>(id));
+  }
+  return f;
+}
+
 FeatureDrift feature_drift(const std::string& name, const Multiset& reference,
                            const Multiset& current, bool categorical) {
   FeatureDrift f;

@@ -75,8 +75,11 @@ void Batch::validate() const {
       CONFLUX_THROW(DataError, "batch has {} logits rows but {} targets", logits.rows,
                     targets.size());
   }
+  // Features may differ in length (e.g. token ids vs sequence lengths) unless per-example
+  // metadata must line up with their rows.
+  const bool aligned = !groups.empty() || !example_ids.empty();
   for (const auto& [name, v] : features)
-    if (v.size() != features.begin()->second.size())
+    if (aligned && v.size() != features.begin()->second.size())
       CONFLUX_THROW(DataError, "feature '{}' has {} rows but feature '{}' has {}", name, v.size(),
                     features.begin()->first, features.begin()->second.size());
   if (!example_ids.empty() && example_ids.size() != n)

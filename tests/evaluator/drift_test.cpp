@@ -67,6 +67,29 @@ TEST(Drift, HandDerivedCases) {
   EXPECT_EQ(psi_level(0.25), "significant");
 }
 
+TEST(Drift, TokenDistributions) {
+  // Reference: ids 0..3 uniformly, length 4; current: id 3 dominates, length 6.
+  const std::vector<std::vector<int64_t>> ref = {{0, 1, 2, 3}, {3, 2, 1, 0}};
+  const std::vector<std::vector<int64_t>> cur = {{3, 3, 3, 3, 3, 0}};
+  Batch b;
+  b.reference_features = token_features(ref);
+  b.features = token_features(cur);
+  auto m = make_metric("drift", {{"categorical", {"token_id"}}});
+  const Result r = m->finalize(m->partial(b));
+  const auto& f = r.detail.at("features");
+  ASSERT_EQ(f.size(), 2u);
+  EXPECT_EQ(f[1].at("feature"), "token_id");
+  EXPECT_EQ(f[1].at("reference_counts"), nlohmann::json({2, 2, 2, 2}));
+  EXPECT_EQ(f[1].at("current_counts"), nlohmann::json({1, 0, 0, 5}));
+  // PSI by hand: p_ref = 1/4 each; p_cur = 1/6, eps, eps, 5/6
+  const double q = 0.25;
+  const double expect = (1.0 / 6 - q) * std::log((1.0 / 6) / q) + 2 * (1e-4 - q) * std::log(1e-4 / q) +
+                        (5.0 / 6 - q) * std::log((5.0 / 6) / q);
+  EXPECT_NEAR(f[1].at("psi").get<double>(), expect, 1e-12);
+  EXPECT_EQ(f[0].at("feature"), "length");
+  EXPECT_EQ(f[0].at("ks").get<double>(), 1.0);  // lengths 4,4 vs 6: disjoint
+}
+
 TEST(Drift, ErrorsNameTheFeature) {
   auto m = make_metric("drift");
   Batch b;

@@ -38,7 +38,8 @@ struct Batch {
   int64_t ignore_index = -100;
   std::shared_ptr<std::vector<float>> owned_logits;  // set when the batch owns its floats
 
-  // Numeric features for drift: name -> one value per row, for the current and reference data.
+  // Numeric features for drift: name -> values, for the current and reference data. Features
+  // may differ in length unless groups or example_ids are given (then they are per-row columns).
   std::map<std::string, std::vector<double>> features;
   std::map<std::string, std::vector<double>> reference_features;
 

@@ -47,6 +47,12 @@ struct FeatureDrift {
   double ks = 0.0;
   std::string level;
 };
+// Drift on token distributions: features of token sequences for Batch::features /
+// reference_features: "token_id" (every id, to be listed as categorical in the drift metric's
+// options) and "length" (tokens per sequence, numeric).
+std::map<std::string, std::vector<double>> token_features(
+    const std::vector<std::vector<int64_t>>& sequences);
+
 FeatureDrift feature_drift(const std::string& name, const Multiset& reference,
                            const Multiset& current, bool categorical);
 
