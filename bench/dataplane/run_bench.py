@@ -36,6 +36,19 @@ def sh(cmd, **kw):
     return p, time.perf_counter() - t
 
 
+def memcpy_gbps():
+    """Median read+write bandwidth of a 256 MiB copy, measured in this run (the machine is shared)."""
+    a = np.ones(64 << 20, dtype=np.float32)
+    b = np.empty_like(a)
+    ts = []
+    for _ in range(7):
+        t = time.perf_counter()
+        np.copyto(b, a)
+        ts.append(time.perf_counter() - t)
+    ts.sort()
+    return 2 * a.nbytes / ts[3] / 1e9
+
+
 def make_text_corpus(path, n, rng):
     vocab = ["".join(chr(97 + c) for c in rng.integers(0, 26, size=rng.integers(2, 8))) for _ in range(5000)]
     base = n * 90 // 100
@@ -234,7 +247,7 @@ def main():
     feat_toml = (f'[prepare]\ninput = "{w}/feat"\noutput = "{w}/out_feat"\nseed = 1\nrows_per_shard = 262144\n'
                  f'[dedup]\nexact = true\n[privacy.features]\nmechanism = "gaussian"\nepsilon = {eps}\n'
                  f'delta = {delta}\nclip = {clip}\n')
-    results = {"docs": args.docs, "dim": args.dim, "ingest_s": ingest_s, "raw_jsonl_bytes": raw_bytes,
+    results = {"memcpy_gbps_before": memcpy_gbps(), "docs": args.docs, "dim": args.dim, "ingest_s": ingest_s, "raw_jsonl_bytes": raw_bytes,
                "text_dataset_bytes": text_bytes, "feature_dataset_bytes": feat_bytes, "runs": {}}
 
     def median_of(fn):
@@ -253,6 +266,8 @@ def main():
     results["runs"]["reference_text"] = {"stages": rt, "rows_out": kept}
     rf, keptf, _ = median_of(lambda: reference_features(f"{w}/feat", f"{w}/ref_feat", 1, clip, out_sigma))
     results["runs"]["reference_features"] = {"stages": rf, "rows_out": keptf}
+    results["memcpy_gbps_after"] = memcpy_gbps()
+    results["loadavg"] = os.getloadavg()
     json.dump(results, open(f"{w}/results.json", "w"), indent=2)
     print_table(results)
 
@@ -262,7 +277,9 @@ def print_table(r):
     runs = r["runs"]
     print(f"\nCorpus: {n:,} docs ({r['raw_jsonl_bytes'] / 1e6:.0f} MB JSONL; dataset {r['text_dataset_bytes'] / 1e6:.0f} MB), "
           f"{n:,} x {r['dim']} float32 features ({r['feature_dataset_bytes'] / 1e6:.0f} MB). "
-          f"conflux ingest (np 1): {r['ingest_s']:.1f} s = {n / r['ingest_s'] / 1e3:.0f} k docs/s.\n")
+          f"conflux ingest (np 1): {r['ingest_s']:.1f} s = {n / r['ingest_s'] / 1e3:.0f} k docs/s. "
+          f"memcpy in this run: {r['memcpy_gbps_before']:.1f} / {r['memcpy_gbps_after']:.1f} GB/s (before / after); "
+          f"load average {r['loadavg'][0]:.1f}.\n")
     print("| pipeline | stage | reference s | Conflux np1 s | Conflux np2 s | np1 speed-up | np1 records/s | np1 GB/s |")
     print("|---|---|---|---|---|---|---|---|")
     for kind, ref_key, stages, nbytes in (
