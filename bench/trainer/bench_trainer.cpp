@@ -44,21 +44,29 @@ int main(int argc, char** argv) {
   reducer.sync_parameters();
   AdamW opt(model->param_infos(), {});
   torch::manual_seed(1 + grid.world_rank());
-  double wait = 0;
-  std::chrono::steady_clock::time_point t0;
+  double wait = 0, fwd_bwd = 0, finish = 0, update = 0;
+  using Clock = std::chrono::steady_clock;
+  auto since = [](Clock::time_point a) { return std::chrono::duration<double>(Clock::now() - a).count(); };
+  Clock::time_point t0;
   for (int s = 0; s < warmup + steps; ++s) {
     if (s == warmup) {
       dp.barrier();
       t0 = std::chrono::steady_clock::now();
-      wait = 0;
+      wait = fwd_bwd = finish = update = 0;
     }
+    auto ta = Clock::now();
     torch::Tensor ids = torch::randint(0, c.vocab_size, {batch, seq + 1}, torch::kInt64);
     reducer.begin_micro_batch(true, true);
     model->loss(ids.slice(1, 0, seq), ids.slice(1, 1, seq + 1)).backward();
+    fwd_bwd += since(ta);
+    auto tb = Clock::now();
     reducer.finish();
+    finish += since(tb);
     wait += reducer.last_wait_seconds();
+    auto tc = Clock::now();
     clip_grad_norm(model->param_infos(), TpGroup{}, 1.0);
     opt.step(1e-4);
+    update += since(tc);
   }
   dp.barrier();
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -66,9 +74,10 @@ int main(int argc, char** argv) {
     const double tokens = double(steps) * batch * seq * grid.world_size();
     std::printf("{\"impl\": \"conflux\", \"config\": \"%s\", \"ranks\": %d, \"threads\": 1, "
                 "\"params\": %lld, \"tokens_per_s\": %.1f, \"step_ms\": %.2f, \"comm_wait_ms\": %.2f, "
-                "\"overlap\": %s}\n",
+                "\"fwd_bwd_ms\": %.1f, \"finish_ms\": %.1f, \"update_ms\": %.1f, \"overlap\": %s}\n",
                 which.c_str(), grid.world_size(), static_cast<long long>(c.num_params()),
-                tokens / secs, 1e3 * secs / steps, 1e3 * wait / steps, overlap ? "true" : "false");
+                tokens / secs, 1e3 * secs / steps, 1e3 * wait / steps, 1e3 * fwd_bwd / steps, 1e3 * finish / steps,
+                1e3 * update / steps, overlap ? "true" : "false");
     std::fflush(stdout);
   }
   return 0;

@@ -5,7 +5,7 @@
 # "heavy" (29M params, 2 x 64 tokens per rank: the all-reduce is a large share of the step).
 # Runs are interleaved (conflux, ddp, conflux, ddp, ...) and medians reported.
 #
-# usage: bench/trainer/run.sh BUILD_DIR [REPEATS]
+# usage: [SMALL_STEPS=30 HEAVY_STEPS=12] bench/trainer/run.sh BUILD_DIR [REPEATS]
 # Note: this command unsets OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for its own processes (they
 # halve OpenBLAS matmul speed on these CPUs, see FACTS.md); tests never do.
 set -euo pipefail
@@ -19,7 +19,7 @@ MPI=(mpirun --allow-run-as-root --oversubscribe --bind-to none --mca btl self,va
 OUT=$(mktemp)
 run() { "$@" | tail -1 | tee -a "$OUT"; }
 for cfg in small heavy; do
-  if [ "$cfg" = small ]; then S=30; W=5; else S=12; W=3; fi
+  if [ "$cfg" = small ]; then S=${SMALL_STEPS:-30}; W=3; else S=${HEAVY_STEPS:-12}; W=2; fi
   for r in $(seq 1 "$REPEATS"); do
     run "${MPI[@]}" -np 1 "$BIN" $cfg $S $W 1
     run "${MPI[@]}" -np 2 "$BIN" $cfg $S $W 1

@@ -139,5 +139,35 @@ TEST(Train, DpSgdLogsEpsilonAndStopsAtTarget) {
   EXPECT_EQ(steps, 3);
 }
 
+TEST(Train, InitFromCheckpointWithFrozenLayers) {
+  auto src = corpus();
+  std::string dir = shared_dir("transfer");
+  TrainConfig first = base(dir + "/first");
+  first.steps = 2;
+  TrainResult r1 = train(first, src, comms());
+  TrainConfig second = base(dir + "/second");
+  second.steps = 2;
+  second.model_init_seed = 77;  // would give other weights; init_from overrides them
+  second.init_from = r1.checkpoint;
+  second.freeze = {"wte", "h.0."};
+  TrainResult r2 = train(second, src, comms());
+  auto a = load_global_tensors(r1.checkpoint, "model");
+  auto b = load_global_tensors(r2.checkpoint, "model");
+  ASSERT_EQ(a.size(), b.size());
+  int frozen = 0, trained = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const std::string& n = a[i].first;
+    if (n.rfind("wte", 0) == 0 || n.rfind("h.0.", 0) == 0) {
+      EXPECT_TRUE(a[i].second.equal(b[i].second)) << n << " should be frozen";
+      ++frozen;
+    } else {
+      EXPECT_FALSE(a[i].second.equal(b[i].second)) << n << " should have trained";
+      ++trained;
+    }
+  }
+  EXPECT_GT(frozen, 5);
+  EXPECT_GT(trained, 5);
+}
+
 }  // namespace
 }  // namespace conflux::trainer

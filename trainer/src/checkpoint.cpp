@@ -110,15 +110,17 @@ std::string save_checkpoint(const std::string& root, const TrainerState& state, 
                                             {"tp_size", std::to_string(tp.size)}};
     std::map<std::string, std::string> opt_meta = meta;
     auto infos = model.param_infos();
-    for (size_t i = 0; i < infos.size(); ++i) {
-      weights.emplace_back(infos[i].name, infos[i].tensor);
-      meta["shard." + infos[i].name] = shard_json(infos[i].spec);
-      if (optimizer) {
-        moments.emplace_back("exp_avg." + infos[i].name, optimizer->exp_avg()[i]);
-        moments.emplace_back("exp_avg_sq." + infos[i].name, optimizer->exp_avg_sq()[i]);
-        opt_meta["shard.exp_avg." + infos[i].name] = shard_json(infos[i].spec);
-        opt_meta["shard.exp_avg_sq." + infos[i].name] = shard_json(infos[i].spec);
-      }
+    for (const auto& p : infos) {
+      weights.emplace_back(p.name, p.tensor);
+      meta["shard." + p.name] = shard_json(p.spec);
+    }
+    // The optimizer holds only trainable parameters (frozen ones have no moments).
+    for (size_t i = 0; optimizer && i < optimizer->params().size(); ++i) {
+      const ParamInfo& p = optimizer->params()[i];
+      moments.emplace_back("exp_avg." + p.name, optimizer->exp_avg()[i]);
+      moments.emplace_back("exp_avg_sq." + p.name, optimizer->exp_avg_sq()[i]);
+      opt_meta["shard.exp_avg." + p.name] = shard_json(p.spec);
+      opt_meta["shard.exp_avg_sq." + p.name] = shard_json(p.spec);
     }
     write_safetensors((tmp_dir / ("model" + suffix)).string(), weights, meta);
     if (optimizer) write_safetensors((tmp_dir / ("optim" + suffix)).string(), moments, opt_meta);

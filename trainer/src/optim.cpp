@@ -46,7 +46,8 @@ double global_grad_norm(const std::vector<ParamInfo>& params, const TpGroup& tp)
   for (const auto& p : params) {
     const torch::Tensor& g = p.tensor.grad();
     if (!g.defined()) continue;
-    const double sq = g.to(torch::kFloat64).pow(2).sum().item<double>();
+    const double n = g.norm().item<double>();  // no float64 copy of the gradient
+    const double sq = n * n;
     if (p.spec.sharded() && tp.size > 1) {
       sharded += sq;
     } else {
