@@ -1,0 +1,242 @@
+// `conflux evaluate eval.toml [--mpi]`: distributed evaluation of a GPT checkpoint on a tokens
+// dataset. The coordinator reads the dataset manifest (row count, SHA-256), splits the rows into
+// tasks of `rows_per_task`, and either dispatches them as "evaluate" tasks to connected
+// conflux-worker processes (protocol::TaskDispatcher: validation, re-dispatch when a worker dies)
+// or, with --mpi, runs them itself split over MPI ranks. Stats are merged in task order (merging
+// is exact, so any split gives bit-identical results), finalized, and written as report.json +
+// report.html (plus the effective config.toml) atomically into the output directory.
+// Needs the evaluate task library of worker/ (CONFLUX_HAVE_EVALUATE_TASK).
+#ifdef CONFLUX_HAVE_EVALUATE_TASK
+
+#include "conflux/cli/cli.h"
+#include "conflux/core/error.h"
+#include "conflux/core/log.h"
+#include "conflux/core/process_grid.h"
+#include "conflux/dataplane/manifest.h"
+#include "conflux/evaluator/distributed.h"
+#include "conflux/evaluator/metric_set.h"
+#include "conflux/evaluator/report.h"
+#include "conflux/protocol/dispatcher.h"
+#include "conflux/protocol/server.h"
+#include "conflux/trainer/checkpoint.h"
+#include "evaluate_task.h"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <iostream>
+
+namespace {
+
+namespace ev = conflux::evaluator;
+namespace cw = conflux::worker;
+namespace proto = conflux::protocol;
+using conflux::ConfigBinder;
+using std::chrono::milliseconds;
+
+struct EvaluateConfig {
+  std::string checkpoint, dataset, output_dir = "eval-out";
+  std::vector<std::string> metrics{"perplexity", "ece"};
+  int64_t rows_per_task = 64, context = 0, batch_size = 8;
+  int threads = 1;
+  std::string endpoint = "tcp://127.0.0.1:5555", key, allow;
+  bool insecure = false;
+  int workers = 1;
+  double wait_s = 60, timeout_s = 600, task_deadline_s = 0;
+  int max_attempts = 3, heartbeat_ms = 1000, dead_after_ms = 5000;
+
+  void bind(ConfigBinder& b) {
+    b.field("evaluate.checkpoint", checkpoint, "checkpoint root (newest step) or step directory").required();
+    b.field("evaluate.dataset", dataset, "tokens dataset directory (the coordinator reads its manifest; "
+            "workers use their own --data copy, checked by manifest SHA-256)").required();
+    b.field("evaluate.metrics", metrics, "token metrics: perplexity, ece, calibration");
+    b.field("evaluate.rows_per_task", rows_per_task, "dataset rows per task").min(1);
+    b.field("evaluate.context", context, "window length (0 = the model's context)").min(0);
+    b.field("evaluate.batch_size", batch_size, "windows per forward pass").min(1);
+    b.field("evaluate.threads", threads, "torch threads per worker/rank (same everywhere)").min(1);
+    b.field("server.bind", endpoint, "ZeroMQ endpoint the coordinator binds");
+    b.field("server.key", key, "coordinator secret key file (conflux keygen)");
+    b.field("server.allow", allow, "allow-list file of worker public keys");
+    b.field("server.insecure", insecure, "plaintext, unauthenticated (local tests only)");
+    b.field("server.workers", workers, "workers to wait for before dispatching").min(1);
+    b.field("server.wait_s", wait_s, "seconds to wait for those workers").min(0);
+    b.field("server.timeout_s", timeout_s, "seconds for all tasks to finish").min(1);
+    b.field("server.task_deadline_s", task_deadline_s, "per-attempt deadline (0 = none)").min(0);
+    b.field("server.max_attempts", max_attempts, "dispatches per task before failing").min(1);
+    b.field("server.heartbeat_ms", heartbeat_ms, "heartbeat interval").min(10);
+    b.field("server.dead_after_ms", dead_after_ms, "silence before a worker is declared dead").min(50);
+    b.field("output.dir", output_dir, "directory for report.json, report.html, config.toml");
+  }
+};
+
+CONFLUX_CONFIG_SCHEMA("evaluate", "distributed evaluation (conflux evaluate)", EvaluateConfig);
+
+nlohmann::json metric_specs(const std::vector<std::string>& names) {
+  nlohmann::json specs = nlohmann::json::array();
+  for (const auto& n : names) specs.push_back({{"metric", n}});
+  return specs;
+}
+
+struct Plan {
+  std::string checkpoint;  // resolved step directory
+  int64_t step = 0;
+  int64_t rows = 0;
+  std::string manifest_sha256;
+  std::vector<cw::EvaluateParams> tasks;
+};
+
+Plan make_plan(const EvaluateConfig& c) {
+  Plan p;
+  p.checkpoint = cw::resolve_checkpoint(c.checkpoint);
+  p.step = conflux::trainer::load_trainer_state(p.checkpoint).step;
+  p.rows = conflux::dataplane::Manifest::load(c.dataset).num_rows();
+  p.manifest_sha256 = conflux::dataplane::sha256_file(c.dataset + "/manifest.json");
+  for (int64_t b = 0; b < p.rows; b += c.rows_per_task) {
+    cw::EvaluateParams t;
+    t.checkpoint = p.checkpoint;
+    t.row_begin = b;
+    t.row_end = std::min(p.rows, b + c.rows_per_task);
+    t.metrics = metric_specs(c.metrics);
+    t.context = c.context;
+    t.batch_size = c.batch_size;
+    t.threads = c.threads;
+    t.manifest_sha256 = p.manifest_sha256;
+    t.checkpoint_step = p.step;
+    p.tasks.push_back(std::move(t));
+  }
+  return p;
+}
+
+// Dispatches every task to workers; returns the merged Stats (task order) and run facts.
+ev::SetStats run_with_workers(const EvaluateConfig& c, const Plan& plan, const ev::MetricSet& set,
+                              nlohmann::json* run) {
+  proto::ServerOptions so;
+  so.bind = c.endpoint;
+  so.insecure = c.insecure;
+  so.job_id = "evaluate";
+  so.heartbeat_interval = milliseconds(c.heartbeat_ms);
+  so.dead_after = milliseconds(c.dead_after_ms);
+  if (!c.insecure) {
+    if (c.key.empty() || c.allow.empty())
+      CONFLUX_THROW(ConfigError, "server.key and server.allow are required (or server.insecure = true)");
+    proto::load_server_keys(&so, c.key, c.allow);
+  }
+  proto::Server server(so);
+  conflux::log::info("evaluate: listening on {}, waiting for {} worker(s)", server.endpoint(), c.workers);
+  proto::DispatcherOptions dopt;
+  dopt.max_attempts = static_cast<uint32_t>(c.max_attempts);
+  dopt.default_deadline = milliseconds(static_cast<int64_t>(c.task_deadline_s * 1000));
+  proto::TaskDispatcher dispatcher(server, dopt);
+  if (!dispatcher.wait_for_workers(static_cast<size_t>(c.workers),
+                                   milliseconds(static_cast<int64_t>(c.wait_s * 1000))))
+    CONFLUX_THROW(CommError, "only {} of {} worker(s) connected to {} within {} s",
+                  dispatcher.live_workers(), c.workers, server.endpoint(), c.wait_s);
+  for (const auto& t : plan.tasks) {
+    proto::TaskSpec spec;
+    spec.kind = "evaluate";
+    spec.params = t.to_json().dump();
+    spec.validate = [&plan](const proto::Message& m) -> std::string {
+      if (m.tensors.size() != 1 || m.tensors[0].name() != "stats" ||
+          m.tensors[0].dtype() != conflux::DType::U8)
+        return "expected one uint8 tensor 'stats'";
+      try {
+        const auto s = nlohmann::json::parse(m.header.result().summary());
+        if (s.value("manifest_sha256", "") != plan.manifest_sha256)
+          return "worker dataset differs (manifest SHA-256)";
+        if (s.value("checkpoint_step", int64_t{-1}) != plan.step) return "worker checkpoint step differs";
+        const auto* d = m.tensors[0].data();
+        ev::MetricSet::from_bytes(std::vector<uint8_t>(d, d + m.tensors[0].byte_length()));
+      } catch (const std::exception& e) {
+        return std::string("undecodable result: ") + e.what();
+      }
+      return "";
+    };
+    dispatcher.submit(std::move(spec));
+  }
+  const auto outcomes =
+      dispatcher.run(milliseconds(static_cast<int64_t>(c.timeout_s * 1000)));
+  ev::SetStats all = set.empty();
+  nlohmann::json per_task = nlohmann::json::array();
+  for (const auto& o : outcomes) {
+    if (!o.ok) CONFLUX_THROW(CommError, "evaluate task {} failed: {}", o.task_id, o.error);
+    const auto* d = o.outputs.at(0).data();
+    ev::MetricSet::merge_into(
+        all, ev::MetricSet::from_bytes(std::vector<uint8_t>(d, d + o.outputs[0].byte_length())));
+    per_task.push_back({{"task", o.task_id}, {"worker", o.worker}, {"attempts", o.attempts}});
+  }
+  (*run)["mode"] = "workers";
+  (*run)["tasks"] = per_task;
+  return all;
+}
+
+int evaluate(const conflux::cli::Args& args) {
+  std::string config;
+  bool mpi = false, json = false;
+  namespace po = conflux::cli::po;
+  po::options_description o("options");
+  o.add_options()("config", po::value(&config)->required(), "evaluation config (TOML)")(
+      "mpi", po::bool_switch(&mpi), "no workers: split the tasks across the MPI ranks")(
+      "set", po::value<std::vector<std::string>>()->composing(), "override a config key, a.b=c")(
+      "json", po::bool_switch(&json), "print the report as JSON");
+  po::positional_options_description pos;
+  pos.add("config", 1);
+  po::variables_map vm;
+  if (!conflux::cli::parse(args, o, &pos, vm,
+                           {"evaluate", "CONFIG.toml [--mpi] [--set a.b=c] [--json]",
+                            "Evaluates a checkpoint on a tokens dataset (perplexity, token accuracy, "
+                            "ECE, temperature calibration) with connected conflux-worker processes, or "
+                            "across MPI ranks with --mpi, and writes report.json and report.html.",
+                            "conflux evaluate eval.toml   (or: mpirun -np 2 conflux evaluate eval.toml --mpi)"}))
+    return 0;
+  std::string toml, effective_json;
+  const auto cfg = conflux::load_config<EvaluateConfig>(config, conflux::cli::overrides(vm), &toml,
+                                                        &effective_json);
+  const ev::MetricSet set(metric_specs(cfg.metrics));
+  const Plan plan = make_plan(cfg);
+  nlohmann::json run = nlohmann::json::object();
+  ev::SetStats all;
+  int rank = 0;
+  std::unique_ptr<conflux::ProcessGrid> grid;
+  if (mpi) {
+    grid = std::make_unique<conflux::ProcessGrid>();
+    rank = grid->world_rank();
+    const int size = grid->world_size();
+    cw::EvaluateTask task;
+    ev::SetStats local = set.empty();
+    // Contiguous shares of the task list, so rank order equals task order.
+    const auto n = static_cast<int64_t>(plan.tasks.size());
+    for (int64_t i = n * rank / size; i < n * (rank + 1) / size; ++i)
+      ev::MetricSet::merge_into(local, task.run(plan.tasks[static_cast<size_t>(i)], cfg.dataset).stats);
+    all = set.empty();
+    for (const auto& name : set.names()) all[name] = ev::merge_across(local.at(name), grid->world());
+    run["mode"] = "mpi";
+    run["ranks"] = size;
+  } else {
+    all = run_with_workers(cfg, plan, set, &run);
+  }
+  if (rank != 0) return 0;
+  nlohmann::json meta = {{"checkpoint", plan.checkpoint},
+                         {"checkpoint_step", plan.step},
+                         {"dataset", std::filesystem::absolute(cfg.dataset).string()},
+                         {"manifest_sha256", plan.manifest_sha256},
+                         {"rows", plan.rows},
+                         {"tasks", plan.tasks.size()},
+                         {"config", nlohmann::json::parse(effective_json)}};
+  const ev::Report report = set.report(all, meta);
+  std::filesystem::create_directories(cfg.output_dir);
+  ev::write_file_atomic(cfg.output_dir + "/config.toml", toml);
+  ev::write_file_atomic(cfg.output_dir + "/run.json", run.dump(2) + "\n");
+  const auto paths = ev::write_report(report, cfg.output_dir);
+  std::string text;
+  for (const auto& r : report.results) text += r.line + "\n";
+  text += "report: " + paths.at(0) + " and " + paths.at(1);
+  conflux::cli::emit(json, report.to_json().dump(), text);
+  return 0;
+}
+
+CONFLUX_VERB("evaluate", "evaluate a checkpoint with workers or MPI ranks, write report.json/html",
+             evaluate);
+
+}  // namespace
+
+#endif  // CONFLUX_HAVE_EVALUATE_TASK

@@ -1,0 +1,15 @@
+// The "evaluate" task executor of conflux-worker (kind "evaluate"): params are EvaluateParams as
+// JSON (evaluate_task.h), the data is the worker's --data dataset. Output: one uint8 tensor
+// "stats" holding MetricSet::to_bytes of the task's Stats (CBOR); summary: windows, tokens,
+// checkpoint_step, manifest_sha256 and the row range.
+#pragma once
+
+#include <conflux/protocol/executor.h>
+
+#include <memory>
+
+namespace conflux::worker {
+
+std::shared_ptr<protocol::TaskExecutor> make_evaluate_executor();
+
+}  // namespace conflux::worker
