@@ -31,7 +31,7 @@ int run_train(const conflux::cli::Args& args) {
                             "tp from parallel.tp), AdamW + warmup/cosine, optional DP-SGD. Resumes from the newest "
                             "checkpoint in checkpoint.dir. SIGUSR1/SIGTERM: checkpoint and exit 75. Writes "
                             "metrics.jsonl and TensorBoard events to output.dir. See docs/training.md.",
-                            "mpirun -np 2 conflux train configs/train-small.toml --set train.steps=200"}))
+                            "mpirun -np 2 conflux train trainer/configs/train-fortunes.toml --set train.steps=200"}))
     return 0;
   std::string toml, json;
   auto cfg = conflux::load_config<tr::TrainConfig>(config, conflux::cli::overrides(vm), &toml, &json);
