@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# End-to-end `conflux evaluate` with real processes on 127.0.0.1:
+#  setup: ingest a small fortune file (3 shards), train a tiny GPT for 3 steps (checkpoint);
+#  a. 1 worker (CURVE keys from `conflux keygen`), b. 3 workers (insecure), c. --mpi on 2 ranks:
+#     the "results" of report.json are byte-identical, and equal the in-process single-pass
+#     reference (evaluate_reference) bit for bit; perplexity also matches an independent
+#     torch float64 cross-entropy to 1e-9 relative;
+#  d. a worker SIGKILLed mid-run: its task is re-dispatched and the results are identical.
+# usage: evaluate_test.sh CONFLUX WORKER REFERENCE MPIRUN [mpirun flags...]
+set -euo pipefail
+CONFLUX=$1; WORKER=$2; REFERENCE=$3; MPIRUN=$4; shift 4; MPIFLAGS=("$@")
+T=$(mktemp -d /tmp/conflux-evaluate.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$T"; }
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; for f in "$T"/*.log; do echo "== $f"; tail -20 "$f"; done >&2; exit 1; }
+PY=/usr/bin/python3
+free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+"$CONFLUX" ingest -i /usr/share/games/fortunes/debian -f fortune -o "$T/data" --rows-per-shard 20 \
+  > "$T/ingest.log" 2>&1
+cat > "$T/train.toml" <<TOML
+[model]
+vocab_size = 260
+context = 32
+n_layer = 2
+n_head = 2
+d_model = 32
+[data]
+dataset = "$T/data"
+val_fraction = 0.05
+[train]
+steps = 3
+batch_size = 4
+lr = 3e-3
+warmup_steps = 1
+threads = 1
+[checkpoint]
+dir = "$T/ckpt"
+every = 3
+[output]
+dir = "$T/train-out"
+TOML
+"$CONFLUX" train "$T/train.toml" > "$T/train.log" 2>&1 || fail "conflux train"
+
+write_config() {  # NAME WORKERS PORT ROWS_PER_TASK [server lines...]
+  local name=$1 workers=$2 port=$3 rows=$4; shift 4
+  cat > "$T/$name.toml" <<TOML
+[evaluate]
+checkpoint = "$T/ckpt"
+dataset = "$T/data"
+metrics = ["perplexity", "ece"]
+rows_per_task = $rows
+context = 24
+batch_size = 4
+[server]
+bind = "tcp://127.0.0.1:$port"
+workers = $workers
+wait_s = 60
+timeout_s = 120
+heartbeat_ms = 200
+dead_after_ms = 1500
+$(printf '%s\n' "$@")
+[output]
+dir = "$T/out-$name"
+TOML
+}
+start_worker() {  # PORT NAME ARGS...
+  local port=$1 name=$2; shift 2
+  "$WORKER" --connect "tcp://127.0.0.1:$port" --data "$T/data" --name "$name" --exit-on-bye \
+    --heartbeat-ms 200 --dead-after-ms 1500 --give-up-after 120 "$@" > "$T/w-$name.log" 2>&1 &
+  PIDS+=($!)
+}
+
+# a. one worker, CURVE keys
+mkdir -p "$T/keys"
+"$CONFLUX" keygen coord --out-dir "$T/keys" > /dev/null
+"$CONFLUX" keygen w1 --out-dir "$T/keys" > /dev/null
+cat "$T/keys/w1.pub" > "$T/keys/allow.txt"
+P=$(free_port)
+write_config one 1 "$P" 5 "key = \"$T/keys/coord.key\"" "allow = \"$T/keys/allow.txt\""
+start_worker "$P" w1 --server-key "$T/keys/coord.pub" --key "$T/keys/w1.key"
+"$CONFLUX" evaluate "$T/one.toml" > "$T/one.log" 2>&1 || fail "evaluate with 1 worker"
+wait "${PIDS[-1]}" || fail "worker w1 did not exit 0 after bye"
+
+# b. three workers
+P=$(free_port)
+write_config three 3 "$P" 5 "insecure = true"
+for n in a b c; do start_worker "$P" "$n" --insecure; done
+"$CONFLUX" evaluate "$T/three.toml" > "$T/three.log" 2>&1 || fail "evaluate with 3 workers"
+
+# c. MPI, 2 ranks, no workers
+write_config mpi 1 0 5
+"$MPIRUN" "${MPIFLAGS[@]}" -np 2 "$CONFLUX" evaluate "$T/mpi.toml" --mpi > "$T/mpi.log" 2>&1 ||
+  fail "evaluate --mpi"
+
+# d. kill a worker mid-run: the victim takes the first tasks alone; it is SIGKILLed as soon as it
+# logs a task, and only then a second worker joins to finish (including the re-dispatched task).
+P=$(free_port)
+write_config kill 1 "$P" 1 "insecure = true"
+start_worker "$P" victim --insecure
+VICTIM=${PIDS[-1]}
+"$CONFLUX" evaluate "$T/kill.toml" > "$T/kill.log" 2>&1 &
+EVAL=$!
+for _ in $(seq 600); do grep -q "evaluate: task" "$T/w-victim.log" && break; sleep 0.05; done
+grep -q "evaluate: task" "$T/w-victim.log" || fail "victim never got a task"
+kill -9 "$VICTIM"
+start_worker "$P" rescuer --insecure
+wait "$EVAL" || fail "evaluate after a worker was killed"
+
+# The reference and the comparison.
+CKPT=$(ls -d "$T"/ckpt/step-* | tail -1)
+"$REFERENCE" "$CKPT" "$T/data" 24 4 perplexity ece > "$T/reference.json" 2> "$T/reference.log" ||
+  fail "evaluate_reference"
+$PY - "$T" <<'PY' || fail "reports differ"
+import json, sys, math
+t = sys.argv[1]
+def results(name):
+    with open(f"{t}/out-{name}/report.json") as f:
+        return json.dumps(json.load(f)["results"], sort_keys=True)
+base = results("one")
+for name in ("three", "mpi", "kill"):
+    assert results(name) == base, f"{name} differs from 1 worker:\n{results(name)}\n{base}"
+ref = json.load(open(f"{t}/reference.json"))
+assert json.dumps(ref["results"], sort_keys=True) == base, f"reference differs:\n{ref['results']}\n{base}"
+rep = json.load(open(f"{t}/out-one/report.json"))
+ppl = rep["results"][0]["detail"]
+assert ppl["tokens"] == ref["tokens"] > 1000, (ppl["tokens"], ref["tokens"])
+assert abs(ppl["total_nll"] - ref["torch_nll_sum"]) <= 1e-9 * abs(ref["torch_nll_sum"]), (ppl, ref)
+assert 1 < ppl["perplexity"] < 300, ppl
+assert rep["meta"]["rows"] > 20 and rep["meta"]["tasks"] >= 5, rep["meta"]
+for name in ("one", "three", "kill"):
+    assert (open(f"{t}/out-{name}/report.html").read().strip().endswith("</html>")), name
+run3 = json.load(open(f"{t}/out-three/run.json"))
+assert len({x["worker"] for x in run3["tasks"]}) >= 2, run3   # work really was spread
+runk = json.load(open(f"{t}/out-kill/run.json"))
+assert any(x["attempts"] >= 2 for x in runk["tasks"]), runk  # a task was re-dispatched
+assert any(x["worker"] == "rescuer" for x in runk["tasks"]), runk
+print("perplexity", ppl["perplexity"], "tokens", ppl["tokens"], "tasks", rep["meta"]["tasks"])
+PY
+for f in "$T"/out-*; do ls "$f" | grep -q tmp && fail "temp files left in $f"; done
+"$CONFLUX" evaluate --help | grep -q Example || fail "--help has no example"
+echo "evaluate e2e ok"
