@@ -5,7 +5,8 @@
 #     the "results" of report.json are byte-identical, and equal the in-process single-pass
 #     reference (evaluate_reference) bit for bit; perplexity also matches an independent
 #     torch float64 cross-entropy to 1e-9 relative;
-#  d. a worker SIGKILLed mid-run: its task is re-dispatched and the results are identical.
+#  d. a worker SIGKILLed mid-run: its task is re-dispatched and the results are identical;
+#  e. a worker with another dataset (manifest mismatch) and an unknown metric fail clearly.
 # usage: evaluate_test.sh CONFLUX WORKER REFERENCE MPIRUN [mpirun flags...]
 set -euo pipefail
 CONFLUX=$1; WORKER=$2; REFERENCE=$3; MPIRUN=$4; shift 4; MPIFLAGS=("$@")
@@ -107,6 +108,28 @@ grep -q "evaluate: task" "$T/w-victim.log" || fail "victim never got a task"
 kill -9 "$VICTIM"
 start_worker "$P" rescuer --insecure
 wait "$EVAL" || fail "evaluate after a worker was killed"
+
+# e. bad input: a worker holding a different dataset fails every attempt with a message naming
+# the manifest mismatch (no report written); an unknown metric is a config error (exit 1).
+"$CONFLUX" ingest -i /usr/share/games/fortunes/disclaimer -f fortune -o "$T/other" > /dev/null 2>&1
+P=$(free_port)
+write_config wrong 1 "$P" 5 "insecure = true" "max_attempts = 2"
+"$WORKER" --connect "tcp://127.0.0.1:$P" --data "$T/other" --name wrong --insecure --exit-on-bye \
+  --give-up-after 60 > "$T/w-wrong.log" 2>&1 &
+PIDS+=($!)
+set +e
+"$CONFLUX" evaluate "$T/wrong.toml" > "$T/wrong.log" 2>&1; RC=$?
+set -e
+[ "$RC" != 0 ] || fail "evaluate with a mismatched worker dataset succeeded"
+grep -q "manifest SHA-256" "$T/wrong.log" || fail "no manifest mismatch message"
+[ ! -e "$T/out-wrong/report.json" ] || fail "report written despite failed tasks"
+write_config badmetric 1 0 5
+sed -i 's/"perplexity", "ece"/"perplexity", "nosuchmetric"/' "$T/badmetric.toml"
+set +e
+"$CONFLUX" evaluate "$T/badmetric.toml" --mpi > "$T/badmetric.log" 2>&1; RC=$?
+set -e
+[ "$RC" = 1 ] || fail "unknown metric exited $RC, expected 1"
+grep -q "nosuchmetric" "$T/badmetric.log" || fail "unknown metric not named"
 
 # The reference and the comparison.
 CKPT=$(ls -d "$T"/ckpt/step-* | tail -1)
