@@ -77,13 +77,14 @@ int bench_allreduce(const Args& args) {
   int rounds = 5;
   double target_ms = 60;
   bool json = false;
-  int64_t small = -1, chunk = -1;
+  int64_t small = -1, chunk = -1, large = -1;
   opts.add_options()("dtype", po::value(&dtype_name_s), "float32, float64, int32 or int64")(
       "min-bytes", po::value(&min_s), "smallest size (suffix K/M)")("max-bytes", po::value(&max_s), "largest size")(
       "rounds", po::value(&rounds), "interleaved measurement rounds per size (median reported)")(
       "target-ms", po::value(&target_ms), "time per measurement; sets the iteration count")(
       "shm-small-bytes", po::value(&small), "override the one-phase shared-memory threshold")(
       "shm-chunk-bytes", po::value(&chunk), "override the shared-memory staging slot size")(
+      "shm-large-bytes", po::value(&large), "override where the chunked shared-memory algorithm starts")(
       "json", po::bool_switch(&json), "JSON lines on stdout instead of the table");
   po::variables_map vm;
   if (!parse(args, opts, nullptr, vm,
@@ -116,6 +117,7 @@ int bench_allreduce(const Args& args) {
   GridOptions go;
   if (small >= 0) go.comm.shm_small_bytes = static_cast<size_t>(small);
   if (chunk > 0) go.comm.shm_chunk_bytes = static_cast<size_t>(chunk);
+  if (large >= 0) go.comm.shm_large_bytes = static_cast<size_t>(large);
   ProcessGrid grid(go);
   Communicator& comm = grid.world();
   MPI_Comm raw;

@@ -3,6 +3,7 @@
 
 #include "conflux/core/error.h"
 #include "conflux/core/rng.h"
+#include "mpi/shm_group.h"
 
 namespace conflux::detail {
 
@@ -122,6 +123,7 @@ void CommBase::run(const OpDesc& desc, Fn fn) {
 }
 
 void CommBase::loop() {
+  Backoff::mark_progress_thread();
   for (;;) {
     std::shared_ptr<Item> item;
     {

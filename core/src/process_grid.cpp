@@ -42,6 +42,7 @@ void GridConfig::bind(ConfigBinder& b) {
   b.field("comm.timeout_s", timeout_s, "timeout of every collective, seconds").min(0.1);
   b.field("comm.shm", shm, "shared-memory all-reduce between ranks of one node");
   b.field("comm.shm_small_bytes", shm_small_bytes, "one-phase shared-memory all-reduce up to this size").min(0);
+  b.field("comm.shm_large_bytes", shm_large_bytes, "shared-memory reduce-scatter/all-gather from this size (MPI between)").min(0);
   b.field("comm.shm_chunk_bytes", shm_chunk_bytes, "per-rank shared-memory staging slot").range(4096, 1 << 30);
 }
 
@@ -52,6 +53,7 @@ GridOptions GridConfig::options() const {
   o.comm.enable_shm = shm;
   o.comm.shm_small_bytes = static_cast<size_t>(std::min(shm_small_bytes, shm_chunk_bytes));
   o.comm.shm_chunk_bytes = static_cast<size_t>(shm_chunk_bytes);
+  o.comm.shm_large_bytes = static_cast<size_t>(shm_large_bytes);
   return o;
 }
 

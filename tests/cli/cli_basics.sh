@@ -26,5 +26,5 @@ printf '[parallel]\ntp = 2\n' >"$tmp/ok.toml"
 expect_rc 0 "$CONFLUX" config show "$tmp/ok.toml" --kind grid --set comm.timeout_s=30
 contains "$OUT" "tp = 2"
 contains "$OUT" "timeout_s = 30.0"
-contains "$OUT" "shm_chunk_bytes = 4194304"
+contains "$OUT" "shm_chunk_bytes = 131072"
 echo "cli_basics: ok"

@@ -111,6 +111,7 @@ CommOptions small_chunks() {
   CommOptions o;
   o.shm_chunk_bytes = 64 * 1024;  // forces many chunks for the sizes below
   o.shm_small_bytes = 4 * 1024;
+  o.shm_large_bytes = 8 * 1024;  // chunked shared-memory path from 8 KiB
   return o;
 }
 
@@ -141,6 +142,12 @@ TEST(Collectives, AllreduceAsyncPreservesOrder) {
     for (size_t i = 0; i < bufs[k].size(); i += 997)
       EXPECT_EQ(bufs[k][i], static_cast<float>(p * (p - 1) / 2 + p * (k + i % 5)));
   }
+}
+
+TEST(Collectives, AllreduceDefaultOptionsAllPaths) {
+  // Defaults: one-phase, MPI band and chunked shared memory, each size class once.
+  auto comm = make_mpi_communicator(test::grid().mpi_world(), "t-default", CommOptions{});
+  for (size_t n : {size_t{100}, size_t{100'000}, size_t{700'001}}) check_allreduce(*comm, n, false);
 }
 
 TEST(Collectives, AllreduceRawMpiPath) {

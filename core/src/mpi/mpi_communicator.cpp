@@ -195,7 +195,7 @@ class MpiCommunicator final : public CommBase {
   uint64_t enter(const OpDesc& d, Clock::time_point dl, bool publish = true) {
     uint64_t seq = ++seq_;
     if (shm_ && publish) {
-      shm_->arrive(seq, d.signature(), d.describe(), d.where());
+      shm_->arrive(seq, d);
       shm_->wait_arrivals(seq, dl);
     }
     return seq;
@@ -225,13 +225,13 @@ class MpiCommunicator final : public CommBase {
       ++seq_;
       return;  // sum/max/min/avg of one contribution is itself
     }
-    bool shm_ok = shm_ && options_.enable_shm && (single_node_ || uniform_nodes_) && bytes >= options_.mpi_below_bytes;
+    bool shm_ok = shm_ && options_.enable_shm && (single_node_ || uniform_nodes_);
     if (shm_ok && single_node_ && bytes <= std::min(options_.shm_small_bytes, shm_->chunk_bytes())) {
       // One phase: stage, publish, then every rank reduces all slots (same order on every rank).
       uint64_t seq = ++seq_;
       int buf = static_cast<int>(seq % 2);
       std::memcpy(shm_->buffer(shm_->local_rank(), buf), data, bytes);
-      shm_->arrive(seq, d.signature(), d.describe(), d.where());
+      shm_->arrive(seq, d);
       shm_->wait_arrivals(seq, dl);
       const void* in[64];
       std::vector<const void*> many;
@@ -245,8 +245,9 @@ class MpiCommunicator final : public CommBase {
       return;
     }
     enter(d, dl);
-    if (shm_ok) return shm_allreduce(d, static_cast<uint8_t*>(data), count, dtype, op, dl);
-    mpi_allreduce(d, data, count, dtype, op, comm_, dl);
+    if (shm_ok && (bytes >= options_.shm_large_bytes || !single_node_))
+      return shm_allreduce(d, static_cast<uint8_t*>(data), count, dtype, op, dl);
+    mpi_allreduce(d, data, count, dtype, op, comm_, dl, /*blocking=*/single_node_);
     if (op == ReduceOp::Avg) divide_in_place(data, count, dtype, size_);
   }
 
@@ -273,7 +274,7 @@ class MpiCommunicator final : public CommBase {
         void* out = shm_->buffer(me, b) + s0 * es;
         reduce_rows(out, in.data(), p, s1 - s0, dtype, local_op, size_);
         if (!single_node_) {
-          mpi_allreduce(d, out, s1 - s0, dtype, local_op, cross_, dl);
+          mpi_allreduce(d, out, s1 - s0, dtype, local_op, cross_, dl, /*blocking=*/false);
           if (op == ReduceOp::Avg) divide_in_place(out, s1 - s0, dtype, size_);
         }
       }
@@ -286,25 +287,33 @@ class MpiCommunicator final : public CommBase {
     shm_->phase_barrier(dl);  // nobody reuses a slot while a peer still gathers from it
   }
 
+  // All-reduce through MPI. Blocking MPI_Allreduce when every rank of `comm` is a node-local
+  // peer that already passed the arrival check (it cannot hang on a missing or divergent rank,
+  // and it is faster than the non-blocking collectives); otherwise non-blocking, polled against
+  // the deadline.
   void mpi_allreduce(const OpDesc& d, void* data, size_t count, DType dtype, ReduceOp op, MPI_Comm comm,
-                     Clock::time_point dl) {
-    MPI_Request req;
+                     Clock::time_point dl, bool blocking) {
+    const int n = checked_int(count, "count");
+    auto reduce = [&](void* buf, MPI_Datatype t, MPI_Op o) {
+      if (blocking) {
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, n, t, o, comm));
+        return;
+      }
+      MPI_Request req;
+      MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, n, t, o, comm, &req));
+      wait_request(&req, d, dl);
+    };
     if (is_half(dtype)) {
       auto tmp = to_float(data, count, dtype);
-      MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, tmp.data(), checked_int(count, "count"), MPI_FLOAT, mpi_op(op), comm, &req));
-      wait_request(&req, d, dl);
+      reduce(tmp.data(), MPI_FLOAT, mpi_op(op));
       from_float(tmp.data(), data, count, dtype);
-      return;
-    }
-    if (widen_u8(dtype, op)) {
+    } else if (widen_u8(dtype, op)) {
       auto tmp = to_i32(data, count);
-      MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, tmp.data(), checked_int(count, "count"), MPI_INT32_T, MPI_SUM, comm, &req));
-      wait_request(&req, d, dl);
+      reduce(tmp.data(), MPI_INT32_T, MPI_SUM);
       from_i32(tmp.data(), data, count);
-      return;
+    } else {
+      reduce(data, mpi_type(dtype), mpi_op(op));
     }
-    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data, checked_int(count, "count"), mpi_type(dtype), mpi_op(op), comm, &req));
-    wait_request(&req, d, dl);
   }
 
   void do_broadcast(const OpDesc& d, void* data, size_t count, DType dtype, int root) {

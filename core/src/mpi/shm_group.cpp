@@ -15,15 +15,40 @@ namespace {
 constexpr size_t kControlBytes = 4096;
 static_assert(sizeof(RankControl) <= kControlBytes, "control block too big");
 
-void copy_field(char* dst, size_t cap, const std::string& s) {
-  size_t n = std::min(cap - 1, s.size());
-  std::memcpy(dst, s.data(), n);
+void copy_tail(char* dst, size_t cap, const char* s) {
+  size_t len = s ? std::strlen(s) : 0;
+  const char* from = len >= cap ? s + (len - cap + 1) : s;
+  size_t n = std::min(cap - 1, len);
+  if (n) std::memcpy(dst, from, n);
   dst[n] = '\0';
+}
+
+OpDesc as_op(const BoardEntry& e) {
+  return OpDesc{e.kind, static_cast<DType>(e.dtype), e.count, e.arg, CallSite{e.file, e.line}};
 }
 }  // namespace
 
+namespace {
+thread_local bool t_progress_thread = false;
+}
+
+void Backoff::mark_progress_thread() { t_progress_thread = true; }
+
 void Backoff::pause() {
   ++n_;
+  if (t_progress_thread) {
+    if (n_ < 32) {
+#if defined(__x86_64__)
+      __builtin_ia32_pause();
+#endif
+    } else if (n_ < 64) {
+      sched_yield();
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(sleep_us_));
+      sleep_us_ = std::min<uint32_t>(sleep_us_ * 2, 500);
+    }
+    return;
+  }
   if (n_ < 128) {
 #if defined(__x86_64__)
     __builtin_ia32_pause();
@@ -69,13 +94,17 @@ ShmGroup::~ShmGroup() {
   if (node_comm_ != MPI_COMM_NULL) MPI_Comm_free(&node_comm_);
 }
 
-void ShmGroup::arrive(uint64_t seq, uint64_t sig, const std::string& desc, const std::string& site) {
+void ShmGroup::arrive(uint64_t seq, const OpDesc& op) {
   RankControl* mine = ctl(local_rank_);
   BoardEntry& e = mine->entries[seq % 4];
   e.seq = seq;
-  e.sig = sig;
-  copy_field(e.desc, sizeof(e.desc), desc);
-  copy_field(e.site, sizeof(e.site), site);
+  e.sig = op.signature();
+  e.count = op.count;
+  e.arg = op.arg;
+  e.line = op.site.line;
+  e.dtype = static_cast<uint8_t>(op.dtype);
+  copy_tail(e.kind, sizeof(e.kind), op.kind);
+  copy_tail(e.file, sizeof(e.file), op.site.file);
   my_seq_ = seq;
   mine->arrived.store(seq, std::memory_order_release);
 }
@@ -96,7 +125,8 @@ void ShmGroup::wait_arrivals(uint64_t seq, Clock::time_point deadline) {
                         "collective #{} diverged in communicator '{}': rank {} called {} at {} but rank {} "
                         "called {} at {}. Every rank must issue the same collectives in the same order "
                         "with the same dtype, op and count",
-                        seq, name_, group_ranks_[local_rank_], me.desc, me.site, group_ranks_[j], e.desc, e.site);
+                        seq, name_, group_ranks_[local_rank_], as_op(me).describe(), as_op(me).where(), group_ranks_[j],
+                        as_op(e).describe(), as_op(e).where());
         }
         break;  // a > seq: the peer already verified this collective against us
       }
@@ -127,16 +157,16 @@ void ShmGroup::missing(int local, uint64_t seq, Clock::time_point start, bool in
   std::string last_desc = "none yet";
   if (last > 0) {
     const BoardEntry& e = ctl(local)->entries[last % 4];
-    if (e.seq == last) last_desc = fmt::format("#{} {} at {}", last, e.desc, e.site);
+    if (e.seq == last) last_desc = fmt::format("#{} {} at {}", last, as_op(e).describe(), as_op(e).where());
   }
   double waited = std::chrono::duration<double>(Clock::now() - start).count();
   if (inside)
     CONFLUX_THROW(CommError, "rank {} of communicator '{}' stalled inside collective #{} ({} at {}) for {:.1f} s",
-                  group_ranks_[local], name_, seq, mine.desc, mine.site, waited);
+                  group_ranks_[local], name_, seq, as_op(mine).describe(), as_op(mine).where(), waited);
   CONFLUX_THROW(CommError,
                 "rank {} of communicator '{}' did not arrive at collective #{} ({} at {}) within {:.1f} s "
                 "(its last collective: {}). It may have died, hung, or skipped this call",
-                group_ranks_[local], name_, seq, mine.desc, mine.site, waited, last_desc);
+                group_ranks_[local], name_, seq, as_op(mine).describe(), as_op(mine).where(), waited, last_desc);
 }
 
 }  // namespace conflux::detail

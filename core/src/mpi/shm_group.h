@@ -20,13 +20,21 @@
 #include <string>
 #include <vector>
 
+#include "../comm_base.h"
+
 namespace conflux::detail {
 
+// Raw call description; formatted into words only when an error is reported, so publishing an
+// arrival costs a few stores.
 struct BoardEntry {
   uint64_t seq;
   uint64_t sig;
-  char desc[112];
-  char site[128];
+  uint64_t count;
+  int32_t arg;
+  int32_t line;
+  uint8_t dtype;
+  char kind[15];
+  char file[96];  // the tail of the call site's path
 };
 
 struct alignas(64) RankControl {
@@ -51,7 +59,7 @@ class ShmGroup {
   uint8_t* buffer(int local, int which) const { return bufs_[local] + which * chunk_bytes_; }
 
   // Publishes this rank's entry for `seq` (after any data it wrote to its buffer).
-  void arrive(uint64_t seq, uint64_t sig, const std::string& desc, const std::string& site);
+  void arrive(uint64_t seq, const OpDesc& op);
   // Waits until every local peer has arrived at `seq` with the same signature.
   void wait_arrivals(uint64_t seq, Clock::time_point deadline);
   // Phase barrier among local ranks: every rank calls with the same increasing sequence.
@@ -73,12 +81,16 @@ class ShmGroup {
   uint64_t my_seq_ = 0;
 };
 
-// Spin-then-yield-then-sleep waiting that stays fair when ranks outnumber cores.
+// Spin-then-yield-then-sleep waiting that stays fair when ranks outnumber cores. On a
+// communicator's progress thread (async collectives overlapping the caller's computation) it
+// falls asleep much sooner, so waiting for peers does not take CPU from the compute thread.
 class Backoff {
  public:
   void pause();
+  static void mark_progress_thread();  // called once by the progress thread
  private:
   uint32_t n_ = 0;
+  uint32_t sleep_us_ = 10;
 };
 
 }  // namespace conflux::detail

@@ -171,7 +171,7 @@ class NcclCommunicator final : public CommBase {
     auto dl = Clock::now() + options_.timeout;
     uint64_t seq = ++seq_;
     if (board_) {
-      board_->arrive(seq, d.signature(), d.describe(), d.where());
+      board_->arrive(seq, d);
       board_->wait_arrivals(seq, dl);
     }
     CUDA_CHECK(cudaSetDevice(device_));

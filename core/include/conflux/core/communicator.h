@@ -55,11 +55,14 @@ struct CommOptions {
   // when every node holds the same number of them):
   bool enable_shm = true;
   // Up to this size a one-phase algorithm (every rank reduces the whole buffer from all staging
-  // slots) has the lowest latency; above it reduce-scatter + all-gather in shared memory.
-  size_t shm_small_bytes = 32 * 1024;
-  size_t shm_chunk_bytes = 4 * 1024 * 1024;  // per-rank staging slot; larger buffers are chunked
-  // Below this size use MPI_Allreduce directly instead (0: never; the shm path measured faster).
-  size_t mpi_below_bytes = 0;
+  // slots) has the lowest latency.
+  size_t shm_small_bytes = 64 * 1024;
+  // From this size on, reduce-scatter + all-gather through the staging slots in chunks; between
+  // the two thresholds MPI_Allreduce (after the arrival check) measured fastest on one node.
+  size_t shm_large_bytes = 2 * 1024 * 1024;
+  // Per-rank staging slot (double-buffered). Small slots keep the working set in cache: 128 KiB
+  // measured about 2x faster than 4 MiB at 64 MiB buffers (docs/benchmarks.md).
+  size_t shm_chunk_bytes = 128 * 1024;
   // Testing aid: pretend every `emulate_node_size` consecutive ranks form one node, to exercise
   // the hierarchical (intra-node shm + inter-node MPI) path on a single machine. 0 = real nodes.
   int emulate_node_size = 0;

@@ -23,13 +23,15 @@ struct GridOptions {
 
 class ConfigBinder;
 // The [parallel] and [comm] sections every MPI stage's config embeds:
-//   parallel.tp, comm.timeout_s, comm.shm, comm.shm_small_bytes, comm.shm_chunk_bytes
+//   parallel.tp, comm.timeout_s, comm.shm, comm.shm_small_bytes, comm.shm_large_bytes,
+//   comm.shm_chunk_bytes
 struct GridConfig {
   int tp = 1;
   double timeout_s = 300;
   bool shm = true;
-  int64_t shm_small_bytes = 32 * 1024;
-  int64_t shm_chunk_bytes = 4 * 1024 * 1024;
+  int64_t shm_small_bytes = 64 * 1024;
+  int64_t shm_large_bytes = 2 * 1024 * 1024;
+  int64_t shm_chunk_bytes = 128 * 1024;
   void bind(ConfigBinder& b);
   GridOptions options() const;
 };
