@@ -40,4 +40,32 @@ mpirun -np 2 "$CONFLUX" train "$CONFLUX_ROOT/trainer/configs/train-fortunes.toml
 step "Generate from the trained checkpoint"
 "$CONFLUX" generate --checkpoint checkpoints/fortunes --prompt "The " --max-tokens 80 --temperature 0.8 --top-k 40 --seed 1
 
+step "Evaluate with two local worker nodes over CURVE-encrypted ZeroMQ (127.0.0.1)"
+rm -rf keys runs/fortunes-eval && mkdir -p keys
+for n in coordinator alice bob; do "$CONFLUX" keygen "$n" --out-dir keys >/dev/null; done
+cat keys/alice.pub keys/bob.pub > keys/allow.txt
+cat > eval.toml <<TOML
+[evaluate]
+checkpoint = "checkpoints/fortunes"
+dataset = "data/fortunes"
+metrics = ["perplexity", "ece"]
+[server]
+bind = "tcp://127.0.0.1:5555"
+key = "keys/coordinator.key"
+allow = "keys/allow.txt"
+workers = 2
+[output]
+dir = "runs/fortunes-eval"
+TOML
+WORKER="$CONFLUX_ROOT/$BUILD/bin/conflux-worker"
+pids=()
+for w in alice bob; do
+  "$WORKER" --connect tcp://127.0.0.1:5555 --server-key keys/coordinator.pub --key "keys/$w.key" \
+    --data data/fortunes --name "$w" --exit-on-bye 2>"runs-worker-$w.log" &
+  pids+=($!)
+done
+"$CONFLUX" evaluate eval.toml
+wait "${pids[@]}" || true
+echo "report: $OUT_DIR/runs/fortunes-eval/report.json and report.html"
+
 step "Done. Outputs in $OUT_DIR"
