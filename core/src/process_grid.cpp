@@ -104,9 +104,15 @@ ProcessGrid::ProcessGrid(GridOptions options) : impl_(std::make_unique<Impl>()) 
   launch_.local_rank = env_int("OMPI_COMM_WORLD_LOCAL_RANK", env_int("SLURM_LOCALID", node_rank));
 
   tp_ = options.tp;
-  if (tp_ < 1 || world_size_ % tp_ != 0)
+  if (tp_ < 1 || world_size_ % tp_ != 0) {
+    {
+      // The destructor will not run: undo this grid's share of the MPI lifetime here.
+      std::lock_guard<std::mutex> lock(g_mpi_mu);
+      --g_grids;
+    }
     CONFLUX_THROW(ConfigError, "tensor-parallel size {} must be >= 1 and divide the number of ranks ({})", tp_,
                   world_size_);
+  }
   impl_->comm_options = options.comm;
   MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &impl_->world_comm));
   // tp groups: adjacent ranks (same dp index); dp groups: same tp index.
