@@ -9,6 +9,8 @@
 #include <ctime>
 #include <mutex>
 
+#include <unistd.h>
+
 namespace conflux::log {
 namespace {
 std::atomic<int> g_rank{-1};
@@ -77,9 +79,10 @@ void write(Level l, std::string_view message) {
   std::tm tm{};
   localtime_r(&t, &tm);
   int rank = g_rank.load();
-  std::string line = fmt::format("[{:02}:{:02}:{:02}.{:03}] [rank {}] [{}] {}\n", tm.tm_hour, tm.tm_min,
-                                 tm.tm_sec, ms, rank < 0 ? std::string("?") : std::to_string(rank),
-                                 level_name(l), message);
+  // Outside an MPI job (coordinator, worker) there is no rank: name the process instead.
+  std::string who = rank < 0 ? fmt::format("pid {}", static_cast<long>(getpid())) : fmt::format("rank {}", rank);
+  std::string line = fmt::format("[{:02}:{:02}:{:02}.{:03}] [{}] [{}] {}\n", tm.tm_hour, tm.tm_min, tm.tm_sec, ms,
+                                 who, level_name(l), message);
   std::lock_guard<std::mutex> lock(g_write_mu);
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);

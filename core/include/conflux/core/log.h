@@ -15,7 +15,8 @@ namespace conflux::log {
 
 enum class Level { Trace, Debug, Info, Warn, Error, Off };
 
-// Called by ProcessGrid once the rank is known; before that the prefix is "[rank ?]".
+// Called by ProcessGrid once the rank is known.
+// Before that (or in processes outside an MPI job) lines are prefixed "[pid N]".
 void set_rank(int rank);
 void set_level(Level level);  // applies to all ranks
 Level level();
