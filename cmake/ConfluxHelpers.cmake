@@ -31,3 +31,12 @@ function(conflux_mpi_test name)
                          PROCESSORS ${np} ENVIRONMENT "OMP_NUM_THREADS=1")
   endforeach()
 endfunction()
+
+# Test executables reuse the trainer library's precompiled <torch/torch.h> (compiled -fPIC, so
+# the executables are built -fPIC too rather than -fPIE).
+function(conflux_reuse_torch_pch target)
+  set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE OFF)
+  target_compile_options(${target} PRIVATE -fPIC)
+  target_compile_definitions(${target} PRIVATE conflux_trainer_EXPORTS)
+  target_precompile_headers(${target} REUSE_FROM conflux_trainer)
+endfunction()

@@ -5,6 +5,8 @@
 #include "conflux/core/rng.h"
 #include "mpi/shm_group.h"
 
+#include <cstdint>
+
 namespace conflux::detail {
 
 uint64_t OpDesc::signature() const {

@@ -13,6 +13,7 @@
 #include "conflux/core/communicator.h"
 
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <exception>
 #include <functional>

@@ -3,6 +3,8 @@
 
 #include "conflux/core/error.h"
 
+#include <cstdint>
+
 namespace conflux {
 
 std::vector<uint8_t> Communicator::alltoallv_bytes(const std::vector<std::vector<uint8_t>>& per_rank,

@@ -1,6 +1,7 @@
 // DType names, sizes and half-precision conversions (round to nearest even, NaN preserved).
 #include "conflux/core/dtype.h"
 
+#include <cstdint>
 #include <cstring>
 
 namespace conflux {

@@ -7,6 +7,7 @@
 #include "conflux/core/log.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <mutex>

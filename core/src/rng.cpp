@@ -8,6 +8,7 @@
 #include <xxhash.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 

@@ -1,5 +1,6 @@
 // The training loop (see trainer.h).
 #include "conflux/trainer/trainer.h"
+#include "conflux/trainer/autocast.h"
 
 #include "conflux/core/error.h"
 #include "conflux/core/log.h"
@@ -14,7 +15,6 @@
 #include "conflux/trainer/preempt.h"
 #include "conflux/trainer/reducer.h"
 
-#include <ATen/autocast_mode.h>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -195,15 +195,8 @@ double Loop::standard_step(int64_t step) {
                                  (m * 1000003 + comms_.dp_rank) * 4096 + comms_.tp_rank));
     torch::Tensor loss;
     {
-      if (device_.is_cuda()) {
-        at::autocast::set_enabled(true);
-        at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-      }
+      CudaAutocast autocast(device_.is_cuda());
       loss = model_->loss(b.ids.slice(0, m * mb, (m + 1) * mb), b.targets.slice(0, m * mb, (m + 1) * mb));
-      if (device_.is_cuda()) {
-        at::autocast::set_enabled(false);
-        at::autocast::clear_cache();
-      }
     }
     loss_sum += loss.item<double>();
     (loss / double(cfg_.micro_batches)).backward();

@@ -7,6 +7,7 @@
 #include "conflux/core/dtype.h"
 
 #include <cstddef>
+#include <cstdint>
 
 namespace conflux::detail {
 

@@ -17,6 +17,7 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <cstdint>
 #include <vector>
 
 #define CUDA_CHECK(call)                                                                      \

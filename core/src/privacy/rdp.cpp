@@ -12,6 +12,7 @@
 #include "privacy_internal.h"
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 namespace conflux::privacy {

@@ -9,6 +9,7 @@
 #include "conflux/core/error.h"
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 namespace conflux::privacy::detail {

@@ -1,4 +1,4 @@
-// Leveled, rank-prefixed logging on stderr (spdlog underneath).
+// Leveled, rank-prefixed logging on stderr (fmt formatting, one write(2) per line).
 //
 // Contract: results go to stdout, logs to stderr. By default rank 0 logs at info and other ranks
 // only at warn and above; CONFLUX_LOG_LEVEL (trace|debug|info|warn|error|off) or
