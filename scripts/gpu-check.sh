@@ -29,7 +29,9 @@ if [[ -n "${CONFLUX_DEBS:-}" ]]; then
   # Open MPI finds its plugins, help files and wrapper data under OPAL_PREFIX.
   export OPAL_PREFIX=$SR/usr PATH=$SR/usr/bin:$PATH
   export LD_LIBRARY_PATH=$SR/usr/lib/x86_64-linux-gnu:$SR/usr/lib/x86_64-linux-gnu/openmpi/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  export PMIX_INSTALL_PREFIX=$SR/usr/lib/x86_64-linux-gnu/pmix2
   export PMIX_MCA_mca_base_component_path=$SR/usr/lib/x86_64-linux-gnu/pmix2/lib/pmix
+  export PMIX_MCA_pcompress_base_silence_warning=1
   EXTRA+=(-DMPI_C_COMPILER="$SR/usr/bin/mpicc.openmpi" -DMPI_CXX_COMPILER="$SR/usr/bin/mpicxx.openmpi"
           -DMPIEXEC_EXECUTABLE="$SR/usr/bin/mpirun.openmpi")
   PREFIX="$SR/usr;"

@@ -5,6 +5,7 @@
 #include "conflux/core/rng.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <torch/version.h>
 
 #include <cmath>
 
@@ -40,6 +41,16 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x) {
   torch::Tensor q = qkv.select(2, 0).transpose(1, 2);                     // (B, Hl, T, D)
   torch::Tensor k = qkv.select(2, 1).transpose(1, 2);                     // (B, Hl, T, D)
   torch::Tensor v = qkv.select(2, 2).transpose(1, 2);                     // (B, Hl, T, D)
+#if TORCH_VERSION_MAJOR >= 2
+  if (x.is_cuda()) {
+    // Fused attention (flash / memory-efficient kernels): no (T, T) matrix in memory. Dropout
+    // draws from the device's default generator, seeded per step like the other CUDA dropout.
+    const double p = ctx_->training ? ctx_->dropout : 0.0;
+    torch::Tensor y = at::scaled_dot_product_attention(q, k, v, {}, p, /*is_causal=*/true);  // (B,Hl,T,D)
+    y = y.transpose(1, 2).reshape({b, t, local_heads_ * head_dim_});    // (B, T, C/tp)
+    return dropout(proj_->forward(y), *ctx_, false);                    // (B, T, C)
+  }
+#endif
   torch::Tensor att = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(head_dim_));  // (B,Hl,T,T)
   torch::Tensor future = torch::ones({t, t}, torch::TensorOptions().dtype(torch::kBool).device(x.device()))
                              .triu(1);                                    // (T, T) true above diagonal

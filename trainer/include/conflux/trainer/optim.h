@@ -34,6 +34,8 @@ class AdamW {
   std::vector<torch::Tensor>& exp_avg_sq() { return v_; }
 
  private:
+  void step_foreach(double lr, double bc1, double bc2);
+
   std::vector<ParamInfo> params_;
   AdamWOptions options_;
   std::vector<torch::Tensor> m_, v_;
