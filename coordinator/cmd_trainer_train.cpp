@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
+
 namespace {
 
 namespace tr = conflux::trainer;
@@ -37,6 +39,8 @@ int run_train(const conflux::cli::Args& args) {
   auto cfg = conflux::load_config<tr::TrainConfig>(config, conflux::cli::overrides(vm), &toml, &json);
   conflux::GridOptions go;
   go.tp = cfg.tp;
+  go.comm.timeout = std::chrono::milliseconds(static_cast<int64_t>(cfg.comm_timeout_s * 1000));
+  go.comm.enable_shm = cfg.comm_shm;
   conflux::ProcessGrid grid(go);
   tr::TrainerComms comms;
   comms.world = &grid.world();

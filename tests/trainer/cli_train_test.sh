@@ -3,7 +3,8 @@
 #  1. ingest a corpus; train at np 2 with tp = 2 (the loss falls, metrics + TensorBoard written);
 #  2. generate from the tp = 2 checkpoint (deterministic for a seed);
 #  3. resume that checkpoint at tp = 1 x dp = 2 (resharding through the CLI);
-#  4. SIGUSR1 to mpirun during a long run: exit 75 with a checkpoint; rerunning resumes from it.
+#  4. SIGUSR1 to mpirun during a long run: exit 75 with a checkpoint; rerunning resumes from it;
+#  5. SIGKILL of rank 1 mid-run: the job ends (no hang) with a non-zero status and names rank 1.
 # usage: cli_train_test.sh CONFLUX_BINARY MPIRUN [mpirun flags...]
 set -euo pipefail
 CONFLUX=$1; MPIRUN=$2; shift 2; MPIFLAGS=("$@")
@@ -115,4 +116,29 @@ STEP=$($PY -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["status
 [ -f "$T/ckpt2/step-$(printf %08d "$STEP")/trainer_state.json" ] || fail "no checkpoint at step $STEP"
 "$MPIRUN" "${MPIFLAGS[@]}" -np 2 "$CONFLUX" train "$T/train.toml" --set train.steps=$((STEP + 3)) --json > "$T/r4.json"
 $PY -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["status"]=="completed" and d["step"]==int(sys.argv[2]), d' "$T/r4.json" $((STEP + 3))
+
+# 5. a rank that dies: no hang, non-zero exit, the dead rank named (collective timeout 10 s)
+sed -i "s|$T/ckpt2|$T/ckpt3|; s|$T/out2|$T/out3|" "$T/train.toml"
+set +e
+"$MPIRUN" "${MPIFLAGS[@]}" -np 2 "$CONFLUX" train "$T/train.toml" --set train.steps=100000 --set checkpoint.every=0 \
+  --set comm.timeout_s=10 > "$T/r5.json" 2> "$T/r5.err" &
+PID=$!
+for _ in $(seq 1 600); do
+  [ -f "$T/out3/metrics.jsonl" ] && [ "$(wc -l < "$T/out3/metrics.jsonl")" -ge 3 ] && break
+  sleep 0.1
+done
+VICTIM=""
+for p in $(pgrep -P "$PID"); do
+  tr '\0' '\n' < /proc/$p/environ 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=1' && VICTIM=$p
+done
+[ -n "$VICTIM" ] || { kill -9 "$PID"; fail "could not find rank 1 under mpirun $PID"; }
+kill -9 "$VICTIM"
+T0=$SECONDS
+for _ in $(seq 1 600); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$PID" 2>/dev/null && { kill -9 "$PID"; fail "job still running 60 s after rank 1 died"; }
+wait "$PID"; RC=$?
+set -e
+[ "$RC" -ne 0 ] || fail "job exited 0 after rank 1 was killed"
+grep -q 'rank 1' "$T/r5.err" || { cat "$T/r5.err" >&2; fail "no error naming rank 1"; }
+echo "rank death: job ended in $((SECONDS - T0)) s with status $RC, naming rank 1"
 echo "cli train test passed (preempted at step $STEP)"

@@ -6,6 +6,7 @@
 //                warmup_steps, weight_decay, beta1, beta2, grad_clip, seed, threads, eval_every,
 //                eval_windows, device ("cpu" | "cuda")
 //   [parallel]   tp (dp = world / tp), bucket_mb, overlap
+//   [comm]       timeout_s (every collective), shm (shared-memory all-reduce on one node)
 //   [checkpoint] dir, every, keep_last, resume, init_from, freeze (parameter-name prefixes)
 //   [privacy]    enabled, clip, noise_multiplier, target_epsilon (then the multiplier is solved
 //                for `train.steps`), sample_rate, delta, noise_seed (-1: SecureRandom)
@@ -42,6 +43,8 @@ struct TrainConfig {
   int tp = 1;
   double bucket_mb = 25.0;
   bool overlap = true;
+  double comm_timeout_s = 300;  // every collective; a dead or diverging rank is named within this
+  bool comm_shm = true;         // shared-memory all-reduce between ranks of one node
 
   std::string checkpoint_dir = "checkpoints";
   int64_t checkpoint_every = 100;
