@@ -1,10 +1,13 @@
 // `conflux evaluate eval.toml [--mpi]`: distributed evaluation of a GPT checkpoint on a tokens
-// dataset. The coordinator reads the dataset manifest (row count, SHA-256), splits the rows into
+// dataset: token metrics on the token stream and text metrics (bleu, rouge_l, distinct) of greedy
+// continuations of dataset prompts ([generation] keys). The coordinator reads the dataset
+// manifest (row count, SHA-256), splits the rows into
 // tasks of `rows_per_task`, and either dispatches them as "evaluate" tasks to connected
 // conflux-worker processes (protocol::TaskDispatcher: validation, re-dispatch when a worker dies)
 // or, with --mpi, runs them itself split over MPI ranks. Stats are merged in task order (merging
 // is exact, so any split gives bit-identical results), finalized, and written as report.json +
-// report.html (plus the effective config.toml) atomically into the output directory.
+// report.html (plus the effective config.toml, run.json and, with text metrics,
+// generations.jsonl in row order) atomically into the output directory.
 // Needs the evaluate task library of worker/ (CONFLUX_HAVE_EVALUATE_TASK).
 #ifdef CONFLUX_HAVE_EVALUATE_TASK
 
@@ -23,6 +26,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <iostream>
 
@@ -44,12 +49,14 @@ struct EvaluateConfig {
   int workers = 1;
   double wait_s = 60, timeout_s = 600, task_deadline_s = 0;
   int max_attempts = 3, heartbeat_ms = 1000, dead_after_ms = 5000;
+  cw::GenerationParams generation;
 
   void bind(ConfigBinder& b) {
     b.field("evaluate.checkpoint", checkpoint, "checkpoint root (newest step) or step directory").required();
     b.field("evaluate.dataset", dataset, "tokens dataset directory (the coordinator reads its manifest; "
             "workers use their own --data copy, checked by manifest SHA-256)").required();
-    b.field("evaluate.metrics", metrics, "token metrics: perplexity, ece, calibration");
+    b.field("evaluate.metrics", metrics, "token metrics (perplexity, ece, calibration) and text "
+            "metrics of generations (bleu, rouge_l, distinct)");
     b.field("evaluate.rows_per_task", rows_per_task, "dataset rows per task").min(1);
     b.field("evaluate.context", context, "window length (0 = the model's context)").min(0);
     b.field("evaluate.batch_size", batch_size, "windows per forward pass").min(1);
@@ -65,6 +72,13 @@ struct EvaluateConfig {
     b.field("server.max_attempts", max_attempts, "dispatches per task before failing").min(1);
     b.field("server.heartbeat_ms", heartbeat_ms, "heartbeat interval").min(10);
     b.field("server.dead_after_ms", dead_after_ms, "silence before a worker is declared dead").min(50);
+    b.field("generation.prompt_tokens", generation.prompt_tokens,
+            "prompt = the first N content tokens of a row").min(1);
+    b.field("generation.max_new_tokens", generation.max_new_tokens, "greedy tokens per prompt").min(1);
+    b.field("generation.reference_tokens", generation.reference_tokens,
+            "reference = the next N content tokens (0 = the rest of the row)").min(0);
+    b.field("generation.every", generation.every, "prompt rows with row % every == 0").min(1);
+    b.field("generation.stop_at_eos", generation.stop_at_eos, "stop a continuation after EOS");
     b.field("output.dir", output_dir, "directory for report.json, report.html, config.toml");
   }
 };
@@ -83,14 +97,22 @@ struct Plan {
   int64_t rows = 0;
   std::string manifest_sha256;
   std::vector<cw::EvaluateParams> tasks;
+  bool generates = false;  // some metric reads text: tasks carry generation params
 };
 
-Plan make_plan(const EvaluateConfig& c) {
+bool reads_text(const ev::MetricSet& set) {
+  for (const auto& n : set.names())
+    if (set.metric(n).inputs() == ev::InputKind::Text) return true;
+  return false;
+}
+
+Plan make_plan(const EvaluateConfig& c, const ev::MetricSet& set) {
   Plan p;
   p.checkpoint = cw::resolve_checkpoint(c.checkpoint);
   p.step = conflux::trainer::load_trainer_state(p.checkpoint).step;
   p.rows = conflux::dataplane::Manifest::load(c.dataset).num_rows();
   p.manifest_sha256 = conflux::dataplane::sha256_file(c.dataset + "/manifest.json");
+  p.generates = reads_text(set);
   for (int64_t b = 0; b < p.rows; b += c.rows_per_task) {
     cw::EvaluateParams t;
     t.checkpoint = p.checkpoint;
@@ -102,14 +124,20 @@ Plan make_plan(const EvaluateConfig& c) {
     t.threads = c.threads;
     t.manifest_sha256 = p.manifest_sha256;
     t.checkpoint_step = p.step;
+    if (p.generates) t.generation = c.generation;
     p.tasks.push_back(std::move(t));
   }
   return p;
 }
 
-// Dispatches every task to workers; returns the merged Stats (task order) and run facts.
+std::vector<uint8_t> tensor_bytes(const proto::Tensor& t) {
+  return std::vector<uint8_t>(t.data(), t.data() + t.byte_length());
+}
+
+// Dispatches every task to workers; returns the merged Stats (task order) and run facts, and
+// appends the tasks' generations (JSON lines, task order) to `generations`.
 ev::SetStats run_with_workers(const EvaluateConfig& c, const Plan& plan, const ev::MetricSet& set,
-                              nlohmann::json* run) {
+                              nlohmann::json* run, std::vector<uint8_t>* generations) {
   proto::ServerOptions so;
   so.bind = c.endpoint;
   so.insecure = c.insecure;
@@ -131,14 +159,20 @@ ev::SetStats run_with_workers(const EvaluateConfig& c, const Plan& plan, const e
                                    milliseconds(static_cast<int64_t>(c.wait_s * 1000))))
     CONFLUX_THROW(CommError, "only {} of {} worker(s) connected to {} within {} s",
                   dispatcher.live_workers(), c.workers, server.endpoint(), c.wait_s);
+  const auto started = std::chrono::steady_clock::now();
   for (const auto& t : plan.tasks) {
     proto::TaskSpec spec;
     spec.kind = "evaluate";
     spec.params = t.to_json().dump();
     spec.validate = [&plan](const proto::Message& m) -> std::string {
-      if (m.tensors.size() != 1 || m.tensors[0].name() != "stats" ||
+      const size_t want = plan.generates ? 2 : 1;
+      if (m.tensors.size() != want || m.tensors[0].name() != "stats" ||
           m.tensors[0].dtype() != conflux::DType::U8)
-        return "expected one uint8 tensor 'stats'";
+        return plan.generates ? "expected uint8 tensors 'stats' and 'generations'"
+                              : "expected one uint8 tensor 'stats'";
+      if (plan.generates &&
+          (m.tensors[1].name() != "generations" || m.tensors[1].dtype() != conflux::DType::U8))
+        return "expected a uint8 tensor 'generations' after 'stats'";
       try {
         const auto s = nlohmann::json::parse(m.header.result().summary());
         if (s.value("manifest_sha256", "") != plan.manifest_sha256)
@@ -146,6 +180,8 @@ ev::SetStats run_with_workers(const EvaluateConfig& c, const Plan& plan, const e
         if (s.value("checkpoint_step", int64_t{-1}) != plan.step) return "worker checkpoint step differs";
         const auto* d = m.tensors[0].data();
         ev::MetricSet::from_bytes(std::vector<uint8_t>(d, d + m.tensors[0].byte_length()));
+        if (plan.generates)
+          cw::examples_from_jsonl(m.tensors[1].data(), m.tensors[1].byte_length());
       } catch (const std::exception& e) {
         return std::string("undecodable result: ") + e.what();
       }
@@ -159,12 +195,16 @@ ev::SetStats run_with_workers(const EvaluateConfig& c, const Plan& plan, const e
   nlohmann::json per_task = nlohmann::json::array();
   for (const auto& o : outcomes) {
     if (!o.ok) CONFLUX_THROW(CommError, "evaluate task {} failed: {}", o.task_id, o.error);
-    const auto* d = o.outputs.at(0).data();
-    ev::MetricSet::merge_into(
-        all, ev::MetricSet::from_bytes(std::vector<uint8_t>(d, d + o.outputs[0].byte_length())));
+    ev::MetricSet::merge_into(all, ev::MetricSet::from_bytes(tensor_bytes(o.outputs.at(0))));
+    if (plan.generates) {
+      const auto g = tensor_bytes(o.outputs.at(1));
+      generations->insert(generations->end(), g.begin(), g.end());
+    }
     per_task.push_back({{"task", o.task_id}, {"worker", o.worker}, {"attempts", o.attempts}});
   }
   (*run)["mode"] = "workers";
+  // Wall time from the first dispatch to the last result (workers load the model in it).
+  (*run)["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   (*run)["tasks"] = per_task;
   return all;
 }
@@ -184,15 +224,18 @@ int evaluate(const conflux::cli::Args& args) {
   if (!conflux::cli::parse(args, o, &pos, vm,
                            {"evaluate", "CONFIG.toml [--mpi] [--set a.b=c] [--json]",
                             "Evaluates a checkpoint on a tokens dataset (perplexity, token accuracy, "
-                            "ECE, temperature calibration) with connected conflux-worker processes, or "
-                            "across MPI ranks with --mpi, and writes report.json and report.html.",
+                            "ECE, temperature calibration; BLEU, ROUGE-L and distinct-n of greedy "
+                            "continuations of dataset prompts) with connected conflux-worker "
+                            "processes, or across MPI ranks with --mpi, and writes report.json and "
+                            "report.html.",
                             "conflux evaluate eval.toml   (or: mpirun -np 2 conflux evaluate eval.toml --mpi)"}))
     return 0;
   std::string toml, effective_json;
   const auto cfg = conflux::load_config<EvaluateConfig>(config, conflux::cli::overrides(vm), &toml,
                                                         &effective_json);
   const ev::MetricSet set(metric_specs(cfg.metrics));
-  const Plan plan = make_plan(cfg);
+  const Plan plan = make_plan(cfg, set);
+  std::vector<uint8_t> generations;  // JSON lines, task (= row) order
   nlohmann::json run = nlohmann::json::object();
   ev::SetStats all;
   int rank = 0;
@@ -205,14 +248,26 @@ int evaluate(const conflux::cli::Args& args) {
     ev::SetStats local = set.empty();
     // Contiguous shares of the task list, so rank order equals task order.
     const auto n = static_cast<int64_t>(plan.tasks.size());
-    for (int64_t i = n * rank / size; i < n * (rank + 1) / size; ++i)
-      ev::MetricSet::merge_into(local, task.run(plan.tasks[static_cast<size_t>(i)], cfg.dataset).stats);
+    std::vector<uint8_t> local_gen;
+    const auto started = std::chrono::steady_clock::now();
+    for (int64_t i = n * rank / size; i < n * (rank + 1) / size; ++i) {
+      cw::EvaluateResult r = task.run(plan.tasks[static_cast<size_t>(i)], cfg.dataset);
+      ev::MetricSet::merge_into(local, r.stats);
+      const auto g = cw::examples_to_jsonl(r.generations);
+      local_gen.insert(local_gen.end(), g.begin(), g.end());
+    }
     all = set.empty();
     for (const auto& name : set.names()) all[name] = ev::merge_across(local.at(name), grid->world());
+    // Generations to rank 0, concatenated in rank (= task) order.
+    std::vector<std::vector<uint8_t>> to(static_cast<size_t>(size));
+    to[0] = std::move(local_gen);
+    std::vector<size_t> counts;
+    generations = grid->world().alltoallv_bytes(to, &counts);
     run["mode"] = "mpi";
+    run["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     run["ranks"] = size;
   } else {
-    all = run_with_workers(cfg, plan, set, &run);
+    all = run_with_workers(cfg, plan, set, &run, &generations);
   }
   if (rank != 0) return 0;
   nlohmann::json meta = {{"checkpoint", plan.checkpoint},
@@ -221,11 +276,17 @@ int evaluate(const conflux::cli::Args& args) {
                          {"manifest_sha256", plan.manifest_sha256},
                          {"rows", plan.rows},
                          {"tasks", plan.tasks.size()},
+                         {"generations", plan.generates ? nlohmann::json(std::count(
+                                                              generations.begin(), generations.end(), '\n'))
+                                                        : nlohmann::json(nullptr)},
                          {"config", nlohmann::json::parse(effective_json)}};
   const ev::Report report = set.report(all, meta);
   std::filesystem::create_directories(cfg.output_dir);
   ev::write_file_atomic(cfg.output_dir + "/config.toml", toml);
   ev::write_file_atomic(cfg.output_dir + "/run.json", run.dump(2) + "\n");
+  if (plan.generates)
+    ev::write_file_atomic(cfg.output_dir + "/generations.jsonl",
+                          std::string(generations.begin(), generations.end()));
   const auto paths = ev::write_report(report, cfg.output_dir);
   std::string text;
   for (const auto& r : report.results) text += r.line + "\n";

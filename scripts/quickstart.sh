@@ -48,7 +48,11 @@ cat > eval.toml <<TOML
 [evaluate]
 checkpoint = "checkpoints/fortunes"
 dataset = "data/fortunes"
-metrics = ["perplexity", "ece"]
+metrics = ["perplexity", "ece", "bleu", "rouge_l", "distinct"]
+[generation]
+prompt_tokens = 32
+max_new_tokens = 32
+every = 100
 [server]
 bind = "tcp://127.0.0.1:5555"
 key = "keys/coordinator.key"
@@ -66,6 +70,6 @@ for w in alice bob; do
 done
 "$CONFLUX" evaluate eval.toml
 wait "${pids[@]}" || true
-echo "report: $OUT_DIR/runs/fortunes-eval/report.json and report.html"
+echo "report: $OUT_DIR/runs/fortunes-eval/report.json, report.html and generations.jsonl"
 
 step "Done. Outputs in $OUT_DIR"

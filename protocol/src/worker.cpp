@@ -1,5 +1,11 @@
 // Worker: session, task execution on a separate thread, heartbeats, reconnection with backoff
 // and the drain-or-abandon shutdown. See worker.h for the contract.
+//
+// Coordinator restart while a task runs: the task belongs to the old coordinator instance, whose
+// dispatcher is gone. On the welcome of a new instance the worker cancels it (its result would
+// be dropped anyway); a task the new coordinator sends before the cancelled one has stopped is
+// parked and started as soon as it has, instead of being refused as "busy" (which would charge
+// the new coordinator an attempt for no fault of the task).
 #include <conflux/protocol/worker.h>
 
 #include <conflux/core/error.h>
@@ -56,6 +62,11 @@ struct Worker::Impl {
   milliseconds backoff;
   std::shared_ptr<Job> job;
   std::thread thread;
+  struct Parked {                      // a task waiting for a cancelled previous-instance job
+    TaskContext ctx;
+    std::shared_ptr<TaskExecutor> executor;
+  };
+  std::unique_ptr<Parked> parked;
   std::string shared_key;              // cached shared inputs (one entry)
   std::vector<Tensor> shared;
   Worker* owner = nullptr;
@@ -101,8 +112,9 @@ struct Worker::Impl {
     Message m;
     m.header.set_type(wire::HEARTBEAT);
     m.header.set_job_id(job_id);
-    m.header.mutable_heartbeat()->set_busy(job != nullptr);
-    if (job) m.header.mutable_heartbeat()->set_current_task(job->ctx.task_id);
+    m.header.mutable_heartbeat()->set_busy(job != nullptr || parked != nullptr);
+    if (parked) m.header.mutable_heartbeat()->set_current_task(parked->ctx.task_id);
+    else if (job) m.header.mutable_heartbeat()->set_current_task(job->ctx.task_id);
     link->send("", std::move(m));
     next_heartbeat = Clock::now() + opt.heartbeat_interval;
   }
@@ -128,7 +140,9 @@ struct Worker::Impl {
     ctx.inputs = std::move(m.tensors);
     ctx.data_path = opt.data_path;
     if (stopping) return send_task_error(ctx, wire::SHUTTING_DOWN, "worker is shutting down");
-    if (job) return send_task_error(ctx, wire::TASK_FAILED, "worker is busy with another task");
+    const bool orphan_running = job && job->server_instance != server_instance;
+    if ((job && !orphan_running) || parked)
+      return send_task_error(ctx, wire::TASK_FAILED, "worker is busy with another task");
     if (h.job_id() != job_id || h.task_id() == 0) {
       return send_task_error(ctx, wire::UNKNOWN_TASK, "task for another job, or task id 0");
     }
@@ -149,6 +163,16 @@ struct Worker::Impl {
       }
       ctx.shared = shared;
     }
+    if (orphan_running) {
+      log::info("worker: task {} waits for cancelled task {} of the previous coordinator to stop",
+                ctx.task_id, job->ctx.task_id);
+      parked = std::make_unique<Parked>(Parked{std::move(ctx), std::move(exec)});
+      return;
+    }
+    launch(std::move(ctx), std::move(exec));
+  }
+
+  void launch(TaskContext ctx, std::shared_ptr<TaskExecutor> exec) {
     job = std::make_shared<Job>();
     job->ctx = std::move(ctx);
     job->ctx.cancel = &job->cancel;
@@ -205,6 +229,12 @@ struct Worker::Impl {
         if (h.instance() != server_instance) {  // a new coordinator session: drop the cache
           shared_key.clear();
           shared.clear();
+          parked.reset();  // sent by an earlier instance: nobody waits for it any more
+        }
+        if (job && job->server_instance != h.instance() && !job->cancel.load()) {
+          log::info("worker: cancelling task {} of the previous coordinator {:016x}",
+                    job->ctx.task_id, job->server_instance);
+          job->cancel.store(true);
         }
         welcomed = true;
         server_instance = h.instance();
@@ -270,6 +300,11 @@ struct Worker::Impl {
         job.reset();
       }
     }
+    if (parked) {
+      send_task_error(parked->ctx, wire::TASK_ABANDONED, "worker shutting down; task abandoned");
+      if (!abandoned) abandoned = parked->ctx.task_id;
+      parked.reset();
+    }
     Message bye;
     bye.header.set_type(wire::BYE);
     bye.header.set_job_id(job_id);
@@ -324,6 +359,10 @@ int Worker::run(const std::atomic<bool>& stop) {
     if (w.bye_received && w.opt.exit_on_bye) return w.shutdown("coordinator said bye");
     auto now = Clock::now();
     if (w.job && w.job->done.load()) w.complete_job();
+    if (!w.job && w.parked) {
+      auto p = std::move(w.parked);
+      w.launch(std::move(p->ctx), std::move(p->executor));
+    }
     if (!w.welcomed && now >= w.next_hello) w.send_hello();
     if (w.welcomed && now >= w.next_heartbeat) w.send_heartbeat();
     if (now - w.last_heard > w.opt.server_dead_after) {

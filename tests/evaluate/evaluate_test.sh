@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # End-to-end `conflux evaluate` with real processes on 127.0.0.1:
-#  setup: ingest a small fortune file (3 shards), train a tiny GPT for 3 steps (checkpoint);
+#  setup: the fixture (fixture.sh: a fortune file in 3 shards, a tiny GPT trained 600 steps);
 #  a. 1 worker (CURVE keys from `conflux keygen`), b. 3 workers (insecure), c. --mpi on 2 ranks:
-#     the "results" of report.json are byte-identical, and equal the in-process single-pass
-#     reference (evaluate_reference) bit for bit; perplexity also matches an independent
-#     torch float64 cross-entropy to 1e-9 relative;
+#     the "results" of report.json (perplexity, ece, and bleu / rouge_l / distinct of greedy
+#     generations) and generations.jsonl are byte-identical, and equal the in-process
+#     single-pass reference (evaluate_reference) bit for bit; perplexity also matches an
+#     independent torch float64 cross-entropy to 1e-9 relative; BLEU, ROUGE-L and distinct-n
+#     equal sacrebleu / rouge-score / a plain Python count on the generated texts
+#     (gen_oracle_check.py, the pyenv python3 with tests/requirements-evaluator.txt);
 #  d. a worker SIGKILLed mid-run: its task is re-dispatched and the results are identical;
 #  e. a worker with another dataset (manifest mismatch) and an unknown metric fail clearly.
-# usage: evaluate_test.sh CONFLUX WORKER REFERENCE MPIRUN [mpirun flags...]
+# usage: evaluate_test.sh FIXTURE_DIR CONFLUX WORKER REFERENCE MPIRUN [mpirun flags...]
 set -euo pipefail
-CONFLUX=$1; WORKER=$2; REFERENCE=$3; MPIRUN=$4; shift 4; MPIFLAGS=("$@")
+FIXTURE=$1; CONFLUX=$2; WORKER=$3; REFERENCE=$4; MPIRUN=$5; shift 5; MPIFLAGS=("$@")
 T=$(mktemp -d /tmp/conflux-evaluate.XXXXXX)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$T"; }
@@ -18,31 +21,9 @@ fail() { echo "FAIL: $*" >&2; for f in "$T"/*.log; do echo "== $f"; tail -20 "$f
 PY=/usr/bin/python3
 free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-"$CONFLUX" ingest -i /usr/share/games/fortunes/debian -f fortune -o "$T/data" --rows-per-shard 20 \
-  > "$T/ingest.log" 2>&1
-cat > "$T/train.toml" <<TOML
-[model]
-vocab_size = 260
-context = 32
-n_layer = 2
-n_head = 2
-d_model = 32
-[data]
-dataset = "$T/data"
-val_fraction = 0.05
-[train]
-steps = 3
-batch_size = 4
-lr = 3e-3
-warmup_steps = 1
-threads = 1
-[checkpoint]
-dir = "$T/ckpt"
-every = 3
-[output]
-dir = "$T/train-out"
-TOML
-"$CONFLUX" train "$T/train.toml" > "$T/train.log" 2>&1 || fail "conflux train"
+# The shared fixture (fixture.sh): $T/data = its dataset, $T/ckpt = its trained checkpoint.
+ln -s "$FIXTURE/data" "$T/data"
+ln -s "$FIXTURE/ckpt" "$T/ckpt"
 
 write_config() {  # NAME WORKERS PORT ROWS_PER_TASK [server lines...]
   local name=$1 workers=$2 port=$3 rows=$4; shift 4
@@ -50,10 +31,15 @@ write_config() {  # NAME WORKERS PORT ROWS_PER_TASK [server lines...]
 [evaluate]
 checkpoint = "$T/ckpt"
 dataset = "$T/data"
-metrics = ["perplexity", "ece"]
+metrics = ["perplexity", "ece", "bleu", "rouge_l", "distinct"]
 rows_per_task = $rows
 context = 24
 batch_size = 4
+[generation]
+prompt_tokens = 12
+max_new_tokens = 16
+reference_tokens = 16
+every = 3
 [server]
 bind = "tcp://127.0.0.1:$port"
 workers = $workers
@@ -124,7 +110,7 @@ set -e
 grep -q "manifest SHA-256" "$T/wrong.log" || fail "no manifest mismatch message"
 [ ! -e "$T/out-wrong/report.json" ] || fail "report written despite failed tasks"
 write_config badmetric 1 0 5
-sed -i 's/"perplexity", "ece"/"perplexity", "nosuchmetric"/' "$T/badmetric.toml"
+sed -i 's/"perplexity", "ece", "bleu"/"perplexity", "nosuchmetric", "bleu"/' "$T/badmetric.toml"
 set +e
 "$CONFLUX" evaluate "$T/badmetric.toml" --mpi > "$T/badmetric.log" 2>&1; RC=$?
 set -e
@@ -133,7 +119,8 @@ grep -q "nosuchmetric" "$T/badmetric.log" || fail "unknown metric not named"
 
 # The reference and the comparison.
 CKPT=$(ls -d "$T"/ckpt/step-* | tail -1)
-"$REFERENCE" "$CKPT" "$T/data" 24 4 perplexity ece > "$T/reference.json" 2> "$T/reference.log" ||
+"$REFERENCE" "$CKPT" "$T/data" 24 4 --gen=12,16,16,3 perplexity ece bleu rouge_l distinct \
+  > "$T/reference.json" 2> "$T/reference.log" ||
   fail "evaluate_reference"
 $PY - "$T" <<'PY' || fail "reports differ"
 import json, sys, math
@@ -142,10 +129,17 @@ def results(name):
     with open(f"{t}/out-{name}/report.json") as f:
         return json.dumps(json.load(f)["results"], sort_keys=True)
 base = results("one")
+gens = open(f"{t}/out-one/generations.jsonl", "rb").read()
 for name in ("three", "mpi", "kill"):
     assert results(name) == base, f"{name} differs from 1 worker:\n{results(name)}\n{base}"
+    assert open(f"{t}/out-{name}/generations.jsonl", "rb").read() == gens, f"{name} generations differ"
 ref = json.load(open(f"{t}/reference.json"))
 assert json.dumps(ref["results"], sort_keys=True) == base, f"reference differs:\n{ref['results']}\n{base}"
+lines = [json.loads(l) for l in gens.decode().splitlines()]
+assert lines == ref["generations"], "generations differ from the reference's"
+assert len(lines) >= 25 and sum(1 for l in lines if l["hypothesis"].strip()) >= 25, len(lines)
+res = {r["metric"]: r for r in json.load(open(f"{t}/out-one/report.json"))["results"]}
+assert res["bleu"]["value"] > 0 and res["rouge_l"]["value"] > 0, "vacuous text scores"
 rep = json.load(open(f"{t}/out-one/report.json"))
 ppl = rep["results"][0]["detail"]
 assert ppl["tokens"] == ref["tokens"] > 1000, (ppl["tokens"], ref["tokens"])
@@ -159,8 +153,11 @@ assert len({x["worker"] for x in run3["tasks"]}) >= 2, run3   # work really was 
 runk = json.load(open(f"{t}/out-kill/run.json"))
 assert any(x["attempts"] >= 2 for x in runk["tasks"]), runk  # a task was re-dispatched
 assert any(x["worker"] == "rescuer" for x in runk["tasks"]), runk
-print("perplexity", ppl["perplexity"], "tokens", ppl["tokens"], "tasks", rep["meta"]["tasks"])
+assert rep["meta"]["generations"] == len(lines), rep["meta"]
+print("perplexity", ppl["perplexity"], "tokens", ppl["tokens"], "tasks", rep["meta"]["tasks"],
+      "generations", len(lines))
 PY
+python3 "$(dirname "$0")/gen_oracle_check.py" "$T/out-one" || fail "text metrics differ from the oracles"
 for f in "$T"/out-*; do ls "$f" | grep -q tmp && fail "temp files left in $f"; done
 "$CONFLUX" evaluate --help | grep -q Example || fail "--help has no example"
 echo "evaluate e2e ok"

@@ -17,3 +17,9 @@ PY
   exit 1
 fi
 echo "evaluator_oracle_regen: reference.json reproduced exactly"
+# The UTF-8 replacement vectors (Python's bytes.decode(..., "replace")).
+u8="${1:-${TMPDIR:-/tmp}}/utf8_reference.regen.json"
+python3 "$here/gen_utf8_reference.py" --out "$u8"
+cmp -s "$u8" "$here/utf8_reference.json" || {
+  echo "evaluator_oracle_regen: regenerated utf8_reference.json differs" >&2; exit 1; }
+echo "evaluator_oracle_regen: utf8_reference.json reproduced exactly"

@@ -1,7 +1,7 @@
 // Fault tests with real conflux-worker processes (fork/exec) against an in-process coordinator
 // on 127.0.0.1: a worker SIGKILLed mid-task (the task finishes elsewhere with the identical
 // result), a coordinator process crash and restart on the same port (workers reconnect and
-// finish the work), and SIGTERM (the task is abandoned explicitly or drained, exit code 0, the
+// finish the work; also in the middle of tasks, which the workers then cancel), and SIGTERM (the task is abandoned explicitly or drained, exit code 0, the
 // coordinator is told). All waits are bounded; leftover children are killed in TearDown.
 #include "net_util.h"
 
@@ -228,6 +228,84 @@ TEST_F(ProtocolProcess, CoordinatorCrashAndRestartWorkersReconnect) {
   // The same worker processes, reconnected (not restarted).
   EXPECT_EQ(::waitpid(pids_.at("alice"), nullptr, WNOHANG), 0);
   EXPECT_EQ(::waitpid(pids_.at("bob"), nullptr, WNOHANG), 0);
+}
+
+// The coordinator crashes while both workers are in the middle of (long, cancellable) tasks.
+// The restarted coordinator allows ONE attempt per task: a worker that refused the new tasks as
+// "busy" with its orphaned old task would fail them. The workers must cancel the old tasks on
+// the new coordinator's welcome, run the new tasks (parked until the old ones stopped), and
+// never drop their process.
+TEST_F(ProtocolProcess, CoordinatorCrashMidTaskWorkersCancelOrphansAndServeTheNewOne) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  pid_t coord = ::fork();
+  if (coord == 0) {  // first coordinator: hand out two 60 s tasks, report, wait to be killed
+    ::close(fds[0]);
+    try {
+      Server server(options());
+      std::string ep = server.endpoint() + "\n";
+      (void)!::write(fds[1], ep.data(), ep.size());
+      TaskDispatcher d(server);
+      if (d.wait_for_workers(2, 60s)) {
+        uint64_t a = d.submit(sum_task(DType::F32, {100}, 2, 7, R"({"delay_ms": 60000})"));
+        uint64_t b = d.submit(sum_task(DType::F32, {100}, 2, 8, R"({"delay_ms": 60000})"));
+        if (step_until(d, [&] { return d.assignee(a) && d.assignee(b); }, 30s)) {
+          for (int i = 0; i < 50; ++i) d.step(10ms);  // the tasks reach the workers
+          (void)!::write(fds[1], "running\n", 8);
+        }
+        for (int i = 0; i < 6000; ++i) d.step(10ms);  // until SIGKILL (60 s bound)
+      }
+    } catch (...) {
+    }
+    _exit(1);
+  }
+  ::close(fds[1]);
+  auto read_line = [&](std::chrono::milliseconds timeout) {
+    std::string line;
+    auto until = std::chrono::steady_clock::now() + timeout;
+    char c;
+    while (std::chrono::steady_clock::now() < until) {
+      pollfd p{fds[0], POLLIN, 0};
+      if (::poll(&p, 1, 50) == 1) {
+        if (::read(fds[0], &c, 1) != 1) break;
+        if (c == '\n') return line;
+        line += c;
+      }
+    }
+    return std::string("timeout");
+  };
+  std::string endpoint = read_line(30s);
+  ASSERT_EQ(endpoint.rfind("tcp://127.0.0.1:", 0), 0u) << endpoint;
+  spawn("alice", endpoint);
+  spawn("bob", endpoint);
+  ASSERT_EQ(read_line(90s), "running");
+  ::kill(coord, SIGKILL);
+  ::waitpid(coord, nullptr, 0);
+  ::close(fds[0]);
+
+  Server server(options(endpoint));
+  DispatcherOptions one;
+  one.max_attempts = 1;
+  TaskDispatcher d(server, one);
+  ASSERT_TRUE(d.wait_for_workers(2, 30s));
+  std::vector<TaskSpec> specs;
+  for (int i = 0; i < 4; ++i) specs.push_back(sum_task(DType::F64, {1000}, 2, 60 + i));
+  for (auto& sp : specs) d.submit(sp);
+  auto out = d.run(60s);
+  ASSERT_EQ(out.size(), 4u);
+  for (size_t i = 0; i < out.size(); ++i) {
+    ASSERT_TRUE(out[i].ok) << out[i].error;
+    EXPECT_EQ(out[i].attempts, 1u);
+    EXPECT_TRUE(out[i].outputs.at(0).equals(reduce_sum(specs[i].inputs)));
+  }
+  EXPECT_EQ(::waitpid(pids_.at("alice"), nullptr, WNOHANG), 0);
+  EXPECT_EQ(::waitpid(pids_.at("bob"), nullptr, WNOHANG), 0);
+  for (const char* n : {"alice", "bob"}) {
+    std::ifstream in(dir_ + "/" + n + ".log");
+    std::stringstream log;
+    log << in.rdbuf();
+    EXPECT_NE(log.str().find("cancelling task"), std::string::npos) << n;
+  }
 }
 
 TEST_F(ProtocolProcess, SigtermAbandonsTaskExplicitlyAndExitsZero) {

@@ -1,5 +1,6 @@
 // The "evaluate" executor: decodes the task params, runs EvaluateTask on the worker's dataset
-// (model and dataset cached between tasks) and returns the serialised Stats.
+// (model and dataset cached between tasks) and returns the serialised Stats, plus the generated
+// texts as JSON lines when the task has generation params.
 #include "evaluate_executor.h"
 
 #include "evaluate_task.h"
@@ -27,6 +28,12 @@ class EvaluateExecutor final : public protocol::TaskExecutor {
     const auto n = static_cast<int64_t>(bytes.size());
     protocol::TaskOutput out;
     out.tensors.push_back(protocol::Tensor::from_vector("stats", DType::U8, {n}, std::move(bytes)));
+    if (p.generation) {
+      std::vector<uint8_t> lines = examples_to_jsonl(r.generations);
+      const auto m = static_cast<int64_t>(lines.size());
+      out.tensors.push_back(
+          protocol::Tensor::from_vector("generations", DType::U8, {m}, std::move(lines)));
+    }
     nlohmann::json s = r.summary();
     s["rows"] = {p.row_begin, p.row_end};
     out.summary = s.dump();

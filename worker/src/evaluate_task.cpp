@@ -21,16 +21,19 @@ namespace fs = std::filesystem;
 namespace ev = conflux::evaluator;
 
 nlohmann::json EvaluateParams::to_json() const {
-  return {{"checkpoint", checkpoint},         {"rows", {row_begin, row_end}},
+  nlohmann::json j = {{"checkpoint", checkpoint},         {"rows", {row_begin, row_end}},
           {"metrics", metrics},               {"context", context},
           {"batch_size", batch_size},         {"threads", threads},
           {"manifest_sha256", manifest_sha256}, {"checkpoint_step", checkpoint_step}};
+  if (generation) j["generation"] = generation->to_json();
+  return j;
 }
 
 EvaluateParams EvaluateParams::from_json(const nlohmann::json& j) {
   if (!j.is_object()) CONFLUX_THROW(DataError, "evaluate params: expected a JSON object");
   static const char* kKnown[] = {"checkpoint", "rows",    "metrics",         "context",
-                                 "batch_size", "threads", "manifest_sha256", "checkpoint_step"};
+                                 "batch_size", "threads", "manifest_sha256", "checkpoint_step",
+                                 "generation"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& k = it.key();
     if (std::find_if(std::begin(kKnown), std::end(kKnown), [&](const char* s) { return k == s; }) ==
@@ -51,6 +54,7 @@ EvaluateParams EvaluateParams::from_json(const nlohmann::json& j) {
     if (j.contains("threads")) p.threads = j.at("threads").get<int>();
     if (j.contains("manifest_sha256")) p.manifest_sha256 = j.at("manifest_sha256").get<std::string>();
     if (j.contains("checkpoint_step")) p.checkpoint_step = j.at("checkpoint_step").get<int64_t>();
+    if (j.contains("generation")) p.generation = GenerationParams::from_json(j.at("generation"));
   } catch (const nlohmann::json::exception& e) {
     CONFLUX_THROW(DataError, "evaluate params: {}", e.what());
   }
@@ -67,7 +71,9 @@ nlohmann::json EvaluateResult::summary() const {
   return {{"windows", windows},
           {"tokens", tokens},
           {"checkpoint_step", checkpoint_step},
-          {"manifest_sha256", manifest_sha256}};
+          {"manifest_sha256", manifest_sha256},
+          {"prompts", generations.size()},
+          {"skipped_rows", skipped_rows}};
 }
 
 std::string resolve_checkpoint(const std::string& path) {
@@ -132,15 +138,31 @@ EvaluateResult EvaluateTask::run(const EvaluateParams& p, const std::string& dat
 
   ev::MetricSet metrics(p.metrics);
   r.stats = metrics.empty();
+  bool token_metrics = false, text_metrics = false;
+  for (const auto& name : metrics.names()) {
+    const ev::InputKind k = metrics.metric(name).inputs();
+    token_metrics = token_metrics || k == ev::InputKind::Tokens;
+    text_metrics = text_metrics || k == ev::InputKind::Text;
+    if (k == ev::InputKind::Features)
+      CONFLUX_THROW(DataError, "metric '{}' reads features; the evaluate task has none", name);
+  }
+  torch::set_num_threads(p.threads);
+  torch::NoGradGuard no_grad;
+  if (text_metrics) {
+    if (!p.generation)
+      CONFLUX_THROW(DataError, "evaluate params: text metrics need 'generation' params");
+    r.generations = generate_examples(model, ds, p.row_begin, p.row_end, *p.generation,
+                                      &r.skipped_rows, cancel);
+    if (!r.generations.empty())
+      ev::MetricSet::merge_into(r.stats, metrics.partial(text_batch(r.generations)));
+  }
   const int64_t n_tokens = ds.num_tokens();
-  if (p.row_end == p.row_begin || n_tokens < 2) return r;
+  if (!token_metrics || p.row_end == p.row_begin || n_tokens < 2) return r;
   const auto offsets = ds.token_offsets(p.row_begin, p.row_end);
   const auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
   const int64_t w_begin = ceil_div(offsets.front(), T);
   const int64_t w_end = std::min(ceil_div(offsets.back(), T), ceil_div(n_tokens - 1, T));
 
-  torch::set_num_threads(p.threads);
-  torch::NoGradGuard no_grad;
   std::vector<int64_t> ids(static_cast<size_t>(B * T));
   for (int64_t w0 = w_begin; w0 < w_end; w0 += B) {
     if (cancel && cancel->load()) CONFLUX_THROW(CommError, "evaluate task cancelled");

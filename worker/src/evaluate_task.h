@@ -1,6 +1,10 @@
-// The "evaluate" task: token metrics (perplexity + token accuracy, ECE, calibration) of a GPT
-// checkpoint on a row range of a tokens dataset, as mergeable evaluator Stats. Shared by
+// The "evaluate" task: token metrics (perplexity + token accuracy, ECE, calibration) and text
+// metrics of greedy generations (bleu, rouge_l, distinct; generation.h) of a GPT checkpoint on a
+// row range of a tokens dataset, as mergeable evaluator Stats. Shared by
 // conflux-worker (the task executor) and `conflux evaluate --mpi` (each rank runs its tasks).
+//
+// Token metrics run only when the metric set has one (InputKind::Tokens); text metrics need
+// `generation` params and get one example per prompted row of the task (example id = row).
 //
 // Windows: the dataset's rows are concatenated into one token stream of N tokens (as in
 // training). With context T, window w starts at stream position s = w*T and predicts positions
@@ -18,6 +22,8 @@
 // thread; it caches the last model and dataset it opened.
 #pragma once
 
+#include "generation.h"
+
 #include <conflux/evaluator/metric_set.h>
 
 #include <nlohmann/json.hpp>
@@ -25,6 +31,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace conflux::worker {
@@ -38,6 +45,7 @@ struct EvaluateParams {
   int threads = 1;                   // torch intra-op threads (keep equal on every participant)
   std::string manifest_sha256;       // expected SHA-256 of the dataset's manifest.json ("" = any)
   int64_t checkpoint_step = -1;      // expected trainer step of the checkpoint (-1 = any)
+  std::optional<GenerationParams> generation;  // required when a metric reads text
 
   nlohmann::json to_json() const;
   // Throws DataError naming the field when the JSON is malformed.
@@ -50,6 +58,8 @@ struct EvaluateResult {
   int64_t tokens = 0;                // predicted positions
   int64_t checkpoint_step = 0;
   std::string manifest_sha256;
+  std::vector<GeneratedExample> generations;  // in row order (text metrics only)
+  int64_t skipped_rows = 0;          // rows due for a prompt but too short
   nlohmann::json summary() const;    // the task's JSON summary (without the stats)
 };
 

@@ -8,6 +8,8 @@
 // - rouge_tokenize: rouge-score's tokenizer (lower-case, [^a-z0-9]+ -> space, optional Porter
 //   stemming of tokens longer than 3 characters).
 // - porter_stem: NLTK's PorterStemmer in its default NLTK_EXTENSIONS mode, for lower-case ASCII.
+// - utf8_replace_invalid: Python's bytes.decode("utf-8", errors="replace") re-encoded as UTF-8
+//   (each maximal invalid subpart becomes one U+FFFD), for text decoded from byte tokens.
 // All functions are pure and thread-safe.
 #pragma once
 
@@ -22,6 +24,10 @@ std::string_view python_rstrip(std::string_view text);
 
 // Returns the tokens joined by single spaces, as sacrebleu's Tokenizer13a does.
 std::string tokenize_13a(std::string_view line);
+
+// Valid UTF-8 for arbitrary bytes: every maximal subpart of an ill-formed sequence (Unicode
+// 3.9 "best practice", as CPython's decoder) is replaced by U+FFFD; valid input is returned as is.
+std::string utf8_replace_invalid(std::string_view bytes);
 
 std::vector<std::string> rouge_tokenize(std::string_view text, bool use_stemmer);
 std::string porter_stem(std::string_view word);

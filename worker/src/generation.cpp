@@ -1,0 +1,153 @@
+// Greedy continuations of dataset prompts for the text metrics of the evaluate task, and their
+// JSON-lines form (see generation.h for the exact rules).
+#include "generation.h"
+
+#include <conflux/core/error.h>
+#include <conflux/dataplane/dataset.h>
+#include <conflux/dataplane/manifest.h>
+#include <conflux/evaluator/text.h>
+#include <conflux/trainer/generate.h>
+
+#include <torch/torch.h>
+
+#include <algorithm>
+
+namespace conflux::worker {
+
+namespace {
+constexpr int64_t kFirstSpecialId = 256;  // ids >= 256 are pad/eos/mask, not bytes
+constexpr int64_t kAllowedVocab = 258;    // bytes + pad + eos (as `conflux generate`)
+
+std::string text_of(const std::vector<int64_t>& ids) {
+  return evaluator::utf8_replace_invalid(trainer::decode_bytes(ids));
+}
+}  // namespace
+
+nlohmann::json GenerationParams::to_json() const {
+  return {{"prompt_tokens", prompt_tokens},
+          {"max_new_tokens", max_new_tokens},
+          {"reference_tokens", reference_tokens},
+          {"every", every},
+          {"stop_at_eos", stop_at_eos}};
+}
+
+GenerationParams GenerationParams::from_json(const nlohmann::json& j) {
+  if (!j.is_object()) CONFLUX_THROW(DataError, "generation params: expected a JSON object");
+  GenerationParams p;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& k = it.key();
+    try {
+      if (k == "prompt_tokens") p.prompt_tokens = it->get<int64_t>();
+      else if (k == "max_new_tokens") p.max_new_tokens = it->get<int64_t>();
+      else if (k == "reference_tokens") p.reference_tokens = it->get<int64_t>();
+      else if (k == "every") p.every = it->get<int64_t>();
+      else if (k == "stop_at_eos") p.stop_at_eos = it->get<bool>();
+      else CONFLUX_THROW(DataError, "generation params: unknown field '{}'", k);
+    } catch (const nlohmann::json::exception& e) {
+      CONFLUX_THROW(DataError, "generation params: field '{}': {}", k, e.what());
+    }
+  }
+  if (p.prompt_tokens < 1) CONFLUX_THROW(DataError, "generation params: 'prompt_tokens' must be >= 1");
+  if (p.max_new_tokens < 1) CONFLUX_THROW(DataError, "generation params: 'max_new_tokens' must be >= 1");
+  if (p.reference_tokens < 0)
+    CONFLUX_THROW(DataError, "generation params: 'reference_tokens' must be >= 0 (0 = rest of row)");
+  if (p.every < 1) CONFLUX_THROW(DataError, "generation params: 'every' must be >= 1");
+  return p;
+}
+
+nlohmann::json GeneratedExample::to_json() const {
+  return {{"row", row},
+          {"prompt", prompt},
+          {"hypothesis", hypothesis},
+          {"reference", reference},
+          {"new_tokens", new_tokens}};
+}
+
+std::vector<GeneratedExample> generate_examples(trainer::GptImpl& model, const dataplane::Dataset& ds,
+                                                int64_t row_begin, int64_t row_end,
+                                                const GenerationParams& p, int64_t* skipped,
+                                                const std::atomic<bool>* cancel) {
+  const std::string kind = ds.manifest().tokenizer.value("kind", "");
+  if (kind != "bytes")
+    CONFLUX_THROW(DataError, "dataset '{}': generation metrics need the byte tokenizer, the manifest "
+                  "says '{}'", ds.dir(), kind);
+  std::vector<GeneratedExample> out;
+  *skipped = 0;
+  if (row_end <= row_begin) return out;
+  const dataplane::Ragged<int32_t> rows = ds.read_tokens(row_begin, row_end);
+  trainer::SamplingOptions so;
+  so.max_tokens = p.max_new_tokens;
+  so.temperature = 0;  // greedy: argmax, no random draw
+  so.allowed_vocab = std::min<int64_t>(model.config().vocab_size, kAllowedVocab);
+  so.eos_id = p.stop_at_eos ? dataplane::kEosId : -1;
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    if (r % p.every != 0) continue;
+    if (cancel && cancel->load()) CONFLUX_THROW(CommError, "evaluate task cancelled");
+    const auto b = rows.offsets[static_cast<size_t>(r - row_begin)];
+    const auto e = rows.offsets[static_cast<size_t>(r - row_begin + 1)];
+    std::vector<int64_t> content;
+    for (auto i = b; i < e && rows.values[static_cast<size_t>(i)] < kFirstSpecialId; ++i)
+      content.push_back(rows.values[static_cast<size_t>(i)]);
+    const auto n = static_cast<int64_t>(content.size());
+    if (n < p.prompt_tokens + 1) {
+      ++*skipped;
+      continue;
+    }
+    const std::vector<int64_t> prompt(content.begin(), content.begin() + p.prompt_tokens);
+    const int64_t ref_end =
+        p.reference_tokens == 0 ? n : std::min(n, p.prompt_tokens + p.reference_tokens);
+    const std::vector<int64_t> reference(content.begin() + p.prompt_tokens, content.begin() + ref_end);
+    const std::vector<int64_t> all = trainer::generate(model, prompt, so);
+    const std::vector<int64_t> added(all.begin() + p.prompt_tokens, all.end());
+    GeneratedExample ex;
+    ex.row = r;
+    ex.prompt = text_of(prompt);
+    ex.hypothesis = text_of(added);
+    ex.reference = text_of(reference);
+    ex.new_tokens = static_cast<int64_t>(added.size());
+    out.push_back(std::move(ex));
+  }
+  return out;
+}
+
+evaluator::Batch text_batch(const std::vector<GeneratedExample>& examples) {
+  evaluator::Batch b;
+  for (const auto& e : examples) {
+    b.hypotheses.push_back(e.hypothesis);
+    b.references.push_back({e.reference});
+    b.example_ids.push_back(e.row);
+  }
+  return b;
+}
+
+std::vector<uint8_t> examples_to_jsonl(const std::vector<GeneratedExample>& examples) {
+  std::string s;
+  for (const auto& e : examples) s += e.to_json().dump() + "\n";
+  return std::vector<uint8_t>(s.begin(), s.end());
+}
+
+std::vector<GeneratedExample> examples_from_jsonl(const uint8_t* data, size_t size) {
+  std::vector<GeneratedExample> out;
+  const std::string s(reinterpret_cast<const char*>(data), size);
+  size_t pos = 0;
+  while (pos < s.size()) {
+    size_t nl = s.find('\n', pos);
+    if (nl == std::string::npos) CONFLUX_THROW(DataError, "generations: last line has no newline");
+    try {
+      const auto j = nlohmann::json::parse(s.substr(pos, nl - pos));
+      GeneratedExample e;
+      e.row = j.at("row").get<int64_t>();
+      e.prompt = j.at("prompt").get<std::string>();
+      e.hypothesis = j.at("hypothesis").get<std::string>();
+      e.reference = j.at("reference").get<std::string>();
+      e.new_tokens = j.at("new_tokens").get<int64_t>();
+      out.push_back(std::move(e));
+    } catch (const nlohmann::json::exception& e) {
+      CONFLUX_THROW(DataError, "generations: line {}: {}", out.size() + 1, e.what());
+    }
+    pos = nl + 1;
+  }
+  return out;
+}
+
+}  // namespace conflux::worker
