@@ -291,6 +291,8 @@ def print_table(r):
         for s in stages:
             cs = "augment" if s == "mask" else s
             a, b, c = ref.get(s), c1.get(cs), c2.get(cs)
+            if s == "read":  # Conflux verifies checksums while later stages run; the write waits
+                b, c = b + c1.get("verify_wait", 0.0), c + c2.get("verify_wait", 0.0)
             if s == "total":
                 a = ref["total"]
             if a is None or b is None:

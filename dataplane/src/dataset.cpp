@@ -3,6 +3,7 @@
 #include "conflux/dataplane/dataset.h"
 
 #include "h5.h"
+#include "parallel.h"
 
 #include <sys/stat.h>
 
@@ -212,7 +213,10 @@ Dataset Dataset::open(const std::string& dir, const OpenOptions& options) {
     if (sb.st_size != info.bytes)
       CONFLUX_THROW(DataError, "{}: shard is {} bytes but the manifest says {} (truncated or replaced)",
                     st.path, static_cast<int64_t>(sb.st_size), info.bytes);
-    if (options.verify_checksums) d.verify_shard(static_cast<int64_t>(s));
+  }
+  if (options.verify_checksums) d.verify_all();
+  for (size_t s = 0; s < im.shards.size(); ++s) {
+    auto& st = im.shards[s];
     if (H5Fis_hdf5(st.path.c_str()) <= 0) {
       h5::error_stack();
       CONFLUX_THROW(DataError, "{}: not a readable HDF5 file (corrupt or truncated)", st.path);
@@ -241,7 +245,13 @@ void Dataset::verify_shard(int64_t index) const {
 }
 
 void Dataset::verify_all() const {
-  for (int64_t s = 0; s < num_shards(); ++s) verify_shard(s);
+  std::vector<int64_t> all(static_cast<size_t>(num_shards()));
+  for (int64_t s = 0; s < num_shards(); ++s) all[s] = s;
+  verify_shards(all, worker_threads(0));
+}
+
+void Dataset::verify_shards(const std::vector<int64_t>& indices, int threads) const {
+  parallel_for(indices.size(), threads, [&](size_t i) { verify_shard(indices[i]); });
 }
 
 Table Dataset::read(int64_t begin, int64_t end, const std::vector<std::string>& fields) const {

@@ -35,10 +35,15 @@ std::vector<T> as_pods(const std::vector<uint8_t>& bytes) {
 // Sends row ids to be dropped to their owner ranks; returns keep flags for local rows.
 std::vector<uint8_t> apply_drops(Communicator& comm, const std::vector<int64_t>& drops,
                                  const std::vector<int64_t>& row_ids, const std::vector<int64_t>& bounds) {
-  std::vector<std::vector<uint8_t>> send(static_cast<size_t>(comm.size()));
-  for (int64_t g : drops) append_pod(send[static_cast<size_t>(owner_of(g, bounds))], g);
-  std::vector<size_t> counts;
-  auto mine = as_pods<int64_t>(comm.alltoallv_bytes(send, &counts));
+  std::vector<int64_t> mine;
+  if (comm.size() == 1) {
+    mine = drops;
+  } else {
+    std::vector<std::vector<uint8_t>> send(static_cast<size_t>(comm.size()));
+    for (int64_t g : drops) append_pod(send[static_cast<size_t>(owner_of(g, bounds))], g);
+    std::vector<size_t> counts;
+    mine = as_pods<int64_t>(comm.alltoallv_bytes(send, &counts));
+  }
   std::sort(mine.begin(), mine.end());
   std::vector<uint8_t> keep(row_ids.size(), 1);
   for (size_t i = 0; i < row_ids.size(); ++i)
@@ -88,21 +93,51 @@ std::vector<uint8_t> exact_dedup(Communicator& comm, const std::vector<int64_t>&
     int64_t row;
   };
   const size_t n = static_cast<size_t>(comm.size());
-  std::vector<std::vector<uint8_t>> send(n);
-  for (auto& s : send) s.reserve(row_ids.size() / n * sizeof(Entry) + 64);
-  for (size_t i = 0; i < row_ids.size(); ++i) {
-    Hash128 h = hash128(content[i].data(), content[i].size());
-    append_pod(send[h.lo % n], Entry{h.hi, h.lo, row_ids[i]});
+  std::vector<Entry> entries;
+  if (n == 1) {  // one rank: no exchange
+    entries.resize(row_ids.size());
+    for (size_t i = 0; i < row_ids.size(); ++i) {
+      Hash128 h = hash128(content[i].data(), content[i].size());
+      entries[i] = Entry{h.hi, h.lo, row_ids[i]};
+    }
+  } else {
+    std::vector<std::vector<uint8_t>> send(n);
+    for (auto& s : send) s.reserve(row_ids.size() / n * sizeof(Entry) + 64);
+    for (size_t i = 0; i < row_ids.size(); ++i) {
+      Hash128 h = hash128(content[i].data(), content[i].size());
+      append_pod(send[h.lo % n], Entry{h.hi, h.lo, row_ids[i]});
+    }
+    std::vector<size_t> counts;
+    entries = as_pods<Entry>(comm.alltoallv_bytes(send, &counts));
   }
-  std::vector<size_t> counts;
-  auto entries = as_pods<Entry>(comm.alltoallv_bytes(send, &counts));
-  send.assign(n, {});
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-    return a.hi != b.hi ? a.hi < b.hi : a.lo != b.lo ? a.lo < b.lo : a.row < b.row;
-  });
+  // Open-addressing table of the hashes I own (load <= 1/2): each keeps its lowest row; every
+  // other row with the same hash is dropped. Independent of the order entries arrive in.
+  size_t cap = 16;
+  while (cap < 2 * entries.size()) cap <<= 1;
+  std::vector<int64_t> slot(cap, -1);  // index into entries
   std::vector<int64_t> drops;
-  for (size_t i = 1; i < entries.size(); ++i)
-    if (entries[i].hi == entries[i - 1].hi && entries[i].lo == entries[i - 1].lo) drops.push_back(entries[i].row);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const Entry& e = entries[i];
+    size_t h = static_cast<size_t>(e.hi ^ (e.lo >> 17)) & (cap - 1);
+    while (true) {
+      int64_t& sl = slot[h];
+      if (sl < 0) {
+        sl = static_cast<int64_t>(i);
+        break;
+      }
+      Entry& k = entries[static_cast<size_t>(sl)];
+      if (k.hi == e.hi && k.lo == e.lo) {
+        if (e.row < k.row) {
+          drops.push_back(k.row);
+          sl = static_cast<int64_t>(i);
+        } else {
+          drops.push_back(e.row);
+        }
+        break;
+      }
+      h = (h + 1) & (cap - 1);
+    }
+  }
   return apply_drops(comm, drops, row_ids, bounds);
 }
 

@@ -4,8 +4,12 @@
 #include "conflux/core/error.h"
 #include "conflux/core/log.h"
 
+#include "parallel.h"
+
 #include <algorithm>
 #include <cstring>
+#include <deque>
+#include <future>
 #include <map>
 
 namespace conflux::dataplane {
@@ -147,26 +151,48 @@ Manifest write_distributed(Communicator& comm, const std::string& out_dir, const
   try {
     writer = std::make_unique<DatasetWriter>(out_dir, manifest.schema, /*create_staging=*/false, options);
     writer->release();  // rank 0 removes or publishes the staging directory
-    for (int64_t s = rank; s < nshards; s += size) {
-      Table t(manifest.schema);
-      auto& list = pieces[s];
-      std::sort(list.begin(), list.end());
-      // Pieces from lower ranks come first (their rows precede mine), then mine, then higher.
-      bool mine_done = !local.count(s);
-      for (auto& p : list) {
-        if (!mine_done && static_cast<int64_t>(p.first) > off.first + local[s].first) {
-          t.append_range(rows, local[s].first, local[s].second);
-          mine_done = true;
-        }
-        t.append_serialized(recv.data() + p.second.first, p.second.second);
-      }
-      if (!mine_done) t.append_range(rows, local[s].first, local[s].second);
-      int64_t want = std::min(off.total, (s + 1) * rows_per_shard) - s * rows_per_shard;
-      CONFLUX_CHECK(t.rows() == want, "shard {} assembled {} rows, expected {}", s, t.rows(), want);
-      ShardInfo info = writer->write_shard(s, t);
-      mine.push_back({{"index", s}, {"file", info.file}, {"rows", info.rows}, {"bytes", info.bytes},
+    // Images are built here (HDF5, this thread); worker threads write, fsync and hash them.
+    const size_t threads = static_cast<size_t>(worker_threads(options.threads));
+    std::deque<std::future<ShardInfo>> inflight;
+    auto finish_one = [&] {
+      ShardInfo info = inflight.front().get();
+      inflight.pop_front();
+      int64_t index = static_cast<int64_t>(mine.size()) * size + rank;
+      mine.push_back({{"index", index}, {"file", info.file}, {"rows", info.rows}, {"bytes", info.bytes},
                       {"sha256", info.sha256}});
+    };
+    for (int64_t s = rank; s < nshards; s += size) {
+      const std::string what = writer->staging() + "/" + shard_file_name(s);
+      const int64_t want = std::min(off.total, (s + 1) * rows_per_shard) - s * rows_per_shard;
+      ShardImage image;
+      auto& list = pieces[s];
+      if (list.empty() && local.count(s)) {  // all rows are mine and contiguous: no copy
+        CONFLUX_CHECK(local[s].second - local[s].first == want, "shard {} has {} local rows, expected {}", s,
+                      local[s].second - local[s].first, want);
+        image = shard_image(rows, local[s].first, local[s].second, options, what);
+      } else {
+        Table t(manifest.schema);
+        std::sort(list.begin(), list.end());
+        // Pieces from lower ranks come first (their rows precede mine), then mine, then higher.
+        bool mine_done = !local.count(s);
+        for (auto& p : list) {
+          if (!mine_done && static_cast<int64_t>(p.first) > off.first + local[s].first) {
+            t.append_range(rows, local[s].first, local[s].second);
+            mine_done = true;
+          }
+          t.append_serialized(recv.data() + p.second.first, p.second.second);
+        }
+        if (!mine_done) t.append_range(rows, local[s].first, local[s].second);
+        CONFLUX_CHECK(t.rows() == want, "shard {} assembled {} rows, expected {}", s, t.rows(), want);
+        image = shard_image(t, 0, t.rows(), options, what);
+      }
+      while (inflight.size() >= threads) finish_one();
+      const DatasetWriter* w = writer.get();
+      inflight.push_back(std::async(std::launch::async, [w, s, want, img = std::move(image)] {
+        return w->write_image(s, want, img);
+      }));
     }
+    while (!inflight.empty()) finish_one();
   } catch (...) {
     err = std::current_exception();
   }

@@ -20,6 +20,8 @@ void PrepareConfig::bind(ConfigBinder& b) {
   b.field("prepare.rows_per_shard", rows_per_shard, "rows per output shard").min(1);
   b.field("prepare.plan", plan, "balance rank ranges by tokens or rows").one_of({"tokens", "rows"});
   b.field("prepare.verify_input", verify_input, "check the SHA-256 of every input shard");
+  b.field("prepare.threads", threads, "threads per rank for shard checksums and shard writes "
+          "(0 = hardware threads / ranks on the node)").min(0);
   b.field("prepare.require_fields", require_fields, "fields the input must have (schema conformance)");
 
   b.field("validate.enabled", validate, "run the validators");

@@ -6,6 +6,7 @@
 #include "conflux/core/progress.h"
 #include "conflux/core/rng.h"
 #include "conflux/dataplane/distributed.h"
+#include "fast_random.h"
 
 #include <algorithm>
 #include <cstring>
@@ -54,15 +55,14 @@ void run_validate(LocalRows& rows, const PrepareConfig& cfg, Counters& dropped, 
     if (tok >= 0) {
       int64_t n;
       const int32_t* t = rows.table.row<int32_t>(static_cast<size_t>(tok), r, &n);
-      v.content_tokens = 0;
-      if (txt < 0) buf.clear();
-      for (int64_t i = 0; i < n; ++i) {
-        if (t[i] >= 0 && t[i] < 256) {
-          ++v.content_tokens;
-          if (txt < 0) buf.push_back(static_cast<char>(t[i]));
-        }
-      }
+      int64_t content = 0;
+      for (int64_t i = 0; i < n; ++i) content += static_cast<uint32_t>(t[i]) < 256u;  // vectorised
+      v.content_tokens = content;
       if (txt < 0) {
+        buf.resize(static_cast<size_t>(content));
+        size_t o = 0;
+        for (int64_t i = 0; i < n; ++i)
+          if (static_cast<uint32_t>(t[i]) < 256u) buf[o++] = static_cast<char>(t[i]);
         v.text = buf;
         v.has_text = true;
       }
@@ -108,7 +108,9 @@ std::vector<nlohmann::json> run_noise(Communicator& comm, LocalRows& rows, const
                                       nlohmann::json* summary) {
   std::vector<nlohmann::json> entries;
   const bool secure = cfg.seed < 0;
-  SecureRandom sec;
+  ChaChaRandom sec;  // private runs: ChaCha20 keystream under a fresh OS-random key
+  const StreamKey feat_key = stream_key(static_cast<uint64_t>(cfg.seed), "dp/features");
+  const StreamKey label_key = stream_key(static_cast<uint64_t>(cfg.seed), "dp/labels");
   const Schema& s = rows.table.schema();
   if (cfg.dp_features.mechanism != "none") {
     DpFieldConfig fc = cfg.dp_features;
@@ -122,7 +124,7 @@ std::vector<nlohmann::json> run_noise(Communicator& comm, LocalRows& rows, const
       if (secure) {
         m->apply_features(x, d, fc, cal, sec);
       } else {
-        Stream rng(static_cast<uint64_t>(cfg.seed), "dp/features", static_cast<uint64_t>(rows.row_ids[r]));
+        RowStream rng(feat_key, static_cast<uint64_t>(rows.row_ids[r]));
         m->apply_features(x, d, fc, cal, rng);
       }
     }
@@ -152,7 +154,7 @@ std::vector<nlohmann::json> run_noise(Communicator& comm, LocalRows& rows, const
       if (secure) {
         m->apply_label(y, cal, sec);
       } else {
-        Stream rng(static_cast<uint64_t>(cfg.seed), "dp/labels", static_cast<uint64_t>(rows.row_ids[r]));
+        RowStream rng(label_key, static_cast<uint64_t>(rows.row_ids[r]));
         m->apply_label(y, cal, rng);
       }
     }
@@ -185,6 +187,7 @@ void run_augment(LocalRows& rows, const PrepareConfig& cfg, nlohmann::json* summ
   size_t ff = need_feat ? field_for(s, cfg.feature_field, Role::Features, "augment") : 0;
   int lf = s.index_of_role(Role::Label);
   const uint64_t seed = static_cast<uint64_t>(cfg.seed >= 0 ? cfg.seed : cfg.augment_seed);
+  const StreamKey aug_key = stream_key(seed, "augment");
 
   // Output schema: copies are marked with their source row and the ops applied.
   std::vector<Field> fields = s.fields();
@@ -222,7 +225,7 @@ void run_augment(LocalRows& rows, const PrepareConfig& cfg, nlohmann::json* summ
   int64_t applied_total = 0;
   int64_t label = 0;  // the current record's (possibly mixed) label; rows point into it
   auto make = [&](int64_t r, int64_t copy, int64_t* mask) {
-    Stream rng(seed, "augment", static_cast<uint64_t>(rows.row_ids[r]), static_cast<uint64_t>(copy));
+    RowStream rng(aug_key, static_cast<uint64_t>(rows.row_ids[r]), static_cast<uint64_t>(copy));
     int64_t cnt;
     if (need_tok) {
       const int32_t* t = rows.table.row<int32_t>(tf, r, &cnt);
@@ -272,7 +275,17 @@ void run_augment(LocalRows& rows, const PrepareConfig& cfg, nlohmann::json* summ
   static const int64_t kOriginal = -1, kNoOp = 0;
   bool in_place = !mark;
   for (auto* op : ops) in_place = in_place && op->length_preserving();
-  if (in_place) {  // same shapes: write results back into the table, no rebuild
+  if (in_place && !need_feat) {  // token ops only: transform each record where it lies
+    for (int64_t r = 0; r < n; ++r) {
+      RowStream rng(aug_key, static_cast<uint64_t>(rows.row_ids[r]), 0);
+      int64_t cnt;
+      int32_t* t = rows.table.row_mut<int32_t>(tf, r, &cnt);
+      for (size_t k = 0; k < ops.size(); ++k) {
+        if (op_prob[k] < 1.0 && !rng.bernoulli(op_prob[k])) continue;
+        ops[k]->apply_tokens_in_place(t, cnt, rng, *op_params[k]);
+      }
+    }
+  } else if (in_place) {  // same shapes: write results back into the table, no rebuild
     for (int64_t r = 0; r < n; ++r) {
       int64_t mask, cnt;
       make(r, 0, &mask);
@@ -280,6 +293,8 @@ void run_augment(LocalRows& rows, const PrepareConfig& cfg, nlohmann::json* summ
       if (need_feat) std::memcpy(rows.table.row_mut<float>(ff, r, &cnt), feat.data(), feat.size() * 4);
       if (lf >= 0) *rows.table.row_mut<int64_t>(static_cast<size_t>(lf), r, &cnt) = label;
     }
+  }
+  if (in_place) {
     nlohmann::json op_ids = nlohmann::json::object();
     for (size_t k = 0; k < ops.size(); ++k) op_ids[ops[k]->name()] = int64_t{1} << op_bit[k];
     *summary = {{"ops", cfg.augment_ops}, {"copies", 0}, {"aug_op_bits", op_ids}};

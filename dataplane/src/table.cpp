@@ -98,25 +98,41 @@ void Table::filter(const std::vector<uint8_t>& keep) {
     Column& c = columns_[f];
     size_t es = fd.element_size();
     size_t out = 0;
+    // Runs of kept rows move with one memmove each (rows before the first drop do not move).
     if (fd.ragged()) {
       int64_t acc = 0;
       size_t orow = 0;
-      for (int64_t r = 0; r < rows_; ++r) {
-        if (!keep[r]) continue;
-        int64_t b = c.offsets[r], e = c.offsets[r + 1];
-        size_t nb = static_cast<size_t>(e - b) * es;
-        if (out != static_cast<size_t>(b) * es) std::memmove(&c.data[out], &c.data[b * es], nb);
+      for (int64_t r = 0; r < rows_;) {
+        if (!keep[r]) {
+          ++r;
+          continue;
+        }
+        const int64_t first = c.offsets[r], acc0 = acc;  // offsets[r] is still the original here
+        int64_t e = r;
+        while (e < rows_ && keep[e]) {
+          acc += c.offsets[e + 1] - c.offsets[e];
+          c.offsets[++orow] = acc;  // index <= e + 1, and equal only while nothing was dropped
+          ++e;
+        }
+        const size_t nb = static_cast<size_t>(acc - acc0) * es, src = static_cast<size_t>(first) * es;
+        if (out != src && nb) std::memmove(&c.data[out], &c.data[src], nb);
         out += nb;
-        acc += e - b;
-        c.offsets[++orow] = acc;
+        r = e;
       }
       c.offsets.resize(orow + 1);
     } else {
       size_t w = static_cast<size_t>(fd.row_width()) * es;
-      for (int64_t r = 0; r < rows_; ++r) {
-        if (!keep[r]) continue;
-        if (out != r * w) std::memmove(&c.data[out], &c.data[r * w], w);
-        out += w;
+      for (int64_t r = 0; r < rows_;) {
+        if (!keep[r]) {
+          ++r;
+          continue;
+        }
+        int64_t e = r;
+        while (e < rows_ && keep[e]) ++e;
+        size_t nb = static_cast<size_t>(e - r) * w;
+        if (out != static_cast<size_t>(r) * w) std::memmove(&c.data[out], &c.data[static_cast<size_t>(r) * w], nb);
+        out += nb;
+        r = e;
       }
     }
     c.data.resize(out);

@@ -1,5 +1,7 @@
 // Shard files (chunked HDF5, no timestamps, so bytes depend only on the rows) and the atomic
-// publish of a dataset directory (staging dir, fsync, rename or RENAME_EXCHANGE).
+// publish of a dataset directory (staging dir, fsync, rename or RENAME_EXCHANGE). A shard is
+// built in memory (HDF5 core driver), then written with one write() and fsync'ed; its SHA-256 is
+// computed from those same bytes while the kernel writes them back, so nothing is read again.
 #include "conflux/dataplane/writer.h"
 
 #include "h5.h"
@@ -8,6 +10,8 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 namespace conflux::dataplane {
@@ -79,39 +83,102 @@ void fsync_path(const std::string& path, bool directory) {
 
 }  // namespace
 
-void write_shard_file(const std::string& path, const Table& table, const WriterOptions& options) {
+ShardImage shard_image(const Table& table, int64_t begin, int64_t end, const WriterOptions& options,
+                                 const std::string& path) {
   using h5::Handle;
   h5::quiet();
   table.check();
-  Handle fcpl(H5_CHECK(H5Pcreate(H5P_FILE_CREATE), "{}", path), Handle::Kind::Plist);
-  H5_CHECK(H5Pset_obj_track_times(fcpl, 0), "{}", path);
-  Handle file(H5_CHECK(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl, H5P_DEFAULT), "{}: create shard", path),
-              Handle::Kind::File);
-  write_int_attr(file, path, "conflux_format_version", kFormatVersion);
-  write_int_attr(file, path, "rows", table.rows());
+  CONFLUX_CHECK(begin >= 0 && begin <= end && end <= table.rows(), "{}: rows [{}, {}) of {}", path, begin, end,
+                table.rows());
   const Schema& schema = table.schema();
+  const int64_t rows = end - begin;
+  // Size hint for the in-memory file: all values plus offsets plus room for the metadata.
+  size_t estimate = 1 << 20;
   for (size_t f = 0; f < schema.size(); ++f) {
     const Field& fd = schema[f];
     const Column& c = table.column(f);
+    // The last chunk of a dataset is stored whole: one chunk of slack per dataset.
+    if (fd.ragged())
+      estimate += static_cast<size_t>(c.offsets[end] - c.offsets[begin]) * fd.element_size() + 8 * (rows + 1) +
+                  2 * static_cast<size_t>(options.chunk_bytes);
+    else
+      estimate += static_cast<size_t>(rows * fd.row_width()) * fd.element_size() +
+                  static_cast<size_t>(options.chunk_bytes);
+  }
+  Handle fcpl(H5_CHECK(H5Pcreate(H5P_FILE_CREATE), "{}", path), Handle::Kind::Plist);
+  H5_CHECK(H5Pset_obj_track_times(fcpl, 0), "{}", path);
+  Handle fapl(H5_CHECK(H5Pcreate(H5P_FILE_ACCESS), "{}", path), Handle::Kind::Plist);
+  H5_CHECK(H5Pset_fapl_core(fapl, estimate, /*backing_store=*/0), "{}", path);
+  Handle file(H5_CHECK(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl, fapl), "{}: create shard (in memory)", path),
+              Handle::Kind::File);
+  write_int_attr(file, path, "conflux_format_version", kFormatVersion);
+  write_int_attr(file, path, "rows", rows);
+  std::vector<int64_t> offsets;
+  for (size_t f = 0; f < schema.size(); ++f) {
+    const Field& fd = schema[f];
+    const Column& c = table.column(f);
+    const size_t es = fd.element_size();
     if (fd.ragged()) {
-      hsize_t n = c.data.size() / fd.element_size();
-      write_array(file, path, fd.name, h5_type(fd.role), mem_type(fd.role), c.data.data(), 1, &n,
-                  fd.element_size(), options.chunk_bytes);
-      hsize_t no = c.offsets.size();
-      write_array(file, path, fd.offsets_name(), H5T_STD_I64LE, H5T_NATIVE_INT64, c.offsets.data(), 1, &no,
-                  8, options.chunk_bytes);
-    } else if (fd.role == Role::Features) {
-      hsize_t dims[2] = {static_cast<hsize_t>(table.rows()), static_cast<hsize_t>(fd.dim)};
-      write_array(file, path, fd.name, h5_type(fd.role), mem_type(fd.role), c.data.data(), 2, dims,
-                  fd.element_size(), options.chunk_bytes);
+      const int64_t first = c.offsets[begin];
+      hsize_t n = static_cast<hsize_t>(c.offsets[end] - first);
+      write_array(file, path, fd.name, h5_type(fd.role), mem_type(fd.role), c.data.data() + first * es, 1, &n, es,
+                  options.chunk_bytes);
+      offsets.resize(static_cast<size_t>(rows) + 1);
+      for (int64_t r = 0; r <= rows; ++r) offsets[r] = c.offsets[begin + r] - first;
+      hsize_t no = offsets.size();
+      write_array(file, path, fd.offsets_name(), H5T_STD_I64LE, H5T_NATIVE_INT64, offsets.data(), 1, &no, 8,
+                  options.chunk_bytes);
     } else {
-      hsize_t n = static_cast<hsize_t>(table.rows());
-      write_array(file, path, fd.name, h5_type(fd.role), mem_type(fd.role), c.data.data(), 1, &n,
-                  fd.element_size(), options.chunk_bytes);
+      const uint8_t* data = c.data.data() + static_cast<size_t>(begin * fd.row_width()) * es;
+      if (fd.role == Role::Features) {
+        hsize_t dims[2] = {static_cast<hsize_t>(rows), static_cast<hsize_t>(fd.dim)};
+        write_array(file, path, fd.name, h5_type(fd.role), mem_type(fd.role), data, 2, dims, es, options.chunk_bytes);
+      } else {
+        hsize_t n = static_cast<hsize_t>(rows);
+        write_array(file, path, fd.name, h5_type(fd.role), mem_type(fd.role), data, 1, &n, es, options.chunk_bytes);
+      }
     }
   }
-  file.close_checked(fmt::format("{}: close shard", path));
-  fsync_path(path, false);
+  H5_CHECK(H5Fflush(file, H5F_SCOPE_LOCAL), "{}: flush shard image", path);
+  ssize_t size = H5_CHECK(H5Fget_file_image(file, nullptr, 0), "{}: shard image size", path);
+  ShardImage image;
+  image.size = static_cast<size_t>(size);
+  image.data.reset(new uint8_t[image.size]);
+  H5_CHECK(H5Fget_file_image(file, image.data.get(), image.size), "{}: copy shard image", path);
+  file.close_checked(fmt::format("{}: close shard image", path));
+  return image;
+}
+
+std::string write_file_synced(const std::string& path, const uint8_t* bytes, size_t size) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) CONFLUX_THROW(IoError, "{}: cannot create: {}", path, std::strerror(errno));
+  size_t done = 0;
+  while (done < size) {
+    ssize_t w = ::write(fd, bytes + done, size - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      int err = errno;
+      ::close(fd);
+      CONFLUX_THROW(IoError, "{}: write failed after {} of {} bytes: {}", path, done, size,
+                    std::strerror(err));
+    }
+    done += static_cast<size_t>(w);
+  }
+  ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);  // start write-back; it overlaps the hashing
+  std::string sha = sha256_hex(bytes, size);
+  int rc = ::fsync(fd);
+  int err = errno;
+  if (::close(fd) != 0 && rc == 0) {
+    rc = -1;
+    err = errno;
+  }
+  if (rc != 0) CONFLUX_THROW(IoError, "{}: fsync failed: {}", path, std::strerror(err));
+  return sha;
+}
+
+void write_shard_file(const std::string& path, const Table& table, const WriterOptions& options) {
+  ShardImage image = shard_image(table, 0, table.rows(), options, path);
+  write_file_synced(path, image.data.get(), image.size);
 }
 
 std::string staging_dir_for(const std::string& out_dir) {
@@ -160,13 +227,16 @@ ShardInfo DatasetWriter::write_shard(int64_t index, const Table& table) const {
   if (table.schema() != schema_)
     CONFLUX_THROW(InternalError, "shard {} has schema ({}) but the writer expects ({})", index,
                   table.schema().describe(), schema_.describe());
+  return write_image(index, table.rows(), shard_image(table, 0, table.rows(), options_,
+                                                      staging_ + "/" + shard_file_name(index)));
+}
+
+ShardInfo DatasetWriter::write_image(int64_t index, int64_t rows, const ShardImage& image) const {
   ShardInfo info;
   info.file = shard_file_name(index);
-  std::string path = staging_ + "/" + info.file;
-  write_shard_file(path, table, options_);
-  info.rows = table.rows();
-  info.bytes = static_cast<int64_t>(fs::file_size(path));
-  info.sha256 = sha256_file(path);
+  info.rows = rows;
+  info.bytes = static_cast<int64_t>(image.size);
+  info.sha256 = write_file_synced(staging_ + "/" + info.file, image.data.get(), image.size);
   return info;
 }
 

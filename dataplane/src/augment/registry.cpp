@@ -1,6 +1,9 @@
 // The one list of augmentation ops (add an op: one file plus one line here) and the samplers
 // they share.
+#include "conflux/core/error.h"
 #include "conflux/dataplane/ops.h"
+
+#include <algorithm>
 
 #include <cmath>
 
@@ -18,6 +21,15 @@ const std::vector<const AugmentOp*>& augment_registry() {
   static const std::vector<const AugmentOp*> r = {&mask_op(),   &span_op(),  &crop_op(), &dropout_op(),
                                                   &jitter_op(), &scale_op(), &mixup_op()};
   return r;
+}
+
+void AugmentOp::apply_tokens_in_place(int32_t* tokens, int64_t n, RandomSource& rng, const Params& p) const {
+  std::vector<int32_t> t(tokens, tokens + n);
+  apply_tokens(t, rng, p);
+  if (static_cast<int64_t>(t.size()) != n)
+    CONFLUX_THROW(InternalError, "augment op '{}' changed the length of a record in place ({} -> {})", name(), n,
+                  t.size());
+  std::copy(t.begin(), t.end(), tokens);
 }
 
 const AugmentOp* find_augment(const std::string& name) {

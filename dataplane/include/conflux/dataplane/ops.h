@@ -85,6 +85,9 @@ class AugmentOp {
   // True when apply_* never changes the number of tokens (lets in-place runs skip a table copy).
   virtual bool length_preserving() const { return role() == Role::Features; }
   virtual void apply_tokens(std::vector<int32_t>& tokens, RandomSource& rng, const Params& p) const {}
+  // Length-preserving token ops: the same transformation on n tokens in place (same draws from
+  // rng, same result as apply_tokens). The default copies through apply_tokens.
+  virtual void apply_tokens_in_place(int32_t* tokens, int64_t n, RandomSource& rng, const Params& p) const;
   virtual void apply_features(FeatureRecord& rec, RandomSource& rng, const Params& p) const {}
 };
 const std::vector<const AugmentOp*>& augment_registry();

@@ -3,7 +3,9 @@
 // Stages, in order (each optional except plan and write):
 //   plan      rank 0 splits [0, rows) into contiguous ranges balanced by tokens (or rows), aligned
 //             to kPlanBlock rows, and broadcasts them; every rank reads its range (hyperslabs)
-//             after checking the SHA-256 of the shards it touches
+//             while worker threads check the SHA-256 of the shards it touches; the stages run on
+//             the rows meanwhile and the write waits for the checks (a mismatch fails the run
+//             before anything is written, and takes precedence over any error it caused)
 //   validate  validators from the registry (ops.h); drops are counted per reason
 //   exact     exact dedup (dedup.h)
 //   near      MinHash-LSH near-dup removal (dedup.h)
@@ -39,6 +41,7 @@ struct PrepareConfig {
   int64_t rows_per_shard = 65536;
   std::string plan = "tokens";  // tokens | rows
   bool verify_input = true;
+  int64_t threads = 0;  // per rank, for checksums and shard writes (0 = hardware / local ranks)
   std::vector<std::string> require_fields;
   // [validate]
   bool validate = true;

@@ -17,12 +17,21 @@
 #include "conflux/dataplane/manifest.h"
 #include "conflux/dataplane/table.h"
 
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace conflux::dataplane {
 
+// The bytes of one shard file, built in memory (not zero-initialised: HDF5 fills every byte).
+struct ShardImage {
+  std::unique_ptr<uint8_t[]> data;
+  size_t size = 0;
+};
+
 struct WriterOptions {
   int64_t chunk_bytes = 1 << 20;  // target HDF5 chunk size per dataset (1 MiB)
+  int threads = 0;  // shard files hashed + written in parallel (0: hardware threads / ranks per node)
 };
 
 // Creates (replacing a stale one) the staging directory for `out_dir` and returns its path.
@@ -41,6 +50,8 @@ class DatasetWriter {
 
   // Writes rows of `table` as shard `index` (file part-<index>.h5) and returns its description.
   ShardInfo write_shard(int64_t index, const Table& table) const;
+  // Writes a shard image made by shard_image() (no HDF5 calls: safe on a worker thread).
+  ShardInfo write_image(int64_t index, int64_t rows, const ShardImage& image) const;
   // Writes manifest.json into the staging directory and renames the staging directory onto
   // out_dir (an existing dataset there is swapped out atomically, then removed).
   void commit(const Manifest& manifest);
@@ -57,5 +68,11 @@ class DatasetWriter {
 
 // Writes one shard file at `path` (used by DatasetWriter; exposed for tests).
 void write_shard_file(const std::string& path, const Table& table, const WriterOptions& options);
+// The bytes of a shard file holding rows [begin, end) of `table`, built in memory with HDF5's core
+// driver (`path` only names it in errors). Calls HDF5: one thread at a time.
+ShardImage shard_image(const Table& table, int64_t begin, int64_t end, const WriterOptions& options,
+                                 const std::string& path);
+// Creates `path` with exactly `bytes`, fsyncs it and returns the SHA-256 (hex) of those bytes.
+std::string write_file_synced(const std::string& path, const uint8_t* bytes, size_t size);
 
 }  // namespace conflux::dataplane

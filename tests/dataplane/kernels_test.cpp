@@ -1,0 +1,250 @@
+// The fast paths of the dataplane: the Box-Muller kernel against long-double libm on the same
+// random bits, row streams (bulk fill = sequential draws, keyed by row and copy), the ChaCha20
+// private source, the masking kernel, run-wise Table::filter against a row-by-row rebuild, the
+// in-memory shard image against its file (same bytes, same SHA-256) and parallel verification.
+#include "conflux/core/error.h"
+#include "conflux/dataplane/dataset.h"
+#include "conflux/dataplane/manifest.h"
+#include "conflux/dataplane/ops.h"
+#include "conflux/dataplane/table.h"
+#include "conflux/dataplane/writer.h"
+#include "fast_random.h"
+#include "test_util.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <cstring>
+#include <fstream>
+
+namespace conflux::dataplane {
+namespace {
+
+// Reference for one pair, in long double from the same 128 bits (the kernel's documented map:
+// u = (2k + 1) 2^-53 with k the top 52 bits of a; v = top 52 bits of b times 2^-52).
+void reference_pair(uint64_t a, uint64_t b, long double* z0, long double* z1) {
+  const long double u = (2.0L * static_cast<long double>(a >> 12) + 1.0L) * 0x1p-53L;
+  const long double v = static_cast<long double>(b >> 12) * 0x1p-52L;
+  const long double r = std::sqrt(-2.0L * std::log(u));
+  const long double pi2 = 6.283185307179586476925286766559005768L;
+  *z0 = r * std::cos(pi2 * v);
+  *z1 = r * std::sin(pi2 * v);
+}
+
+TEST(Kernels, GaussianPairsMatchLongDoubleLibm) {
+  RowStream rng(stream_key(3, "kernel test"), 0);
+  const size_t pairs = 200000;
+  std::vector<uint64_t> bits(2 * pairs);
+  rng.fill(bits.data(), bits.size());
+  // Extremes: u at its smallest (k = 0: |z| = 8.57) and largest, angles at quarter turns.
+  bits[0] = 0;
+  bits[1] = 0;
+  bits[2] = ~uint64_t{0};
+  bits[3] = uint64_t{1} << 62;  // v = 1/4
+  bits[4] = uint64_t{1} << 40;
+  bits[5] = uint64_t{3} << 62;  // v = 3/4
+  bits[6] = 12345;
+  bits[7] = ~uint64_t{0};       // v just below 1
+  std::vector<double> z(2 * pairs);
+  gaussian_pairs(bits.data(), pairs, z.data());
+  double worst = 0, sum = 0, sq = 0;
+  for (size_t j = 0; j < pairs; ++j) {
+    long double r0, r1;
+    reference_pair(bits[2 * j], bits[2 * j + 1], &r0, &r1);
+    // Absolute error relative to the radius (sin/cos of a rounded angle): 1e-14 is ~50 ulp of 1.
+    long double scale = std::max(1.0L, std::hypot(r0, r1));
+    worst = std::max(worst, static_cast<double>(std::fabs(z[2 * j] - r0) / scale));
+    worst = std::max(worst, static_cast<double>(std::fabs(z[2 * j + 1] - r1) / scale));
+    sum += z[2 * j] + z[2 * j + 1];
+    sq += z[2 * j] * z[2 * j] + z[2 * j + 1] * z[2 * j + 1];
+  }
+  EXPECT_LT(worst, 1e-14);
+  EXPECT_NEAR(z[0], std::sqrt(-2.0 * std::log(0x1p-53)), 1e-13);  // the largest |z|: 8.5718...
+  EXPECT_NEAR(z[1], 0.0, 1e-15);
+  const double n = 2.0 * pairs;
+  EXPECT_NEAR(sum / n, 0.0, 5 * std::sqrt(1.0 / n));        // 5 standard errors
+  EXPECT_NEAR(sq / n, 1.0, 5 * std::sqrt(2.0 / n));
+}
+
+TEST(Kernels, RowStreamBulkEqualsSequentialAndIsKeyed) {
+  StreamKey k = stream_key(42, "augment");
+  RowStream a(k, 7, 0), b(k, 7, 0);
+  std::vector<uint64_t> bulk(1000);
+  a.fill(bulk.data(), 3);
+  a.fill(bulk.data() + 3, bulk.size() - 3);
+  for (size_t i = 0; i < bulk.size(); ++i) ASSERT_EQ(bulk[i], b.next_u64()) << i;
+  EXPECT_EQ(a.next_u64(), b.next_u64());
+  // Other row, other copy, other seed or purpose: other values.
+  uint64_t first = RowStream(k, 7, 0).next_u64();
+  EXPECT_NE(first, RowStream(k, 8, 0).next_u64());
+  EXPECT_NE(first, RowStream(k, 7, 1).next_u64());
+  EXPECT_NE(first, RowStream(stream_key(43, "augment"), 7, 0).next_u64());
+  EXPECT_NE(first, RowStream(stream_key(42, "dp/features"), 7, 0).next_u64());
+  EXPECT_FALSE(RowStream(k, 0).is_secure());
+}
+
+TEST(Kernels, ChaChaIsSecureFreshAndUniform) {
+  ChaChaRandom a, b;
+  EXPECT_TRUE(a.is_secure());
+  EXPECT_NE(a.next_u64(), b.next_u64());  // independent keys (fails with probability 2^-64)
+  std::vector<uint64_t> big(1 << 16);
+  fill_u64(a, big.data(), big.size());
+  double mean = 0;
+  size_t ones = 0;
+  for (uint64_t x : big) {
+    mean += static_cast<double>(x >> 11) * 0x1p-53;
+    ones += static_cast<size_t>(__builtin_popcountll(x));
+  }
+  mean /= big.size();
+  EXPECT_NEAR(mean, 0.5, 5 * std::sqrt(1.0 / 12 / big.size()));
+  const double bits = 64.0 * big.size();
+  EXPECT_NEAR(static_cast<double>(ones) / bits, 0.5, 5 * 0.5 / std::sqrt(bits));
+  // Bulk and per-call draws both advance: no output block repeats.
+  std::vector<uint64_t> again(1 << 16);
+  fill_u64(a, again.data(), again.size());
+  EXPECT_NE(big, again);
+}
+
+TEST(Kernels, MaskTokensThresholds) {
+  std::vector<int32_t> t = {0, 97, 255, 256, 257, -1, 1000, 65};
+  std::vector<uint32_t> bits(t.size(), 0x80000000u);  // every draw = 2^31
+  auto m = t;
+  mask_tokens(m.data(), m.size(), bits.data(), uint64_t{1} << 31, kMaskId);  // 2^31 < 2^31: no
+  EXPECT_EQ(m, t);
+  mask_tokens(m.data(), m.size(), bits.data(), (uint64_t{1} << 31) + 1, kMaskId);  // all content
+  EXPECT_EQ(m, (std::vector<int32_t>{kMaskId, kMaskId, kMaskId, 256, 257, -1, 1000, kMaskId}));
+  std::vector<uint32_t> top(t.size(), 0xffffffffu);
+  m = t;
+  mask_tokens(m.data(), m.size(), top.data(), uint64_t{1} << 32, kMaskId);  // rate 1: always
+  EXPECT_EQ(m[1], kMaskId);
+  EXPECT_EQ(m[3], 256);
+}
+
+TEST(Kernels, MaskOpInPlaceEqualsVectorPath) {
+  const AugmentOp* mask = find_augment("mask");
+  ASSERT_NE(mask, nullptr);
+  Params p{{"probability", 1.0}, {"rate", 0.3}};
+  std::vector<int32_t> base(5000);
+  for (size_t i = 0; i < base.size(); ++i) base[i] = static_cast<int32_t>(i % 300);  // some specials
+  auto a = base, b = base;
+  StreamKey k = stream_key(5, "augment");
+  RowStream ra(k, 11), rb(k, 11);
+  mask->apply_tokens(a, ra, p);
+  mask->apply_tokens_in_place(b.data(), static_cast<int64_t>(b.size()), rb, p);
+  EXPECT_EQ(a, b);
+  int64_t content = 0, masked = 0;
+  for (size_t i = 0; i < base.size(); ++i) {
+    if (base[i] >= 256) {
+      EXPECT_EQ(a[i], base[i]);
+      continue;
+    }
+    ++content;
+    masked += a[i] == kMaskId;
+    if (a[i] != kMaskId) {
+      EXPECT_EQ(a[i], base[i]);
+    }
+  }
+  const double rate = static_cast<double>(masked) / content, se = std::sqrt(0.3 * 0.7 / content);
+  EXPECT_NEAR(rate, 0.3, 5 * se);
+}
+
+Table ragged_table(int64_t rows) {
+  Table t(Schema({{"tokens", Role::Tokens, 0}, {"features", Role::Features, 3}, {"label", Role::Label, 0}}));
+  for (int64_t r = 0; r < rows; ++r) {
+    std::vector<int32_t> tok(static_cast<size_t>(r % 7), static_cast<int32_t>(r));
+    float f[3] = {static_cast<float>(r), 1.0f, 2.0f};
+    int64_t y = r * 10;
+    t.append_row({std::string_view(reinterpret_cast<const char*>(tok.data()), tok.size() * 4),
+                  std::string_view(reinterpret_cast<const char*>(f), sizeof f),
+                  std::string_view(reinterpret_cast<const char*>(&y), 8)});
+  }
+  return t;
+}
+
+TEST(Kernels, FilterByRunsEqualsRowByRowRebuild) {
+  for (int pattern = 0; pattern < 4; ++pattern) {
+    Table t = ragged_table(500);
+    std::vector<uint8_t> keep(500);
+    for (size_t i = 0; i < keep.size(); ++i)
+      keep[i] = pattern == 0 ? 1 : pattern == 1 ? 0 : pattern == 2 ? (i % 3 != 1) : (i / 37) % 2 == (i % 5 == 0);
+    Table want(t.schema());
+    for (int64_t r = 0; r < t.rows(); ++r)
+      if (keep[r]) want.append_row_from(t, r);
+    t.filter(keep);
+    ASSERT_EQ(t.rows(), want.rows()) << pattern;
+    for (size_t f = 0; f < 3; ++f) {
+      EXPECT_EQ(t.column(f).data, want.column(f).data) << pattern << " field " << f;
+      EXPECT_EQ(t.column(f).offsets, want.column(f).offsets) << pattern << " field " << f;
+    }
+  }
+}
+
+TEST(Kernels, ShardImageIsTheFileAndItsChecksum) {
+  test::TempDir tmp;
+  Table t = ragged_table(1000);
+  WriterOptions o;
+  o.chunk_bytes = 4096;  // many chunks and a partial last one
+  ShardImage img = shard_image(t, 100, 900, o, tmp / "x.h5");
+  std::string path = tmp / "x.h5";
+  std::string sha = write_file_synced(path, img.data.get(), img.size);
+  EXPECT_EQ(sha, sha256_file(path));
+  EXPECT_EQ(sha, sha256_hex(img.data.get(), img.size));
+  EXPECT_EQ(static_cast<size_t>(std::filesystem::file_size(path)), img.size);
+  // The same rows as a table of their own give the same bytes (slices need no copy).
+  Table sub(t.schema());
+  sub.append_range(t, 100, 900);
+  ShardImage img2 = shard_image(sub, 0, sub.rows(), o, path);
+  ASSERT_EQ(img2.size, img.size);
+  EXPECT_EQ(0, std::memcmp(img.data.get(), img2.data.get(), img.size));
+  // And the dataset reader reads them back.
+  DatasetWriter w(tmp / "ds", t.schema());
+  Manifest m;
+  m.schema = t.schema();
+  m.shards.push_back(w.write_image(0, 800, img));
+  w.commit(m);
+  Dataset ds = Dataset::open(tmp / "ds");
+  Table back = ds.read(0, 800);
+  EXPECT_EQ(back.column(0).data, sub.column(0).data);
+  EXPECT_EQ(back.column(0).offsets, sub.column(0).offsets);
+  EXPECT_EQ(back.column(1).data, sub.column(1).data);
+  EXPECT_EQ(back.column(2).data, sub.column(2).data);
+}
+
+TEST(Kernels, ParallelVerifyReportsTheFirstCorruptShard) {
+  test::TempDir tmp;
+  std::string dir = tmp / "ds";
+  Table t = ragged_table(400);
+  DatasetWriter w(dir, t.schema());
+  Manifest m;
+  m.schema = t.schema();
+  for (int64_t s = 0; s < 4; ++s) {
+    Table part(t.schema());
+    part.append_range(t, s * 100, (s + 1) * 100);
+    m.shards.push_back(w.write_shard(s, part));
+  }
+  w.commit(m);
+  Dataset ds = Dataset::open(dir);
+  ds.verify_shards({0, 1, 2, 3}, 3);
+  for (int64_t bad : {3, 1}) {  // flip one byte in the middle of shard `bad` (same size)
+    std::string p = dir + "/" + shard_file_name(bad);
+    std::fstream f(p, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(std::filesystem::file_size(p) / 2));
+    char c;
+    f.get(c);
+    f.seekp(static_cast<std::streamoff>(std::filesystem::file_size(p) / 2));
+    f.put(static_cast<char>(c ^ 0x40));
+  }
+  try {
+    ds.verify_shards({0, 1, 2, 3}, 3);
+    FAIL() << "corrupt shards were not detected";
+  } catch (const DataError& e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find(shard_file_name(1)), std::string::npos) << msg;  // the first listed bad one
+    EXPECT_NE(msg.find("checksum mismatch"), std::string::npos) << msg;
+  }
+  EXPECT_THROW(Dataset::open(dir), DataError);
+}
+
+}  // namespace
+}  // namespace conflux::dataplane
