@@ -28,7 +28,15 @@ MPI_Datatype mpi_type_for(DType t) {
 }
 
 // Fills with rank-dependent small integers (exact in every supported dtype).
-void fill(std::vector<uint8_t>& buf, DType dt, int rank) {
+// A byte range (the bench's buffer: a vector, or alloc_buffer memory with --buffers shared).
+struct Bytes {
+  uint8_t* ptr;
+  size_t len;
+  uint8_t* data() const { return ptr; }
+  size_t size() const { return len; }
+};
+
+void fill(const Bytes& buf, DType dt, int rank) {
   size_t n = buf.size() / dtype_size(dt);
   for (size_t i = 0; i < n; ++i) {
     double v = static_cast<double>((i + static_cast<size_t>(rank) * 3) % 17);
@@ -42,7 +50,7 @@ void fill(std::vector<uint8_t>& buf, DType dt, int rank) {
   }
 }
 
-bool verify(const std::vector<uint8_t>& buf, DType dt, int size) {
+bool verify(const Bytes& buf, DType dt, int size) {
   size_t n = buf.size() / dtype_size(dt);
   for (size_t i = 0; i < n; ++i) {
     double expect = 0;
@@ -78,6 +86,7 @@ int bench_allreduce(const Args& args) {
   double target_ms = 60;
   bool json = false;
   int64_t small = -1, chunk = -1, large = -1;
+  std::string buffers = "user";
   opts.add_options()("dtype", po::value(&dtype_name_s), "float32, float64, int32 or int64")(
       "min-bytes", po::value(&min_s), "smallest size (suffix K/M)")("max-bytes", po::value(&max_s), "largest size")(
       "rounds", po::value(&rounds), "interleaved measurement rounds per size (median reported)")(
@@ -85,6 +94,9 @@ int bench_allreduce(const Args& args) {
       "shm-small-bytes", po::value(&small), "override the one-phase shared-memory threshold")(
       "shm-chunk-bytes", po::value(&chunk), "override the shared-memory staging slot size")(
       "shm-large-bytes", po::value(&large), "override where the chunked shared-memory algorithm starts")(
+      "buffers", po::value(&buffers),
+      "user: ordinary memory (staged through shared memory); shared: Communicator::alloc_buffer memory "
+      "(zero-copy in place), for both Conflux and MPI")(
       "json", po::bool_switch(&json), "JSON lines on stdout instead of the table");
   po::variables_map vm;
   if (!parse(args, opts, nullptr, vm,
@@ -113,6 +125,8 @@ int bench_allreduce(const Args& args) {
   size_t lo = parse_size(min_s), hi = parse_size(max_s);
   if (lo < dtype_size(dt) || hi < lo) CONFLUX_THROW(UsageError, "need {} <= --min-bytes <= --max-bytes", dtype_size(dt));
   if (rounds < 1) CONFLUX_THROW(UsageError, "--rounds must be >= 1");
+  if (buffers != "user" && buffers != "shared")
+    CONFLUX_THROW(UsageError, "--buffers must be user or shared (got '{}')", buffers);
 
   GridOptions go;
   if (small >= 0) go.comm.shm_small_bytes = static_cast<size_t>(small);
@@ -125,8 +139,8 @@ int bench_allreduce(const Args& args) {
   const int p = grid.world_size();
   const bool root = grid.world_rank() == 0;
   if (root && !json) {
-    std::printf("# conflux bench allreduce: %d ranks, dtype %s, op sum, %d rounds, median per size\n", p,
-                dtype_name_s.c_str(), rounds);
+    std::printf("# conflux bench allreduce: %d ranks, dtype %s, op sum, %d rounds, median per size, %s buffers\n", p,
+                dtype_name_s.c_str(), rounds, buffers.c_str());
     std::printf("# ratio = MPI_Allreduce time / Conflux time (>1: Conflux faster); busbw = algbw * 2(n-1)/n\n");
     std::printf("# %9s %10s %8s | %10s %8s %8s | %10s %8s %8s | %6s %6s\n", "size", "count", "type", "conflux us",
                 "algbw", "busbw", "mpi us", "algbw", "busbw", "ratio", "check");
@@ -134,7 +148,14 @@ int bench_allreduce(const Args& args) {
   bool all_ok = true;
   for (size_t bytes = lo; bytes <= hi; bytes *= 4) {
     size_t count = bytes / dtype_size(dt);
-    std::vector<uint8_t> buf(count * dtype_size(dt));
+    std::vector<uint8_t> user;
+    std::unique_ptr<SharedBuffer> shared;
+    if (buffers == "shared") {
+      shared = comm.alloc_buffer(count * dtype_size(dt));
+    } else {
+      user.resize(count * dtype_size(dt));
+    }
+    const Bytes buf{shared ? static_cast<uint8_t*>(shared->data()) : user.data(), count * dtype_size(dt)};
     // Correctness first (untimed): both implementations on the same inputs.
     fill(buf, dt, grid.world_rank());
     comm.allreduce(buf.data(), count, dt, ReduceOp::Sum);
@@ -175,7 +196,7 @@ int bench_allreduce(const Args& args) {
         nlohmann::json j = {{"bytes", bytes}, {"count", count}, {"dtype", dtype_name_s}, {"ranks", p},
                             {"conflux_us", c * 1e6}, {"conflux_algbw", algc}, {"conflux_busbw", algc * factor},
                             {"mpi_us", m * 1e6}, {"mpi_algbw", algm}, {"mpi_busbw", algm * factor},
-                            {"ratio", m / c}, {"check", ok}, {"iters", iters}};
+                            {"ratio", m / c}, {"check", ok}, {"iters", iters}, {"buffers", buffers}};
         std::cout << j.dump() << std::endl;
       } else {
         std::printf("  %9s %10zu %8s | %10.1f %8.2f %8.2f | %10.1f %8.2f %8.2f | %6.2f %6s\n", human(bytes).c_str(),

@@ -27,7 +27,7 @@ std::string OpDesc::describe() const {
   std::string k = kind;
   if (k == "barrier") return "barrier()";
   std::string extra;
-  if (k == "allreduce" || k == "reduce_scatter") extra = fmt::format(", {}", reduce_op_name(static_cast<ReduceOp>(arg)));
+  if (k.rfind("allreduce", 0) == 0 || k == "reduce_scatter") extra = fmt::format(", {}", reduce_op_name(static_cast<ReduceOp>(arg)));
   if (k == "broadcast") extra = fmt::format(", root {}", arg);
   return fmt::format("{}({} x {}{})", kind, dtype_name(dtype), count, extra);
 }
@@ -80,6 +80,11 @@ void CommBase::shutdown() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+}
+
+bool CommBase::broken() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return broken_ != nullptr;
 }
 
 void CommBase::execute(const OpDesc& desc, const Fn& fn) {

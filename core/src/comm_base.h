@@ -45,6 +45,8 @@ class CommBase : public Communicator {
   void run(const OpDesc& desc, Fn fn);           // sync: inline after draining async work
   // Stops the progress thread (idempotent). Back ends call it first in their destructor.
   void shutdown();
+  // True once a collective failed (every later call throws).
+  bool broken();
 
  private:
   struct Item;

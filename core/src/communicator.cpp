@@ -3,9 +3,32 @@
 
 #include "conflux/core/error.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 
 namespace conflux {
+
+namespace {
+class HeapBuffer final : public SharedBuffer {
+ public:
+  explicit HeapBuffer(size_t bytes) : bytes_(bytes) {
+    data_ = std::aligned_alloc(64, std::max<size_t>(64, (bytes + 63) / 64 * 64));
+    if (!data_) CONFLUX_THROW(CommError, "cannot allocate a collective buffer of {} bytes", bytes);
+  }
+  ~HeapBuffer() override { std::free(data_); }
+  void* data() const override { return data_; }
+  size_t bytes() const override { return bytes_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t bytes_;
+};
+}  // namespace
+
+std::unique_ptr<SharedBuffer> Communicator::alloc_buffer(size_t bytes, CallSite) {
+  return std::make_unique<HeapBuffer>(bytes);
+}
 
 std::vector<uint8_t> Communicator::alltoallv_bytes(const std::vector<std::vector<uint8_t>>& per_rank,
                                                    std::vector<size_t>* recv_counts, CallSite site) {

@@ -4,6 +4,7 @@
 
 #include "conflux/core/communicator.h"
 #include "conflux/core/dtype.h"
+#include "conflux/core/error.h"
 #include "conflux/core/rng.h"
 
 #include <gtest/gtest.h>
@@ -195,6 +196,74 @@ TEST(Collectives, ShmDeterministicAcrossRanksAndRuns) {
   std::vector<float> all(n * comm->size());
   comm->allgather(a.data(), all.data(), n, DType::F32);
   for (int r = 1; r < comm->size(); ++r) ASSERT_EQ(0, std::memcmp(all.data(), all.data() + r * n, n * 4)) << "rank " << r;
+}
+
+// alloc_buffer memory: the zero-copy in-place path (every dtype x op, ranges at an offset inside
+// the buffer, async), bitwise equal to the staged chunked path on inexact floats, the buffer
+// reusable, and a rank that disagrees about using it fails as a divergence.
+TEST(Collectives, SharedBufferZeroCopyEveryDtypeAndOp) {
+  auto comm = make_mpi_communicator(test::grid().mpi_world(), "t-sharedbuf", small_chunks());
+  const size_t cap = 64 * 1024 * 8;  // bytes per rank
+  auto sb = comm->alloc_buffer(cap);
+  ASSERT_EQ(sb->bytes(), cap);
+  ASSERT_EQ(reinterpret_cast<uintptr_t>(sb->data()) % 64, 0u);
+  auto* base = static_cast<uint8_t*>(sb->data());
+  for (DType dt : kAll) {
+    for (ReduceOp op : kOps) {
+      for (size_t n : {size_t{5}, size_t{3001}, size_t{20'000}}) {
+        for (size_t off : {size_t{0}, size_t{192}}) {
+          auto in = make_input(dt, comm->rank(), n);
+          std::memcpy(base + off, in.data(), in.size());
+          const bool async = n == 3001;
+          void* p = base + off;
+          if (async) comm->allreduce_async(p, n, dt, op)->wait();
+          else comm->allreduce(p, n, dt, op);
+          std::vector<uint8_t> out(base + off, base + off + in.size());
+          for (size_t i = 0; i < n; i += std::max<size_t>(1, n / 97))
+            ASSERT_EQ(element(out, dt, i), reference(dt, op, comm->size(), i))
+                << dtype_name(dt) << " " << reduce_op_name(op) << " n=" << n << " off=" << off << " i=" << i;
+        }
+      }
+    }
+  }
+}
+
+TEST(Collectives, SharedBufferBitwiseEqualsStagedPath) {
+  auto comm = make_mpi_communicator(test::grid().mpi_world(), "t-sharedbits", small_chunks());
+  const size_t n = 100'003;
+  auto sb = comm->alloc_buffer(n * 4);
+  std::vector<float> a(n);
+  Stream rng(11, "sharedbits", static_cast<uint64_t>(comm->rank()));
+  for (auto& v : a) v = static_cast<float>(rng.normal());
+  std::vector<float> staged = a;
+  std::memcpy(sb->data(), a.data(), n * 4);
+  comm->allreduce(staged.data(), n, DType::F32, ReduceOp::Sum);
+  comm->allreduce(sb->data(), n, DType::F32, ReduceOp::Sum);
+  ASSERT_EQ(0, std::memcmp(staged.data(), sb->data(), n * 4));
+  std::vector<float> all(n * comm->size());
+  comm->allgather(sb->data(), all.data(), n, DType::F32);
+  for (int r = 1; r < comm->size(); ++r) ASSERT_EQ(0, std::memcmp(all.data(), all.data() + r * n, n * 4)) << "rank " << r;
+  // Two buffers alive at once, freed in the same order on every rank.
+  auto sb2 = comm->alloc_buffer(4096);
+  static_cast<int32_t*>(sb2->data())[0] = comm->rank() + 1;
+  comm->allreduce(sb2->data(), 1, DType::I32, ReduceOp::Sum);
+  EXPECT_EQ(static_cast<int32_t*>(sb2->data())[0], comm->size() * (comm->size() + 1) / 2);
+}
+
+TEST(Collectives, SharedBufferOnOneRankOnlyIsADivergence) {
+  auto comm = make_mpi_communicator(test::grid().mpi_world(), "t-shareddiv", small_chunks());
+  auto sb = comm->alloc_buffer(4 * 20'000);
+  std::vector<float> plain(20'000, 1.0f);
+  void* p = comm->rank() == 0 ? sb->data() : static_cast<void*>(plain.data());
+  std::string msg;
+  try {
+    comm->allreduce(p, 20'000, DType::F32, ReduceOp::Sum);
+  } catch (const CommError& e) {
+    msg = e.what();
+  }
+  EXPECT_NE(msg.find("diverged"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("allreduce/shared(float32 x 20000, sum)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("allreduce(float32 x 20000, sum)"), std::string::npos) << msg;
 }
 
 TEST(Collectives, BroadcastEveryDtypeAndRoot) {

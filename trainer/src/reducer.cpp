@@ -56,6 +56,15 @@ GradReducer::~GradReducer() {
       } catch (...) {
       }
     }
+  // .grad views into shared-memory buckets must not outlive the buckets (freed with us).
+  for (size_t k = 0; k < params_.size(); ++k) {
+    const Bucket& b = buckets_[bucket_of_[k]];
+    if (!b.storage) continue;
+    const torch::Tensor& g = params_[k].grad();
+    const auto* lo = static_cast<const uint8_t*>(b.storage->data());
+    const auto* at = g.defined() ? static_cast<const uint8_t*>(g.data_ptr()) : nullptr;
+    if (at && at >= lo && at < lo + b.storage->bytes()) params_[k].mutable_grad() = torch::Tensor();
+  }
 }
 
 void GradReducer::sync_parameters() {
@@ -80,6 +89,14 @@ void GradReducer::sync_parameters() {
     torch::Tensor buf = p.detach().contiguous();
     broadcast(*dp_, buf, 0);
     if (!buf.is_same(p)) p.detach().copy_(buf);
+  }
+  // The ranks agree on the buckets now: on CPU move them into the communicator's shared memory
+  // (alloc_buffer, a collective), where the all-reduce runs in place without staging copies.
+  if (dp_->backend() != Backend::Mpi) return;
+  for (auto& b : buckets_) {
+    if (b.storage || !b.flat.device().is_cpu()) continue;
+    b.storage = dp_->alloc_buffer(static_cast<size_t>(b.flat.numel()) * b.flat.element_size());
+    b.flat = torch::from_blob(b.storage->data(), b.flat.sizes(), b.flat.options()).copy_(b.flat);
   }
 }
 

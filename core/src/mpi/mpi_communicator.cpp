@@ -1,6 +1,7 @@
 // MPI back end of Communicator: CPU buffers; all-reduce through node shared memory (one-phase
 // for small buffers, reduce-scatter + all-gather in chunks for large ones, hierarchical across
-// nodes), every other collective through non-blocking MPI polled against the deadline.
+// nodes, and zero-copy in place on buffers from alloc_buffer), every other collective through
+// non-blocking MPI polled against the deadline.
 #include "conflux/core/checks.h"
 #include "conflux/core/log.h"
 #include "conflux/core/process_grid.h"
@@ -11,6 +12,8 @@
 
 #include <algorithm>
 #include <climits>
+#include <exception>
+#include <mutex>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -130,13 +133,31 @@ class MpiCommunicator final : public CommBase {
   std::string name() const override { return name_; }
 
   // ---- all-reduce -------------------------------------------------------------------------
+  // On a range of an alloc_buffer region the call is "allreduce/shared": the kind is part of the
+  // signature, so ranks that disagree about it fail as a divergence instead of taking different
+  // algorithms.
   void allreduce(void* data, size_t count, DType dtype, ReduceOp op, CallSite site) override {
-    OpDesc d{"allreduce", dtype, count, static_cast<int>(op), site};
+    OpDesc d{kind_for(data, count * dtype_size(dtype)), dtype, count, static_cast<int>(op), site};
     run(d, [=] { do_allreduce(d, data, count, dtype, op); });
   }
   WorkHandle allreduce_async(void* data, size_t count, DType dtype, ReduceOp op, CallSite site) override {
-    OpDesc d{"allreduce", dtype, count, static_cast<int>(op), site};
+    OpDesc d{kind_for(data, count * dtype_size(dtype)), dtype, count, static_cast<int>(op), site};
     return submit(d, [=] { do_allreduce(d, data, count, dtype, op); });
+  }
+
+  std::unique_ptr<SharedBuffer> alloc_buffer(size_t bytes, CallSite site) override {
+    if (size_ == 1 || !shm_ || !single_node_ || !options_.enable_shm) return Communicator::alloc_buffer(bytes, site);
+    OpDesc d{"alloc_buffer", DType::U8, bytes, -1, site};
+    std::shared_ptr<ShmRegion> region;
+    run(d, [&] {
+      enter(d, deadline());
+      region = shm_->alloc_region(bytes);
+    });
+    {
+      std::lock_guard<std::mutex> lock(regions_mu_);
+      regions_.push_back(region);
+    }
+    return std::make_unique<Buffer>(this, region);
   }
 
   void broadcast(void* data, size_t count, DType dtype, int root, CallSite site) override {
@@ -219,6 +240,83 @@ class MpiCommunicator final : public CommBase {
     }
   }
 
+  class Buffer final : public SharedBuffer {
+   public:
+    Buffer(MpiCommunicator* comm, std::shared_ptr<ShmRegion> r) : comm_(comm), region_(std::move(r)) {}
+    ~Buffer() override { comm_->release(region_); }
+    void* data() const override { return region_->bases[comm_->shm_->local_rank()]; }
+    size_t bytes() const override { return region_->bytes; }
+
+   private:
+    MpiCommunicator* comm_;
+    std::shared_ptr<ShmRegion> region_;
+  };
+
+  static constexpr const char* kSharedKind = "allreduce/shared";
+
+  // The alloc_buffer region holding [p, p + bytes) on this rank, and the offset of p in it.
+  const ShmRegion* find_region(const void* p, size_t bytes, size_t* offset) {
+    std::lock_guard<std::mutex> lock(regions_mu_);
+    const auto* b = static_cast<const uint8_t*>(p);
+    for (const auto& r : regions_) {
+      const uint8_t* mine = r->bases[shm_->local_rank()];
+      if (b >= mine && b + bytes <= mine + r->bytes) {
+        *offset = static_cast<size_t>(b - mine);
+        return r.get();
+      }
+    }
+    return nullptr;
+  }
+  const char* kind_for(const void* data, size_t bytes) {
+    size_t off;
+    return shm_ && bytes > 0 && find_region(data, bytes, &off) ? kSharedKind : "allreduce";
+  }
+
+  void release(const std::shared_ptr<ShmRegion>& r) {
+    {
+      std::lock_guard<std::mutex> lock(regions_mu_);
+      regions_.erase(std::remove(regions_.begin(), regions_.end(), r), regions_.end());
+    }
+    // Freeing is collective: skip it (leak the window) while unwinding or after a failure, so a
+    // failing rank never waits for peers that may never come.
+    if (std::uncaught_exceptions() > 0 || broken()) return;
+    OpDesc d{"free_buffer", DType::U8, r->bytes, -1, CallSite::here()};
+    run(d, [&] {
+      enter(d, deadline());
+      shm_->free_region(*r);
+    });
+  }
+
+  // In place on alloc_buffer memory (every rank arrived, so every buffer holds its input): each
+  // rank reduces its segment from all peers' buffers into its own, then copies the peers'
+  // reduced segments. Same reduction order as the chunked path, so the same bits.
+  void shared_allreduce(const ShmRegion& r, size_t off, size_t count, DType dtype, ReduceOp op,
+                        Clock::time_point dl) {
+    const int p = shm_->local_size(), me = shm_->local_rank();
+    const size_t es = dtype_size(dtype);
+    const size_t align = std::max<size_t>(1, 64 / es);  // segments start on cache lines
+    const size_t seg = ((count + p - 1) / p + align - 1) / align * align;
+    auto at = [&](int j, size_t e) { return r.bases[j] + off + e * es; };
+    const size_t s0 = std::min(count, seg * me), s1 = std::min(count, s0 + seg);
+    if (s1 > s0) {
+      const void* in[64];
+      std::vector<const void*> many;
+      const void** inp = in;
+      if (p > 64) {
+        many.resize(p);
+        inp = many.data();
+      }
+      for (int j = 0; j < p; ++j) inp[j] = at(j, s0);
+      reduce_rows(at(me, s0), inp, p, s1 - s0, dtype, op, size_);
+    }
+    shm_->phase_barrier(dl);
+    for (int j = 0; j < p; ++j) {
+      const size_t a0 = std::min(count, seg * j), a1 = std::min(count, a0 + seg);
+      if (j != me && a1 > a0) std::memcpy(at(me, a0), at(j, a0), (a1 - a0) * es);
+    }
+    shm_->phase_barrier(dl);  // nobody changes its buffer while a peer still copies from it
+  }
+
   void do_allreduce(const OpDesc& d, void* data, size_t count, DType dtype, ReduceOp op) {
     auto dl = deadline();
     size_t bytes = count * dtype_size(dtype);
@@ -246,6 +344,9 @@ class MpiCommunicator final : public CommBase {
       return;
     }
     enter(d, dl);
+    size_t off = 0;
+    const ShmRegion* region = d.kind == kSharedKind ? find_region(data, bytes, &off) : nullptr;
+    if (shm_ok && single_node_ && region) return shared_allreduce(*region, off, count, dtype, op, dl);
     if (shm_ok && (bytes >= options_.shm_large_bytes || !single_node_))
       return shm_allreduce(d, static_cast<uint8_t*>(data), count, dtype, op, dl);
     mpi_allreduce(d, data, count, dtype, op, comm_, dl, /*blocking=*/single_node_);
@@ -411,6 +512,8 @@ class MpiCommunicator final : public CommBase {
   int rank_ = 0, size_ = 1;
   bool single_node_ = true, uniform_nodes_ = true;
   std::unique_ptr<ShmGroup> shm_;
+  std::mutex regions_mu_;
+  std::vector<std::shared_ptr<ShmRegion>> regions_;  // live alloc_buffer windows
   uint64_t seq_ = 0;
 };
 

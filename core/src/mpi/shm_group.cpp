@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <thread>
@@ -88,6 +89,34 @@ ShmGroup::ShmGroup(MPI_Comm node_comm, std::vector<int> group_ranks, size_t chun
   mine->arrived.store(0, std::memory_order_release);
   mine->phase.store(0, std::memory_order_release);
   MPI_CHECK(MPI_Barrier(node_comm_));  // everyone initialised before anyone reads
+}
+
+std::unique_ptr<ShmRegion> ShmGroup::alloc_region(size_t bytes) {
+  auto r = std::make_unique<ShmRegion>();
+  r->bytes = bytes;
+  void* base = nullptr;
+  MPI_Info info;
+  MPI_CHECK(MPI_Info_create(&info));
+  MPI_CHECK(MPI_Info_set(info, "alloc_shared_noncontig", "true"));
+  // 64 bytes spare: each part is used from its first cache-line boundary.
+  const MPI_Aint sz = static_cast<MPI_Aint>(bytes + 64);
+  const int rc = MPI_Win_allocate_shared(sz, 1, info, node_comm_, &base, &r->win);
+  MPI_Info_free(&info);
+  MPI_CHECK(rc);
+  r->bases.resize(local_size_);
+  for (int i = 0; i < local_size_; ++i) {
+    MPI_Aint got;
+    int disp;
+    void* ptr;
+    MPI_CHECK(MPI_Win_shared_query(r->win, i, &got, &disp, &ptr));
+    const auto addr = reinterpret_cast<uintptr_t>(ptr);
+    r->bases[i] = reinterpret_cast<uint8_t*>((addr + 63) / 64 * 64);
+  }
+  return r;
+}
+
+void ShmGroup::free_region(ShmRegion& r) {
+  if (r.win != MPI_WIN_NULL) MPI_CHECK(MPI_Win_free(&r.win));
 }
 
 ShmGroup::~ShmGroup() {

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -33,7 +34,7 @@ struct BoardEntry {
   int32_t arg;
   int32_t line;
   uint8_t dtype;
-  char kind[15];
+  char kind[23];
   char file[96];  // the tail of the call site's path
 };
 
@@ -46,6 +47,13 @@ struct alignas(64) RankControl {
 };
 
 using Clock = std::chrono::steady_clock;
+
+// A shared-memory window of equal-sized per-rank parts (SharedBuffer storage).
+struct ShmRegion {
+  MPI_Win win = MPI_WIN_NULL;
+  size_t bytes = 0;
+  std::vector<uint8_t*> bases;  // each local rank's part, mapped in this process
+};
 
 class ShmGroup {
  public:
@@ -62,6 +70,10 @@ class ShmGroup {
   void arrive(uint64_t seq, const OpDesc& op);
   // Waits until every local peer has arrived at `seq` with the same signature.
   void wait_arrivals(uint64_t seq, Clock::time_point deadline);
+  // Collective over the local ranks: a window with `bytes` per rank (page-aligned parts).
+  std::unique_ptr<ShmRegion> alloc_region(size_t bytes);
+  // Collective: frees the window.
+  void free_region(ShmRegion& r);
   // Phase barrier among local ranks: every rank calls with the same increasing sequence.
   void phase_barrier(Clock::time_point deadline);
 

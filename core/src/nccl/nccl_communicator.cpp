@@ -17,6 +17,7 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -104,6 +105,25 @@ class NcclCommunicator final : public CommBase {
     if (comm_) ncclCommDestroy(comm_);
     board_.reset();
     if (mpi_ != MPI_COMM_NULL) MPI_Comm_free(&mpi_);
+  }
+
+  // Device memory on this communicator's device (NCCL reads user buffers in place already).
+  std::unique_ptr<SharedBuffer> alloc_buffer(size_t bytes, CallSite) override {
+    class DeviceBuffer final : public SharedBuffer {
+     public:
+      DeviceBuffer(int device, size_t bytes) : bytes_(bytes) {
+        CUDA_CHECK(cudaSetDevice(device));
+        CUDA_CHECK(cudaMalloc(&data_, std::max<size_t>(bytes, 1)));
+      }
+      ~DeviceBuffer() override { cudaFree(data_); }
+      void* data() const override { return data_; }
+      size_t bytes() const override { return bytes_; }
+
+     private:
+      void* data_ = nullptr;
+      size_t bytes_;
+    };
+    return std::make_unique<DeviceBuffer>(device_, bytes);
   }
 
   int rank() const override { return rank_; }

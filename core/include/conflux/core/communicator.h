@@ -70,6 +70,18 @@ struct CommOptions {
 
 enum class Backend { Mpi, Nccl };
 
+// Memory for collective buffers such as gradient buckets, from Communicator::alloc_buffer.
+// Allocating and freeing are collectives: every rank of the group allocates the same size in the
+// same order and destroys its buffer in the same order (a buffer destroyed while an exception
+// unwinds, or after the communicator failed, is not freed, so a failing rank never waits for its
+// peers). It must not outlive its communicator.
+class SharedBuffer {
+ public:
+  virtual ~SharedBuffer() = default;
+  virtual void* data() const = 0;
+  virtual size_t bytes() const = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -111,6 +123,14 @@ class Communicator {
                          const std::vector<size_t>& recv_displs, DType dtype,
                          CallSite site = CallSite::here()) = 0;
   virtual void barrier(CallSite site = CallSite::here()) = 0;
+
+  // A buffer for collectives (see SharedBuffer). The MPI back end places it in a node
+  // shared-memory window when every rank of the group shares one node: an all-reduce on any
+  // range of it (the same offset on every rank) then runs in place without staging copies, each
+  // rank reducing its segment straight from its peers' buffers and copying their reduced segments
+  // back (zero-copy reduce-scatter + all-gather; NCCL's registered buffers play the same trick).
+  // Elsewhere it is ordinary host memory, 64-byte aligned (the NCCL back end: device memory).
+  virtual std::unique_ptr<SharedBuffer> alloc_buffer(size_t bytes, CallSite site = CallSite::here());
 
   // Convenience: exchange per-rank counts, then all-to-all-v the payloads (dedup shuffles).
   // send_counts[r] elements starting at send + send_displs[r] go to rank r; returns what this rank

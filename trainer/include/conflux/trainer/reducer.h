@@ -6,22 +6,21 @@
 // every rank. A hook on each parameter copies (or, for later micro-batches, adds) its gradient
 // into its bucket's flat buffer. On the last micro-batch of a step, a bucket whose parameters are
 // all ready is all-reduced asynchronously (average over the dp group) — in bucket order, so every
-// rank issues the same collectives in the same order — while backward continues. finish() launches
-// what is left, waits for all of them and points each parameter's .grad at its slice of the bucket.
+// rank issues the same collectives in the same order — while backward continues. On CPU the
+// buckets live in memory from Communicator::alloc_buffer, all-reduced in place without staging.
+// finish() launches what is left, waits for all of them and points each parameter's .grad at its
+// slice of the bucket.
 // Earlier micro-batches only accumulate locally (no communication).
 // Thread safety: hooks run on the autograd thread; one step at a time.
 #pragma once
+
+#include "conflux/core/communicator.h"
 
 #include <torch/torch.h>
 
 #include <cstddef>
 #include <memory>
 #include <vector>
-
-namespace conflux {
-class Communicator;
-class Work;
-}  // namespace conflux
 
 namespace conflux::trainer {
 
@@ -40,7 +39,8 @@ class GradReducer {
   GradReducer& operator=(const GradReducer&) = delete;
 
   // Verifies that every rank has the same parameter count and shapes (CommError naming the
-  // first mismatch otherwise) and broadcasts rank 0's values.
+  // first mismatch otherwise), broadcasts rank 0's values and, on CPU with the MPI back end,
+  // moves the buckets into Communicator::alloc_buffer memory (a collective).
   void sync_parameters();
 
   // Call before each micro-batch's backward; `last` marks the final micro-batch of the step.
@@ -63,6 +63,7 @@ class GradReducer {
   struct Bucket {
     std::vector<size_t> params;
     std::vector<int64_t> offsets;  // element offset of each param in `flat`
+    std::unique_ptr<SharedBuffer> storage;  // alloc_buffer memory behind `flat` (CPU, dp > 1)
     torch::Tensor flat;
     size_t pending = 0;
     std::shared_ptr<Work> work;
