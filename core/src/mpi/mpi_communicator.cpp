@@ -79,6 +79,27 @@ void from_float(const float* in, void* data, size_t n, DType t) {
   for (size_t i = 0; i < n; ++i) p[i] = t == DType::BF16 ? float_to_bf16(in[i]) : float_to_f16(in[i]);
 }
 
+// Input pointers of a reduction: on the stack for up to 64 ranks.
+class InputList {
+ public:
+  explicit InputList(int n) : ptr_(few_) {
+    if (n > 64) {
+      many_.resize(static_cast<size_t>(n));
+      ptr_ = many_.data();
+    }
+  }
+  const void*& operator[](int j) { return ptr_[j]; }
+  const void* const* data() const { return ptr_; }
+
+ private:
+  const void* few_[64];
+  std::vector<const void*> many_;
+  const void** ptr_;
+};
+
+// alloc_buffer memory: up to this size the one-phase (staged) algorithm, above it zero-copy.
+constexpr size_t kSharedOnePhaseMaxBytes = 4096;
+
 int checked_int(size_t v, const char* what) {
   if (v > static_cast<size_t>(INT_MAX))
     CONFLUX_THROW(CommError, "{} = {} exceeds MPI's int count limit; split the transfer", what, v);
@@ -299,15 +320,9 @@ class MpiCommunicator final : public CommBase {
     auto at = [&](int j, size_t e) { return r.bases[j] + off + e * es; };
     const size_t s0 = std::min(count, seg * me), s1 = std::min(count, s0 + seg);
     if (s1 > s0) {
-      const void* in[64];
-      std::vector<const void*> many;
-      const void** inp = in;
-      if (p > 64) {
-        many.resize(p);
-        inp = many.data();
-      }
-      for (int j = 0; j < p; ++j) inp[j] = at(j, s0);
-      reduce_rows(at(me, s0), inp, p, s1 - s0, dtype, op, size_);
+      InputList in(p);
+      for (int j = 0; j < p; ++j) in[j] = at(j, s0);
+      reduce_rows(at(me, s0), in.data(), p, s1 - s0, dtype, op, size_);
     }
     shm_->phase_barrier(dl);
     for (int j = 0; j < p; ++j) {
@@ -325,6 +340,13 @@ class MpiCommunicator final : public CommBase {
       return;  // sum/max/min/avg of one contribution is itself
     }
     bool shm_ok = shm_ && options_.enable_shm && (single_node_ || uniform_nodes_);
+    if (shm_ok && single_node_ && d.kind == kSharedKind && bytes > kSharedOnePhaseMaxBytes) {
+      enter(d, dl);
+      size_t off = 0;
+      const ShmRegion* region = find_region(data, bytes, &off);
+      CONFLUX_CHECK(region != nullptr, "all-reduce buffer left its alloc_buffer region");
+      return shared_allreduce(*region, off, count, dtype, op, dl);
+    }
     if (shm_ok && single_node_ && bytes <= std::min(options_.shm_small_bytes, shm_->chunk_bytes())) {
       // One phase: stage, publish, then every rank reduces all slots (same order on every rank).
       uint64_t seq = ++seq_;
@@ -332,21 +354,12 @@ class MpiCommunicator final : public CommBase {
       std::memcpy(shm_->buffer(shm_->local_rank(), buf), data, bytes);
       shm_->arrive(seq, d);
       shm_->wait_arrivals(seq, dl);
-      const void* in[64];
-      std::vector<const void*> many;
-      const void** inp = in;
-      if (size_ > 64) {
-        many.resize(size_);
-        inp = many.data();
-      }
-      for (int j = 0; j < size_; ++j) inp[j] = shm_->buffer(j, buf);
-      reduce_rows(data, inp, size_, count, dtype, op, size_);
+      InputList in(size_);
+      for (int j = 0; j < size_; ++j) in[j] = shm_->buffer(j, buf);
+      reduce_rows(data, in.data(), size_, count, dtype, op, size_);
       return;
     }
     enter(d, dl);
-    size_t off = 0;
-    const ShmRegion* region = d.kind == kSharedKind ? find_region(data, bytes, &off) : nullptr;
-    if (shm_ok && single_node_ && region) return shared_allreduce(*region, off, count, dtype, op, dl);
     if (shm_ok && (bytes >= options_.shm_large_bytes || !single_node_))
       return shm_allreduce(d, static_cast<uint8_t*>(data), count, dtype, op, dl);
     mpi_allreduce(d, data, count, dtype, op, comm_, dl, /*blocking=*/single_node_);
