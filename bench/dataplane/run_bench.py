@@ -12,7 +12,8 @@ Operations compared (both sides read the HDF5 input, verify shard SHA-256, and w
   features: validate (NaN/Inf) -> exact dedup -> L2 clip + Gaussian noise (seeded)
 Near-dup dedup (MinHash-LSH) is timed for Conflux alone (the reference has no equivalent).
 
-usage: run_bench.py CONFLUX MPIEXEC [--docs N] [--work DIR] [--repeat R] [mpirun flags after --]
+usage: run_bench.py CONFLUX MPIEXEC [--docs N] [--work DIR] [--repeat R] [--no-near] [mpirun flags after --]
+Repetitions interleave Conflux and reference runs so that load changes affect both sides alike.
 Prints a markdown table (records/s, GB/s, ratio vs reference) and writes results.json.
 """
 import argparse
@@ -221,6 +222,7 @@ def main():
     ap.add_argument("--dim", type=int, default=32)
     ap.add_argument("--work", default="/tmp/conflux-bench-dataplane")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-near", action="store_true", help="skip the (Conflux-only) near-dedup runs")
     argv = sys.argv[1:]
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     args = ap.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
@@ -250,22 +252,34 @@ def main():
     results = {"memcpy_gbps_before": memcpy_gbps(), "docs": args.docs, "dim": args.dim, "ingest_s": ingest_s, "raw_jsonl_bytes": raw_bytes,
                "text_dataset_bytes": text_bytes, "feature_dataset_bytes": feat_bytes, "runs": {}}
 
-    def median_of(fn):
-        runs = [fn() for _ in range(args.repeat)]
-        runs.sort(key=lambda r: r[0]["total"] if "total" in r[0] else r[1])
-        return runs[len(runs) // 2]
+    # Repetitions interleave Conflux and the reference (text, then features, then the rest), so a
+    # change of machine load during the run hits both sides alike; medians by total time.
+    runs = {}
 
-    for np_ in (1, 2):
-        for name, toml in (("text", text_toml), ("features", feat_toml), ("near", near_toml)):
-            summary, wall = median_of(lambda: conflux_prepare(args, mpiflags, np_, toml, w, name))
-            results["runs"][f"conflux_np{np_}_{name}"] = {"wall_s": wall, "stages": summary["timings_rank0"],
-                                                          "rows_out": summary["rows_out"],
-                                                          "dropped": summary["dropped"]}
-    out_sigma = json.load(open(f"{w}/out_feat/manifest.json"))["privacy"]["entries"][0]["sigma"]
-    rt, kept, _ = median_of(lambda: reference_text(f"{w}/text", f"{w}/ref_text", 1) + ())
-    results["runs"]["reference_text"] = {"stages": rt, "rows_out": kept}
-    rf, keptf, _ = median_of(lambda: reference_features(f"{w}/feat", f"{w}/ref_feat", 1, clip, out_sigma))
-    results["runs"]["reference_features"] = {"stages": rf, "rows_out": keptf}
+    def record(key, value):
+        runs.setdefault(key, []).append(value)
+
+    def conflux(np_, name, toml):
+        summary, wall = conflux_prepare(args, mpiflags, np_, toml, w, name)
+        record(f"conflux_np{np_}_{name}", {"wall_s": wall, "stages": summary["timings_rank0"],
+                                          "rows_out": summary["rows_out"], "dropped": summary["dropped"]})
+
+    for _ in range(args.repeat):
+        conflux(1, "text", text_toml)
+        rt, kept, _ = reference_text(f"{w}/text", f"{w}/ref_text", 1)
+        record("reference_text", {"stages": rt, "rows_out": kept})
+        conflux(1, "features", feat_toml)
+        out_sigma = json.load(open(f"{w}/out_feat/manifest.json"))["privacy"]["entries"][0]["sigma"]
+        rf, keptf, _ = reference_features(f"{w}/feat", f"{w}/ref_feat", 1, clip, out_sigma)
+        record("reference_features", {"stages": rf, "rows_out": keptf})
+        conflux(2, "text", text_toml)
+        conflux(2, "features", feat_toml)
+        if not args.no_near:
+            conflux(1, "near", near_toml)
+            conflux(2, "near", near_toml)
+    for key, values in runs.items():
+        values.sort(key=lambda v: v["stages"]["total"])
+        results["runs"][key] = values[len(values) // 2]
     results["memcpy_gbps_after"] = memcpy_gbps()
     results["loadavg"] = os.getloadavg()
     json.dump(results, open(f"{w}/results.json", "w"), indent=2)
@@ -300,12 +314,15 @@ def print_table(r):
             ratio = a / b if b > 0 else float("inf")
             print(f"| {kind} | {s} | {a:.3f} | {b:.3f} | {c:.3f} | {ratio:.1f}x | {n / b / 1e6:.2f} M | {nbytes / b / 1e9:.2f} |")
     for np_ in (1, 2):
+        if f"conflux_np{np_}_near" not in runs:
+            continue
         st = runs[f"conflux_np{np_}_near"]["stages"]
         print(f"| text | near_dedup (Conflux only, np {np_}) | - | {st['near_dedup']:.3f} | | | {n / st['near_dedup'] / 1e6:.2f} M | |")
     d = runs["conflux_np1_text"]["dropped"]
     print(f"\nConflux text: dropped {d}; reference kept {runs['reference_text']['rows_out']:,}, "
-          f"Conflux kept {runs['conflux_np1_text']['rows_out']:,}. Near-dup run dropped "
-          f"{runs['conflux_np1_near']['dropped'].get('near_duplicate')} near duplicates.")
+          f"Conflux kept {runs['conflux_np1_text']['rows_out']:,}.")
+    if "conflux_np1_near" in runs:
+        print(f"Near-dup run dropped {runs['conflux_np1_near']['dropped'].get('near_duplicate')} near duplicates.")
 
 
 if __name__ == "__main__":

@@ -7,10 +7,13 @@
 #include "h5.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -81,6 +84,53 @@ void fsync_path(const std::string& path, bool directory) {
   if (rc != 0) CONFLUX_THROW(IoError, "{}: fsync failed: {}", path, std::strerror(err));
 }
 
+// File image callbacks for the core driver: its buffer is plain malloc memory, and on close it is
+// handed to us (`kept`) instead of freed, so the finished file needs no copy.
+struct ImageSink {
+  void* kept = nullptr;
+  size_t capacity = 0;  // bytes of the driver's buffer (its last allocation)
+};
+void* image_malloc(size_t size, H5FD_file_image_op_t, void*) { return std::malloc(size); }
+void* image_memcpy(void* dest, const void* src, size_t size, H5FD_file_image_op_t, void*) {
+  return std::memcpy(dest, src, size);
+}
+void* image_realloc(void* ptr, size_t size, H5FD_file_image_op_t op, void* udata) {
+  void* p = std::realloc(ptr, size);
+  if (p && op == H5FD_FILE_IMAGE_OP_FILE_RESIZE) static_cast<ImageSink*>(udata)->capacity = size;
+  return p;
+}
+herr_t image_free(void* ptr, H5FD_file_image_op_t op, void* udata) {
+  auto* sink = static_cast<ImageSink*>(udata);
+  if (op == H5FD_FILE_IMAGE_OP_FILE_CLOSE && sink && !sink->kept) {
+    sink->kept = ptr;
+  } else {
+    std::free(ptr);
+  }
+  return 0;
+}
+
+// The end-of-file address recorded in an HDF5 superblock at offset 0 (versions 0-3, 8-byte
+// addresses, base address 0): the length of the file the library closed. 0 if unrecognised.
+uint64_t superblock_eof(const uint8_t* p, size_t n) {
+  static const uint8_t kSig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+  if (n < 64 || std::memcmp(p, kSig, 8) != 0) return 0;
+  size_t base_at, eof_at;
+  switch (p[8]) {
+    case 0: base_at = 24, eof_at = 40; break;
+    case 1: base_at = 28, eof_at = 44; break;
+    case 2:
+    case 3: base_at = 12, eof_at = 28; break;
+    default: return 0;
+  }
+  if (p[8] <= 1 ? p[13] != 8 : p[9] != 8) return 0;  // size of offsets
+  uint64_t base, eof;
+  std::memcpy(&base, p + base_at, 8);
+  std::memcpy(&eof, p + eof_at, 8);
+  return base == 0 ? eof : 0;
+}
+void* image_udata_copy(void* udata) { return udata; }
+herr_t image_udata_free(void*) { return 0; }
+
 }  // namespace
 
 ShardImage shard_image(const Table& table, int64_t begin, int64_t end, const WriterOptions& options,
@@ -109,7 +159,16 @@ ShardImage shard_image(const Table& table, int64_t begin, int64_t end, const Wri
   H5_CHECK(H5Pset_obj_track_times(fcpl, 0), "{}", path);
   Handle fapl(H5_CHECK(H5Pcreate(H5P_FILE_ACCESS), "{}", path), Handle::Kind::Plist);
   H5_CHECK(H5Pset_fapl_core(fapl, estimate, /*backing_store=*/0), "{}", path);
-  Handle file(H5_CHECK(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl, fapl), "{}: create shard (in memory)", path),
+  ImageSink sink;
+  H5FD_file_image_callbacks_t callbacks = {image_malloc, image_memcpy,     image_realloc, image_free,
+                                           image_udata_copy, image_udata_free, &sink};
+  H5_CHECK(H5Pset_file_image_callbacks(fapl, &callbacks), "{}", path);
+  // The in-memory file gets a name no file on disk has: HDF5 probes the name before creating, and
+  // the core driver would load an existing file of that name.
+  static std::atomic<uint64_t> serial{0};
+  std::string mem_name = fmt::format("{}.in-memory.{}.{}", path, ::getpid(), serial++);
+  for (struct stat sb; ::stat(mem_name.c_str(), &sb) == 0;) mem_name += "_";
+  Handle file(H5_CHECK(H5Fcreate(mem_name.c_str(), H5F_ACC_TRUNC, fcpl, fapl), "{}: create shard (in memory)", path),
               Handle::Kind::File);
   write_int_attr(file, path, "conflux_format_version", kFormatVersion);
   write_int_attr(file, path, "rows", rows);
@@ -139,13 +198,17 @@ ShardImage shard_image(const Table& table, int64_t begin, int64_t end, const Wri
       }
     }
   }
-  H5_CHECK(H5Fflush(file, H5F_SCOPE_LOCAL), "{}: flush shard image", path);
-  ssize_t size = H5_CHECK(H5Fget_file_image(file, nullptr, 0), "{}: shard image size", path);
-  ShardImage image;
-  image.size = static_cast<size_t>(size);
-  image.data.reset(new uint8_t[image.size]);
-  H5_CHECK(H5Fget_file_image(file, image.data.get(), image.size), "{}: copy shard image", path);
+  // Closing finishes the file in the driver's buffer, which image_free hands over; its length is
+  // the end-of-file address the library wrote into the superblock (a file written to disk would
+  // be exactly these bytes).
   file.close_checked(fmt::format("{}: close shard image", path));
+  CONFLUX_CHECK(sink.kept != nullptr, "{}: the HDF5 core driver did not hand over its image", path);
+  ShardImage image;
+  image.data.reset(static_cast<uint8_t*>(sink.kept));
+  image.size = static_cast<size_t>(superblock_eof(image.data.get(), sink.capacity));
+  CONFLUX_CHECK(image.size > 0 && image.size <= sink.capacity,
+                "{}: unexpected HDF5 superblock in the shard image (end of file {}, buffer {})", path, image.size,
+                sink.capacity);
   return image;
 }
 

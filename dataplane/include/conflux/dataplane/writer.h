@@ -17,15 +17,19 @@
 #include "conflux/dataplane/manifest.h"
 #include "conflux/dataplane/table.h"
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
 
 namespace conflux::dataplane {
 
-// The bytes of one shard file, built in memory (not zero-initialised: HDF5 fills every byte).
+// The bytes of one shard file, built in memory (the HDF5 core driver's own buffer, malloc'ed).
 struct ShardImage {
-  std::unique_ptr<uint8_t[]> data;
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<uint8_t[], Free> data;
   size_t size = 0;
 };
 
