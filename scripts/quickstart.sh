@@ -22,7 +22,7 @@ step "conflux doctor (2 ranks)"
 mpirun -np 2 "$CONFLUX" doctor
 
 step "conflux bench allreduce (2 ranks): shared-memory all-reduce vs raw MPI_Allreduce"
-mpirun -np 2 "$CONFLUX" bench allreduce --max-bytes 16M --rounds 3 | tee "$OUT_DIR/bench-allreduce.txt"
+mpirun -np 2 "$CONFLUX" bench allreduce --max-bytes 16M --rounds 3 --buffers shared | tee "$OUT_DIR/bench-allreduce.txt"
 
 cd "$OUT_DIR"
 rm -rf data/fortunes-raw data/fortunes checkpoints/fortunes runs/fortunes
