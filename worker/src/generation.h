@@ -1,4 +1,4 @@
-// Generation for the text metrics of the evaluate task (bleu, rouge_l, distinct, robustness).
+// Generation for the text metrics of the evaluate task (bleu, rouge_l, distinct).
 //
 // For each dataset row r in a task's rows with r % every == 0: the row's content tokens are its
 // tokens up to (excluding) the first special id (>= 256; the ingester ends each document with
