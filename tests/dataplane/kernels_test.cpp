@@ -9,6 +9,7 @@
 #include "conflux/dataplane/table.h"
 #include "conflux/dataplane/writer.h"
 #include "fast_random.h"
+#include "stages.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>
@@ -65,6 +66,31 @@ TEST(Kernels, GaussianPairsMatchLongDoubleLibm) {
   const double n = 2.0 * pairs;
   EXPECT_NEAR(sum / n, 0.0, 5 * std::sqrt(1.0 / n));        // 5 standard errors
   EXPECT_NEAR(sq / n, 1.0, 5 * std::sqrt(2.0 / n));
+}
+
+TEST(Kernels, GaussianRowsEqualPerRowMechanism) {
+  for (int64_t dim : {1, 7, 32, 33}) {
+    const int64_t rows = 3000;  // several blocks
+    std::vector<float> a(static_cast<size_t>(rows * dim));
+    for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>(std::sin(0.37 * i) * 3.0);
+    auto b = a;
+    std::vector<int64_t> ids(static_cast<size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) ids[r] = 5 * r + 3;
+    DpFieldConfig cfg;
+    cfg.mechanism = "gaussian";
+    cfg.epsilon = 1.0;
+    cfg.clip = 2.0;
+    const DpMechanism* m = find_dp("gaussian");
+    Calibration cal = m->calibrate(cfg);
+    StreamKey key = stream_key(9, "dp/features");
+    ChaChaRandom sec;
+    gaussian_rows(a.data(), rows, dim, cfg.clip, cal.scale, ids.data(), &key, sec);
+    for (int64_t r = 0; r < rows; ++r) {
+      RowStream rng(key, static_cast<uint64_t>(ids[r]));
+      m->apply_features(b.data() + r * dim, dim, cfg, cal, rng);
+    }
+    ASSERT_EQ(a, b) << "dim " << dim;
+  }
 }
 
 TEST(Kernels, RowStreamBulkEqualsSequentialAndIsKeyed) {
@@ -147,6 +173,28 @@ TEST(Kernels, MaskOpInPlaceEqualsVectorPath) {
   }
   const double rate = static_cast<double>(masked) / content, se = std::sqrt(0.3 * 0.7 / content);
   EXPECT_NEAR(rate, 0.3, 5 * se);
+}
+
+TEST(Kernels, MaskRowsEqualPerRecordOp) {
+  const AugmentOp* mask = find_augment("mask");
+  Params p{{"probability", 1.0}, {"rate", 0.2}};
+  std::vector<int64_t> offsets = {0};
+  std::vector<int32_t> tokens;
+  std::vector<int64_t> ids;
+  for (int64_t r = 0; r < 400; ++r) {  // lengths 0 .. 3000 (records longer than one draw batch)
+    int64_t n = (r * 977) % 3001;
+    for (int64_t i = 0; i < n; ++i) tokens.push_back(static_cast<int32_t>((r + i) % 260));
+    offsets.push_back(static_cast<int64_t>(tokens.size()));
+    ids.push_back(1000 + 3 * r);
+  }
+  auto want = tokens;
+  StreamKey key = stream_key(4, "augment");
+  for (int64_t r = 0; r < 400; ++r) {
+    RowStream rng(key, static_cast<uint64_t>(ids[r]));
+    mask->apply_tokens_in_place(want.data() + offsets[r], offsets[r + 1] - offsets[r], rng, p);
+  }
+  mask_rows(tokens.data(), offsets.data(), 400, ids.data(), key, 0.2);
+  EXPECT_EQ(tokens, want);
 }
 
 Table ragged_table(int64_t rows) {
