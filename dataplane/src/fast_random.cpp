@@ -51,17 +51,16 @@ CONFLUX_INLINE uint64_t double_to_bits(double d) {
   return b;
 }
 
-// ln(u) for normal u > 0 (here u in [2^-53, 1)). u = m * 2^e with m in [sqrt(1/2), sqrt(2)):
-// ln(m) = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.1716; the series to s^23 leaves < 1e-18.
+// ln(u) for normal u > 0 (here u in [2^-53, 1)). u = m * 2^e with m in [sqrt(1/2), sqrt(2)) (the
+// shift of the mantissa range is integer arithmetic on the bits, as in musl's log: no branches or
+// selects, so every ISA level vectorises it); ln(m) = 2 atanh(s), s = (m - 1) / (m + 1),
+// |s| <= 0.1716, and the series to s^23 leaves < 1e-18.
 CONFLUX_INLINE double log_pos(double u) {
-  const uint64_t b = double_to_bits(u);
-  // Biased exponent as a double, exactly: 2^52 + k - 2^52.
-  const double biased = bits_to_double(0x4330000000000000ull | (b >> 52)) - 0x1p52;
-  double m = bits_to_double((b & 0x000fffffffffffffull) | 0x3ff0000000000000ull);
-  double e = biased - 1023.0;
-  const bool big = m > 1.4142135623730950488;
-  m = big ? m * 0.5 : m;
-  e = big ? e + 1.0 : e;
+  constexpr uint64_t kSqrtHalf = 0x3fe6a09e667f3bcdull;  // bits of sqrt(1/2)
+  const uint64_t b = double_to_bits(u) + (0x3ff0000000000000ull - kSqrtHalf);
+  // Exponent as a double, exactly: (2^52 + field) - 2^52 - 1023.
+  const double e = (bits_to_double(0x4330000000000000ull | (b >> 52)) - 0x1p52) - 1023.0;
+  const double m = bits_to_double((b & 0x000fffffffffffffull) + kSqrtHalf);
   const double s = (m - 1.0) / (m + 1.0);
   const double s2 = s * s;
   double p = 1.0 / 23;
@@ -82,10 +81,12 @@ CONFLUX_INLINE double log_pos(double u) {
 
 // sin and cos of 2 pi v, v in [0, 1): v = (q + f) / 4 with q the nearest quarter turn and
 // |f| <= 1/2, so the polynomials run on |theta| <= pi / 4 (Taylor to theta^19: error < 1e-19).
+// The quadrant comes out of the rounding trick's low bits and is applied with bit operations.
 CONFLUX_INLINE void sincos_2pi(double v, double* s_out, double* c_out) {
   const double t = 4.0 * v;
-  const double q = (t + 0x1.8p52) - 0x1.8p52;  // round to nearest (t < 4 is exact here)
-  const double f = t - q;
+  const double shifted = t + 0x1.8p52;  // round to nearest: the low bits of `shifted` hold q
+  const uint64_t q = double_to_bits(shifted) & 3;  // q mod 4 (a full turn is 0)
+  const double f = t - (shifted - 0x1.8p52);
   const double x = f * 1.5707963267948966192;
   const double x2 = x * x;
   double sp = -1.0 / 121645100408832000.0;  // -1/19!
@@ -108,11 +109,14 @@ CONFLUX_INLINE void sincos_2pi(double v, double* s_out, double* c_out) {
   cp = cp * x2 - 1.0 / 24.0;
   cp = cp * x2 + 0.5;
   const double cs = 1.0 - x2 * cp;
-  // Rotate by q quarter turns (q = 4 is a full turn).
-  const bool odd = (q == 1.0) | (q == 3.0);
-  const double s = odd ? cs : sn, c = odd ? sn : cs;
-  *s_out = ((q == 2.0) | (q == 3.0)) ? -s : s;
-  *c_out = ((q == 1.0) | (q == 2.0)) ? -c : c;
+  // Rotate by q quarter turns: odd q swaps sin and cos; sin is negated for q = 2, 3 and cos for
+  // q = 1, 2.
+  const uint64_t swap = 0 - (q & 1);
+  const uint64_t sb = double_to_bits(sn), cb = double_to_bits(cs);
+  const uint64_t s_bits = ((sb & ~swap) | (cb & swap)) ^ ((q >> 1) << 63);
+  const uint64_t c_bits = ((cb & ~swap) | (sb & swap)) ^ (((q ^ (q >> 1)) & 1) << 63);
+  *s_out = bits_to_double(s_bits);
+  *c_out = bits_to_double(c_bits);
 }
 
 CONFLUX_INLINE void gaussian_body(const uint64_t* __restrict bits, size_t pairs, double* __restrict z) {
@@ -157,10 +161,22 @@ CONFLUX_INLINE void mask_body(int32_t* __restrict t, size_t n, const uint32_t* _
   void name params {                                                                            \
     static const name##_fn fn = name##_pick();                                                  \
     fn args;                                                                                    \
+  }                                                                                             \
+  [[maybe_unused]] name##_fn name##_at(int isa) {                                                              \
+    __builtin_cpu_init();                                                                       \
+    if (isa == 2)                                                                               \
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&         \
+                     __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")   \
+                 ? name##_avx512                                                                \
+                 : nullptr;                                                                     \
+    if (isa == 1) return __builtin_cpu_supports("avx2") ? name##_avx2 : nullptr;                \
+    return name##_base;                                                                         \
   }
 #else
 #define CONFLUX_VARIANTS(name, body, params, args) \
-  void name params { body args; }
+  void name params { body args; }                  \
+  using name##_fn = void(*) params;                \
+  [[maybe_unused]] name##_fn name##_at(int isa) { return isa == 0 ? name : nullptr; }
 #endif
 
 CONFLUX_VARIANTS(splitmix_fill, splitmix_fill_body, (uint64_t state, uint64_t* out, size_t n), (state, out, n))
@@ -211,6 +227,13 @@ void fill_u64(RandomSource& rng, uint64_t* out, size_t n) {
 }
 
 void gaussian_pairs(const uint64_t* bits, size_t pairs, double* z) { gaussian_kernel(bits, pairs, z); }
+
+bool gaussian_pairs_isa(int isa, const uint64_t* bits, size_t pairs, double* z) {
+  auto fn = gaussian_kernel_at(isa);
+  if (!fn) return false;
+  fn(bits, pairs, z);
+  return true;
+}
 
 void mask_tokens(int32_t* t, size_t n, const uint32_t* bits, uint64_t threshold, int32_t mask_id) {
   mask_kernel(t, n, bits, threshold, mask_id);

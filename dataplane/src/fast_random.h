@@ -74,6 +74,10 @@ void fill_u64(RandomSource& rng, uint64_t* out, size_t n);
 // gives u in (0, 1) with 53-bit resolution, |z| <= 8.57; the second the angle).
 void gaussian_pairs(const uint64_t* bits, size_t pairs, double* z);
 
+// gaussian_pairs compiled for one ISA level (0 baseline, 1 AVX2, 2 AVX-512); false if this CPU
+// lacks it. For tests: every level must give the same bits.
+bool gaussian_pairs_isa(int isa, const uint64_t* bits, size_t pairs, double* z);
+
 // t[i] = mask_id where t[i] is a content token (0 <= t < 256) and the i-th 32-bit word of
 // `bits` is below `threshold` (P = threshold / 2^32; threshold 2^32 masks every content token).
 void mask_tokens(int32_t* t, size_t n, const uint32_t* bits, uint64_t threshold, int32_t mask_id);

@@ -68,6 +68,26 @@ TEST(Kernels, GaussianPairsMatchLongDoubleLibm) {
   EXPECT_NEAR(sq / n, 1.0, 5 * std::sqrt(2.0 / n));
 }
 
+TEST(Kernels, GaussianPairsIdenticalOnEveryIsaLevel) {
+  RowStream rng(stream_key(8, "isa test"), 1);
+  const size_t pairs = 4099;  // not a multiple of any vector width
+  std::vector<uint64_t> bits(2 * pairs);
+  rng.fill(bits.data(), bits.size());
+  std::vector<double> base(2 * pairs), other(2 * pairs);
+  ASSERT_TRUE(gaussian_pairs_isa(0, bits.data(), pairs, base.data()));
+  int levels = 1;
+  for (int isa : {1, 2}) {
+    std::fill(other.begin(), other.end(), 0.0);
+    if (!gaussian_pairs_isa(isa, bits.data(), pairs, other.data())) continue;
+    ++levels;
+    EXPECT_EQ(0, std::memcmp(base.data(), other.data(), base.size() * sizeof(double))) << "isa " << isa;
+  }
+  std::vector<double> dispatched(2 * pairs);
+  gaussian_pairs(bits.data(), pairs, dispatched.data());
+  EXPECT_EQ(0, std::memcmp(base.data(), dispatched.data(), base.size() * sizeof(double)));
+  RecordProperty("isa_levels_compared", levels);
+}
+
 TEST(Kernels, GaussianRowsEqualPerRowMechanism) {
   for (int64_t dim : {1, 7, 32, 33}) {
     const int64_t rows = 3000;  // several blocks

@@ -11,7 +11,11 @@
 // global shard index, so output is identical for any number of ranks); rank 0 gathers the
 // ShardInfos and calls commit(). Other ranks call release() so they do not delete the staging.
 // Shards are byte-reproducible: no timestamps are stored in HDF5 objects.
-// Thread safety: one writer per thread; HDF5 is not thread safe.
+// Shards are built in memory (shard_image, HDF5 core driver) and written by write_image, which
+// makes no HDF5 calls: write_distributed runs it on worker threads (hash + write + fsync) while
+// the next image is built.
+// Thread safety: HDF5 is not thread safe: shard_image / write_shard on one thread at a time;
+// write_image and write_file_synced may run concurrently.
 #pragma once
 
 #include "conflux/dataplane/manifest.h"
