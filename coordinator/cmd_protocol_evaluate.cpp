@@ -164,7 +164,8 @@ ev::SetStats run_with_workers(const EvaluateConfig& c, const Plan& plan, const e
     proto::TaskSpec spec;
     spec.kind = "evaluate";
     spec.params = t.to_json().dump();
-    spec.validate = [&plan](const proto::Message& m) -> std::string {
+    spec.validate = [&plan, begin = t.row_begin,
+                     end = t.row_end](const proto::Message& m) -> std::string {
       const size_t want = plan.generates ? 2 : 1;
       if (m.tensors.size() != want || m.tensors[0].name() != "stats" ||
           m.tensors[0].dtype() != conflux::DType::U8)
@@ -180,8 +181,15 @@ ev::SetStats run_with_workers(const EvaluateConfig& c, const Plan& plan, const e
         if (s.value("checkpoint_step", int64_t{-1}) != plan.step) return "worker checkpoint step differs";
         const auto* d = m.tensors[0].data();
         ev::MetricSet::from_bytes(std::vector<uint8_t>(d, d + m.tensors[0].byte_length()));
-        if (plan.generates)
-          cw::examples_from_jsonl(m.tensors[1].data(), m.tensors[1].byte_length());
+        if (plan.generates) {
+          int64_t last = begin - 1;  // examples: rows of this task, ascending
+          const auto& g = m.tensors[1];
+          for (const auto& ex : cw::examples_from_jsonl(g.data(), g.byte_length())) {
+            if (ex.row <= last || ex.row >= end)
+              return "generation for row " + std::to_string(ex.row) + " is not in this task's rows";
+            last = ex.row;
+          }
+        }
       } catch (const std::exception& e) {
         return std::string("undecodable result: ") + e.what();
       }
