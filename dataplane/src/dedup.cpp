@@ -110,32 +110,57 @@ std::vector<uint8_t> exact_dedup(Communicator& comm, const std::vector<int64_t>&
     std::vector<size_t> counts;
     entries = as_pods<Entry>(comm.alltoallv_bytes(send, &counts));
   }
-  // Open-addressing table of the hashes I own (load <= 1/2): each keeps its lowest row; every
-  // other row with the same hash is dropped. Independent of the order entries arrive in.
-  size_t cap = 16;
-  while (cap < 2 * entries.size()) cap <<= 1;
-  std::vector<int64_t> slot(cap, -1);  // index into entries
+  // Hashes I own, partitioned by their top 8 bits (stable), then one small open-addressing table
+  // per partition (it stays in cache): each hash keeps its lowest row; every other row with the
+  // same hash is dropped. Independent of the order entries arrive in.
+  constexpr int kPartBits = 8;
+  constexpr size_t kParts = size_t{1} << kPartBits;
+  std::vector<uint32_t> start(kParts + 1, 0);
+  for (const Entry& e : entries) ++start[(e.hi >> (64 - kPartBits)) + 1];
+  for (size_t p = 0; p < kParts; ++p) start[p + 1] += start[p];
+  CONFLUX_CHECK(entries.size() < (size_t{1} << 32), "exact dedup: {} hashes on one rank", entries.size());
+  std::vector<Entry> parted(entries.size());  // entries grouped by partition, in arrival order
+  {
+    std::vector<uint32_t> fill(start.begin(), start.end() - 1);
+    for (const Entry& e : entries) parted[fill[e.hi >> (64 - kPartBits)]++] = e;
+  }
+  entries.clear();
+  entries.shrink_to_fit();
+  struct Slot {
+    uint64_t lo;
+    int64_t idx;  // into parted; -1 = empty
+  };
+  std::vector<Slot> table;
   std::vector<int64_t> drops;
-  for (size_t i = 0; i < entries.size(); ++i) {
-    const Entry& e = entries[i];
-    size_t h = static_cast<size_t>(e.hi ^ (e.lo >> 17)) & (cap - 1);
-    while (true) {
-      int64_t& sl = slot[h];
-      if (sl < 0) {
-        sl = static_cast<int64_t>(i);
-        break;
-      }
-      Entry& k = entries[static_cast<size_t>(sl)];
-      if (k.hi == e.hi && k.lo == e.lo) {
-        if (e.row < k.row) {
-          drops.push_back(k.row);
-          sl = static_cast<int64_t>(i);
-        } else {
-          drops.push_back(e.row);
+  for (size_t p = 0; p < kParts; ++p) {
+    const uint32_t b = start[p], e_ = start[p + 1];
+    if (b == e_) continue;
+    size_t cap = 16;
+    while (cap < 2 * static_cast<size_t>(e_ - b)) cap <<= 1;
+    table.assign(cap, Slot{0, -1});
+    for (uint32_t k = b; k < e_; ++k) {
+      const Entry& e = parted[k];
+      size_t h = static_cast<size_t>(e.lo ^ (e.hi >> 7)) & (cap - 1);
+      while (true) {
+        Slot& sl = table[h];
+        if (sl.idx < 0) {
+          sl = Slot{e.lo, static_cast<int64_t>(k)};
+          break;
         }
-        break;
+        if (sl.lo == e.lo) {
+          const Entry& kept = parted[static_cast<size_t>(sl.idx)];
+          if (kept.hi == e.hi) {
+            if (e.row < kept.row) {
+              drops.push_back(kept.row);
+              sl.idx = static_cast<int64_t>(k);
+            } else {
+              drops.push_back(e.row);
+            }
+            break;
+          }
+        }
+        h = (h + 1) & (cap - 1);
       }
-      h = (h + 1) & (cap - 1);
     }
   }
   return apply_drops(comm, drops, row_ids, bounds);
