@@ -6,8 +6,9 @@
 // - Validator::check sees one row (text, content-token count, features) and returns "" to keep
 //   it or the reason it fails (the reason names count drops in the manifest).
 // - AugmentOp::apply transforms one record in place using only `rng`; the pipeline seeds `rng`
-//   from (seed, op name, global row id, copy index), so results never depend on the number of
-//   ranks. Params are declared with defaults and bound from `augment.<op>.<param>` in the config.
+//   from (seed, global row id, copy index) (a row stream, one per record, shared by the ops in
+//   order), so results never depend on the number of ranks. Params are declared with defaults
+//   and bound from `augment.<op>.<param>` in the config.
 // Thread safety: ops are stateless; the registries are immutable after static initialisation.
 #pragma once
 
