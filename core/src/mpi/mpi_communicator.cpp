@@ -158,12 +158,16 @@ class MpiCommunicator final : public CommBase {
   // signature, so ranks that disagree about it fail as a divergence instead of taking different
   // algorithms.
   void allreduce(void* data, size_t count, DType dtype, ReduceOp op, CallSite site) override {
-    OpDesc d{kind_for(data, count * dtype_size(dtype)), dtype, count, static_cast<int>(op), site};
-    run(d, [=] { do_allreduce(d, data, count, dtype, op); });
+    size_t off = 0;
+    const ShmRegion* region = find_region(data, count * dtype_size(dtype), &off);
+    OpDesc d{region ? kSharedKind : "allreduce", dtype, count, static_cast<int>(op), site};
+    run(d, [=] { do_allreduce(d, data, count, dtype, op, region, off); });
   }
   WorkHandle allreduce_async(void* data, size_t count, DType dtype, ReduceOp op, CallSite site) override {
-    OpDesc d{kind_for(data, count * dtype_size(dtype)), dtype, count, static_cast<int>(op), site};
-    return submit(d, [=] { do_allreduce(d, data, count, dtype, op); });
+    size_t off = 0;
+    const ShmRegion* region = find_region(data, count * dtype_size(dtype), &off);
+    OpDesc d{region ? kSharedKind : "allreduce", dtype, count, static_cast<int>(op), site};
+    return submit(d, [=] { do_allreduce(d, data, count, dtype, op, region, off); });
   }
 
   std::unique_ptr<SharedBuffer> alloc_buffer(size_t bytes, CallSite site) override {
@@ -275,8 +279,10 @@ class MpiCommunicator final : public CommBase {
 
   static constexpr const char* kSharedKind = "allreduce/shared";
 
-  // The alloc_buffer region holding [p, p + bytes) on this rank, and the offset of p in it.
+  // The alloc_buffer region holding [p, p + bytes) on this rank, and the offset of p in it
+  // (null for ordinary memory).
   const ShmRegion* find_region(const void* p, size_t bytes, size_t* offset) {
+    if (!shm_ || bytes == 0) return nullptr;
     std::lock_guard<std::mutex> lock(regions_mu_);
     const auto* b = static_cast<const uint8_t*>(p);
     for (const auto& r : regions_) {
@@ -288,10 +294,7 @@ class MpiCommunicator final : public CommBase {
     }
     return nullptr;
   }
-  const char* kind_for(const void* data, size_t bytes) {
-    size_t off;
-    return shm_ && bytes > 0 && find_region(data, bytes, &off) ? kSharedKind : "allreduce";
-  }
+
 
   void release(const std::shared_ptr<ShmRegion>& r) {
     {
@@ -332,7 +335,9 @@ class MpiCommunicator final : public CommBase {
     shm_->phase_barrier(dl);  // nobody changes its buffer while a peer still copies from it
   }
 
-  void do_allreduce(const OpDesc& d, void* data, size_t count, DType dtype, ReduceOp op) {
+  // `region`/`off`: where `data` lies in alloc_buffer memory (null: ordinary memory).
+  void do_allreduce(const OpDesc& d, void* data, size_t count, DType dtype, ReduceOp op,
+                    const ShmRegion* region, size_t off) {
     auto dl = deadline();
     size_t bytes = count * dtype_size(dtype);
     if (size_ == 1) {
@@ -340,11 +345,8 @@ class MpiCommunicator final : public CommBase {
       return;  // sum/max/min/avg of one contribution is itself
     }
     bool shm_ok = shm_ && options_.enable_shm && (single_node_ || uniform_nodes_);
-    if (shm_ok && single_node_ && d.kind == kSharedKind && bytes > kSharedOnePhaseMaxBytes) {
+    if (shm_ok && single_node_ && region && bytes > kSharedOnePhaseMaxBytes) {
       enter(d, dl);
-      size_t off = 0;
-      const ShmRegion* region = find_region(data, bytes, &off);
-      CONFLUX_CHECK(region != nullptr, "all-reduce buffer left its alloc_buffer region");
       return shared_allreduce(*region, off, count, dtype, op, dl);
     }
     if (shm_ok && single_node_ && bytes <= std::min(options_.shm_small_bytes, shm_->chunk_bytes())) {
