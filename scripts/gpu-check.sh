@@ -31,6 +31,8 @@ if [[ -n "${CONFLUX_DEBS:-}" ]]; then
   export LD_LIBRARY_PATH=$SR/usr/lib/x86_64-linux-gnu:$SR/usr/lib/x86_64-linux-gnu/openmpi/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   export PMIX_INSTALL_PREFIX=$SR/usr/lib/x86_64-linux-gnu/pmix2
   export PMIX_MCA_mca_base_component_path=$SR/usr/lib/x86_64-linux-gnu/pmix2/lib/pmix
+  # An image with PMIx of its own may still print "unable to open ... pcompress_zlib" once per
+  # process (seen on the H200 image); harmless.
   export PMIX_MCA_pcompress_base_silence_warning=1
   EXTRA+=(-DMPI_C_COMPILER="$SR/usr/bin/mpicc.openmpi" -DMPI_CXX_COMPILER="$SR/usr/bin/mpicxx.openmpi"
           -DMPIEXEC_EXECUTABLE="$SR/usr/bin/mpirun.openmpi")

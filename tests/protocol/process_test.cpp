@@ -22,6 +22,22 @@ using namespace conflux::protocol::test;
 
 namespace {
 
+// One line from a child's status pipe, or "timeout" after `timeout` (bounded wait).
+std::string read_line(int fd, std::chrono::milliseconds timeout) {
+  std::string line;
+  auto until = std::chrono::steady_clock::now() + timeout;
+  char c;
+  while (std::chrono::steady_clock::now() < until) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) == 1) {
+      if (::read(fd, &c, 1) != 1) break;
+      if (c == '\n') return line;
+      line += c;
+    }
+  }
+  return "timeout";
+}
+
 class ProtocolProcess : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -187,25 +203,11 @@ TEST_F(ProtocolProcess, CoordinatorCrashAndRestartWorkersReconnect) {
     _exit(rc);
   }
   ::close(fds[1]);
-  auto read_line = [&](std::chrono::milliseconds timeout) {
-    std::string line;
-    auto until = std::chrono::steady_clock::now() + timeout;
-    char c;
-    while (std::chrono::steady_clock::now() < until) {
-      pollfd p{fds[0], POLLIN, 0};
-      if (::poll(&p, 1, 50) == 1) {
-        if (::read(fds[0], &c, 1) != 1) break;
-        if (c == '\n') return line;
-        line += c;
-      }
-    }
-    return std::string("timeout");
-  };
-  std::string endpoint = read_line(30s);
+  std::string endpoint = read_line(fds[0], 30s);
   ASSERT_EQ(endpoint.rfind("tcp://127.0.0.1:", 0), 0u) << endpoint;
   spawn("alice", endpoint);
   spawn("bob", endpoint);
-  EXPECT_EQ(read_line(90s), "done");
+  EXPECT_EQ(read_line(fds[0], 90s), "done");
   ::kill(coord, SIGKILL);  // a crash: no bye, no goodbye heartbeats
   ::waitpid(coord, nullptr, 0);
   ::close(fds[0]);
@@ -260,25 +262,11 @@ TEST_F(ProtocolProcess, CoordinatorCrashMidTaskWorkersCancelOrphansAndServeTheNe
     _exit(1);
   }
   ::close(fds[1]);
-  auto read_line = [&](std::chrono::milliseconds timeout) {
-    std::string line;
-    auto until = std::chrono::steady_clock::now() + timeout;
-    char c;
-    while (std::chrono::steady_clock::now() < until) {
-      pollfd p{fds[0], POLLIN, 0};
-      if (::poll(&p, 1, 50) == 1) {
-        if (::read(fds[0], &c, 1) != 1) break;
-        if (c == '\n') return line;
-        line += c;
-      }
-    }
-    return std::string("timeout");
-  };
-  std::string endpoint = read_line(30s);
+  std::string endpoint = read_line(fds[0], 30s);
   ASSERT_EQ(endpoint.rfind("tcp://127.0.0.1:", 0), 0u) << endpoint;
   spawn("alice", endpoint);
   spawn("bob", endpoint);
-  ASSERT_EQ(read_line(90s), "running");
+  ASSERT_EQ(read_line(fds[0], 90s), "running");
   ::kill(coord, SIGKILL);
   ::waitpid(coord, nullptr, 0);
   ::close(fds[0]);
