@@ -4,22 +4,15 @@
 #include "fast_random.h"
 
 #include "conflux/core/error.h"
+#include "multiversion.h"
 
 #include <sodium.h>
 #include <xxhash.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
-
-// Each kernel body is an always-inline function; thin wrappers compile it for AVX-512
-// (F+DQ+BW+VL), AVX2 and the baseline, and the first call picks the widest the CPU supports.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CONFLUX_KERNEL_MULTIVERSION 1
-#define CONFLUX_INLINE inline __attribute__((always_inline))
-#else
-#define CONFLUX_KERNEL_MULTIVERSION 0
-#define CONFLUX_INLINE inline
-#endif
 
 namespace conflux::dataplane {
 
@@ -31,105 +24,130 @@ StreamKey stream_key(uint64_t seed, std::string_view purpose) {
   return StreamKey{h.low64, h.high64};
 }
 
-RowStream::RowStream(const StreamKey& key, uint64_t row, uint64_t copy)
-    : state_(mix(key.a ^ mix(row * kGamma + key.b)) ^ mix(copy + 0x632be59bd9b4e019ull)) {}
-
 namespace {
 
 CONFLUX_INLINE void splitmix_fill_body(uint64_t state, uint64_t* __restrict out, size_t n) {
   for (size_t i = 0; i < n; ++i) out[i] = RowStream::mix(state + (i + 1) * RowStream::kGamma);
 }
 
-CONFLUX_INLINE double bits_to_double(uint64_t b) {
-  double d;
-  std::memcpy(&d, &b, 8);
-  return d;
+CONFLUX_INLINE float bits_to_float(uint32_t b) {
+  float f;
+  std::memcpy(&f, &b, 4);
+  return f;
 }
-CONFLUX_INLINE uint64_t double_to_bits(double d) {
-  uint64_t b;
-  std::memcpy(&b, &d, 8);
+CONFLUX_INLINE uint32_t float_to_bits(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
   return b;
 }
 
-// ln(u) for normal u > 0 (here u in [2^-53, 1)). u = m * 2^e with m in [sqrt(1/2), sqrt(2)) (the
-// shift of the mantissa range is integer arithmetic on the bits, as in musl's log: no branches or
-// selects, so every ISA level vectorises it); ln(m) = 2 atanh(s), s = (m - 1) / (m + 1),
-// |s| <= 0.1716, and the series to s^23 leaves < 1e-18.
-CONFLUX_INLINE double log_pos(double u) {
-  constexpr uint64_t kSqrtHalf = 0x3fe6a09e667f3bcdull;  // bits of sqrt(1/2)
-  const uint64_t b = double_to_bits(u) + (0x3ff0000000000000ull - kSqrtHalf);
-  // Exponent as a double, exactly: (2^52 + field) - 2^52 - 1023.
-  const double e = (bits_to_double(0x4330000000000000ull | (b >> 52)) - 0x1p52) - 1023.0;
-  const double m = bits_to_double((b & 0x000fffffffffffffull) + kSqrtHalf);
-  const double s = (m - 1.0) / (m + 1.0);
-  const double s2 = s * s;
-  double p = 1.0 / 23;
-  p = p * s2 + 1.0 / 21;
-  p = p * s2 + 1.0 / 19;
-  p = p * s2 + 1.0 / 17;
-  p = p * s2 + 1.0 / 15;
-  p = p * s2 + 1.0 / 13;
-  p = p * s2 + 1.0 / 11;
-  p = p * s2 + 1.0 / 9;
-  p = p * s2 + 1.0 / 7;
-  p = p * s2 + 1.0 / 5;
-  p = p * s2 + 1.0 / 3;
-  const double log_m = 2.0 * s + 2.0 * s * s2 * p;
-  constexpr double kLn2Hi = 0x1.62e42fefa3800p-1, kLn2Lo = 0x1.ef35793c76730p-45;
+// ln(u) for u in [2^-41, 1), in float. u = m * 2^e with m in [sqrt(1/2), sqrt(2)) (the shift of
+// the mantissa range is integer arithmetic on the bits, as in musl's log: no branches, so every
+// ISA level vectorises it); ln(m) = t - t^2/2 + t^3 q(t), t = m - 1, with q a degree-6 polynomial
+// fitted (weighted least squares on Chebyshev nodes) for relative error < 1.5e-7 in float: no
+// division.
+CONFLUX_INLINE float logf_pos(float u) {
+  constexpr uint32_t kSqrtHalf = 0x3f3504f3u;  // bits of sqrt(1/2) in float
+  const uint32_t b = float_to_bits(u) + (0x3f800000u - kSqrtHalf);
+  const float e = static_cast<float>(static_cast<int32_t>(b >> 23) - 127);  // exact
+  const float t = bits_to_float((b & 0x007fffffu) + kSqrtHalf) - 1.0f;
+  float q = 0x1.5c71e0p-4f;
+  q = q * t - 0x1.22c3a4p-3f;
+  q = q * t + 0x1.323230p-3f;
+  q = q * t - 0x1.53b8a0p-3f;
+  q = q * t + 0x1.98cb04p-3f;
+  q = q * t - 0x1.00028ap-2f;
+  q = q * t + 0x1.555702p-2f;
+  const float t2 = t * t;
+  const float log_m = t - 0.5f * t2 + t2 * t * q;
+  constexpr float kLn2Hi = 0x1.62e400p-1f, kLn2Lo = 0x1.7f7d1cp-20f;  // ln 2 = hi + lo, hi * e exact
   return e * kLn2Hi + (e * kLn2Lo + log_m);
 }
 
-// sin and cos of 2 pi v, v in [0, 1): v = (q + f) / 4 with q the nearest quarter turn and
-// |f| <= 1/2, so the polynomials run on |theta| <= pi / 4 (Taylor to theta^19: error < 1e-19).
-// The quadrant comes out of the rounding trick's low bits and is applied with bit operations.
-CONFLUX_INLINE void sincos_2pi(double v, double* s_out, double* c_out) {
-  const double t = 4.0 * v;
-  const double shifted = t + 0x1.8p52;  // round to nearest: the low bits of `shifted` hold q
-  const uint64_t q = double_to_bits(shifted) & 3;  // q mod 4 (a full turn is 0)
-  const double f = t - (shifted - 0x1.8p52);
-  const double x = f * 1.5707963267948966192;
-  const double x2 = x * x;
-  double sp = -1.0 / 121645100408832000.0;  // -1/19!
-  sp = sp * x2 + 1.0 / 355687428096000.0;
-  sp = sp * x2 - 1.0 / 1307674368000.0;
-  sp = sp * x2 + 1.0 / 6227020800.0;
-  sp = sp * x2 - 1.0 / 39916800.0;
-  sp = sp * x2 + 1.0 / 362880.0;
-  sp = sp * x2 - 1.0 / 5040.0;
-  sp = sp * x2 + 1.0 / 120.0;
-  sp = sp * x2 - 1.0 / 6.0;
-  const double sn = x + x * x2 * sp;
-  double cp = 1.0 / 6402373705728000.0;  // 1/18!
-  cp = cp * x2 - 1.0 / 20922789888000.0;
-  cp = cp * x2 + 1.0 / 87178291200.0;
-  cp = cp * x2 - 1.0 / 479001600.0;
-  cp = cp * x2 + 1.0 / 3628800.0;
-  cp = cp * x2 - 1.0 / 40320.0;
-  cp = cp * x2 + 1.0 / 720.0;
-  cp = cp * x2 - 1.0 / 24.0;
-  cp = cp * x2 + 0.5;
-  const double cs = 1.0 - x2 * cp;
+// One standard normal pair from 64 random bits (the documented map, see fast_random.h):
+// u from the top 40 bits (rounded to float, capped below 1), the angle from the low 24 bits as
+// a quarter turn q and a remainder f in [-1/2, 1/2) of a quarter turn, both exact integer
+// arithmetic; sin and cos of (pi/2) f are Taylor polynomials (|x| <= pi/4: errors < 3e-8), and
+// the quadrant is applied with bit operations.
+CONFLUX_INLINE void normal_pair(uint32_t lo, uint32_t hi, float* z0, float* z1) {
+  const float a = static_cast<float>(static_cast<int32_t>(hi >> 8));                            // 24 bits
+  const float b = static_cast<float>(static_cast<int32_t>(((hi & 0xffu) << 8) | (lo >> 24))) + 0.5f;  // 16 bits
+  const float u1 = (a + b * 0x1p-16f) * 0x1p-24f;  // (k + 1/2) 2^-40 rounded to float, in (0, 1]
+  // Capped at 1 - 2^-24 as an integer min on the bits (u > 0: the order of the bits is the order of
+  // the values), which vectorises where a float compare-select may not.
+  const float u = bits_to_float(std::min(float_to_bits(u1), 0x3f7fffffu));
+  const float r = std::sqrt(-2.0f * logf_pos(u));
+  const uint32_t k = lo & 0xffffffu;
+  const uint32_t qq = (k + (1u << 21)) >> 22;  // nearest quarter turn, 0..4
+  const float f = static_cast<float>(static_cast<int32_t>(k) - static_cast<int32_t>(qq << 22)) * 0x1p-22f;
+  const uint32_t q = qq & 3u;
+  const float x = f * 1.57079632679489662f;
+  const float x2 = x * x;
+  float sp = 1.0f / 362880.0f;
+  sp = sp * x2 - 1.0f / 5040.0f;
+  sp = sp * x2 + 1.0f / 120.0f;
+  sp = sp * x2 - 1.0f / 6.0f;
+  const float sn = x + x * x2 * sp;
+  float cp = -1.0f / 3628800.0f;
+  cp = cp * x2 + 1.0f / 40320.0f;
+  cp = cp * x2 - 1.0f / 720.0f;
+  cp = cp * x2 + 1.0f / 24.0f;
+  cp = cp * x2 - 0.5f;
+  const float cs = 1.0f + x2 * cp;
   // Rotate by q quarter turns: odd q swaps sin and cos; sin is negated for q = 2, 3 and cos for
   // q = 1, 2.
-  const uint64_t swap = 0 - (q & 1);
-  const uint64_t sb = double_to_bits(sn), cb = double_to_bits(cs);
-  const uint64_t s_bits = ((sb & ~swap) | (cb & swap)) ^ ((q >> 1) << 63);
-  const uint64_t c_bits = ((cb & ~swap) | (sb & swap)) ^ (((q ^ (q >> 1)) & 1) << 63);
-  *s_out = bits_to_double(s_bits);
-  *c_out = bits_to_double(c_bits);
+  const uint32_t swap = 0u - (q & 1u);
+  const uint32_t sb = float_to_bits(sn), cb = float_to_bits(cs);
+  const uint32_t s_bits = ((sb & ~swap) | (cb & swap)) ^ ((q >> 1) << 31);
+  const uint32_t c_bits = ((cb & ~swap) | (sb & swap)) ^ (((q ^ (q >> 1)) & 1u) << 31);
+  *z0 = r * bits_to_float(c_bits);
+  *z1 = r * bits_to_float(s_bits);
 }
 
-CONFLUX_INLINE void gaussian_body(const uint64_t* __restrict bits, size_t pairs, double* __restrict z) {
+// x[2j] += sigma z0(bits[j]), x[2j+1] += sigma z1(bits[j]); an odd n uses z0 of the last word.
+CONFLUX_INLINE void noise_body(float* __restrict x, size_t n, const uint64_t* __restrict bits, float sigma) {
+  const size_t pairs = n / 2;
+  const auto* w = reinterpret_cast<const uint32_t*>(bits);  // little-endian: lo, hi
   for (size_t j = 0; j < pairs; ++j) {
-    const uint64_t a = bits[2 * j], b = bits[2 * j + 1];
-    // u = (k + 1/2) / 2^52 - ... : (1 + k 2^-52) - (1 - 2^-53) = (2k + 1) 2^-53, exact, in (0, 1).
-    const double u = bits_to_double((a >> 12) | 0x3ff0000000000000ull) - (1.0 - 0x1p-53);
-    const double v = bits_to_double((b >> 12) | 0x3ff0000000000000ull) - 1.0;  // [0, 1)
-    const double r = std::sqrt(-2.0 * log_pos(u));
-    double s, c;
-    sincos_2pi(v, &s, &c);
-    z[2 * j] = r * c;
-    z[2 * j + 1] = r * s;
+    float z0, z1;
+    normal_pair(w[2 * j], w[2 * j + 1], &z0, &z1);
+    x[2 * j] = x[2 * j] + sigma * z0;
+    x[2 * j + 1] = x[2 * j + 1] + sigma * z1;
+  }
+  if (n & 1) {
+    float z0, z1;
+    normal_pair(static_cast<uint32_t>(bits[pairs]), static_cast<uint32_t>(bits[pairs] >> 32), &z0, &z1);
+    x[n - 1] = x[n - 1] + sigma * z0;
+  }
+}
+
+// Sum of squares in double with 8 partial sums in a fixed order (element i goes to sum i mod 8,
+// then a fixed tree): the same bits whether the compiler uses 8, 4, 2 or 1 lanes.
+CONFLUX_INLINE double sum_sq_body(const float* __restrict x, size_t n) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (size_t l = 0; l < 8; ++l) acc[l] += static_cast<double>(x[i + l]) * static_cast<double>(x[i + l]);
+  for (size_t l = 0; i + l < n; ++l) acc[l] += static_cast<double>(x[i + l]) * static_cast<double>(x[i + l]);
+  return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
+// Masking fused with the row stream: token i draws the low (even i) or high (odd i) half of
+// SplitMix64 output i / 2 of the stream at `state`, exactly as fill() + mask_tokens would.
+CONFLUX_INLINE void mask_stream_body(int32_t* __restrict t, size_t n, uint64_t state, uint32_t below_or_eq,
+                                     int32_t mask_id) {
+  const size_t pairs = n / 2;
+  for (size_t j = 0; j < pairs; ++j) {
+    const uint64_t w = RowStream::mix(state + (j + 1) * RowStream::kGamma);
+    const uint32_t d0 = static_cast<uint32_t>(w), d1 = static_cast<uint32_t>(w >> 32);
+    const int32_t t0 = t[2 * j], t1 = t[2 * j + 1];
+    t[2 * j] = (static_cast<uint32_t>(t0) < 256u && d0 <= below_or_eq) ? mask_id : t0;
+    t[2 * j + 1] = (static_cast<uint32_t>(t1) < 256u && d1 <= below_or_eq) ? mask_id : t1;
+  }
+  if (n & 1) {
+    const uint32_t d0 = static_cast<uint32_t>(RowStream::mix(state + (pairs + 1) * RowStream::kGamma));
+    const int32_t t0 = t[n - 1];
+    t[n - 1] = (static_cast<uint32_t>(t0) < 256u && d0 <= below_or_eq) ? mask_id : t0;
   }
 }
 
@@ -141,49 +159,75 @@ CONFLUX_INLINE void mask_body(int32_t* __restrict t, size_t n, const uint32_t* _
   }
 }
 
-// One wrapper per ISA level around a body; `pick` returns the widest supported.
-#if CONFLUX_KERNEL_MULTIVERSION
-#define CONFLUX_VARIANTS(name, body, params, args)                                              \
-  __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl"))) void name##_avx512 params {     \
-    body args;                                                                                  \
-  }                                                                                             \
-  __attribute__((target("avx2"))) void name##_avx2 params { body args; }                        \
-  void name##_base params { body args; }                                                        \
-  using name##_fn = void(*) params;                                                             \
-  name##_fn name##_pick() {                                                                     \
-    __builtin_cpu_init();                                                                       \
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&              \
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))               \
-      return name##_avx512;                                                                     \
-    if (__builtin_cpu_supports("avx2")) return name##_avx2;                                     \
-    return name##_base;                                                                         \
-  }                                                                                             \
-  void name params {                                                                            \
-    static const name##_fn fn = name##_pick();                                                  \
-    fn args;                                                                                    \
-  }                                                                                             \
-  [[maybe_unused]] name##_fn name##_at(int isa) {                                                              \
-    __builtin_cpu_init();                                                                       \
-    if (isa == 2)                                                                               \
-      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&         \
-                     __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")   \
-                 ? name##_avx512                                                                \
-                 : nullptr;                                                                     \
-    if (isa == 1) return __builtin_cpu_supports("avx2") ? name##_avx2 : nullptr;                \
-    return name##_base;                                                                         \
+
+// Blocks of rows: sums of squares, then the factors (vectorised across rows), then x * f for every
+// element (f = 1 leaves x unchanged exactly, so this equals clip_l2's conditional scaling).
+CONFLUX_INLINE void clip_rows_body(float* __restrict x, size_t rows, size_t dim, double bound) {
+  constexpr size_t kRows = 64;
+  double f[kRows];
+  for (size_t r0 = 0; r0 < rows; r0 += kRows) {
+    const size_t nb = std::min(kRows, rows - r0);
+    float* xb = x + r0 * dim;
+    for (size_t r = 0; r < nb; ++r) f[r] = sum_sq_body(xb + r * dim, dim);
+    for (size_t r = 0; r < nb; ++r) {
+      const double norm = std::sqrt(f[r]);
+      f[r] = norm > bound ? bound / norm : 1.0;
+    }
+    for (size_t r = 0; r < nb; ++r)
+      for (size_t i = 0; i < dim; ++i) xb[r * dim + i] = static_cast<float>(xb[r * dim + i] * f[r]);
   }
-#else
-#define CONFLUX_VARIANTS(name, body, params, args) \
-  void name params { body args; }                  \
-  using name##_fn = void(*) params;                \
-  [[maybe_unused]] name##_fn name##_at(int isa) { return isa == 0 ? name : nullptr; }
-#endif
+}
+
+// fn(r, starting state of RowStream(key, ids[r])) for r < rows; the states are computed 64 rows at
+// a time in a loop of their own, so that loop vectorises.
+template <typename Fn>
+CONFLUX_INLINE void for_row_streams(uint64_t ka, uint64_t kb, const int64_t* __restrict ids, size_t rows, Fn&& fn) {
+  constexpr size_t kRows = 64;
+  uint64_t st[kRows];
+  const StreamKey key{ka, kb};
+  for (size_t r0 = 0; r0 < rows; r0 += kRows) {
+    const size_t nb = std::min(kRows, rows - r0);
+    for (size_t r = 0; r < nb; ++r) st[r] = RowStream::start(key, static_cast<uint64_t>(ids[r0 + r]));
+    for (size_t r = 0; r < nb; ++r) fn(r0 + r, st[r]);
+  }
+}
+
+CONFLUX_INLINE void fill_rows_body(uint64_t ka, uint64_t kb, const int64_t* __restrict ids, size_t rows, size_t per,
+                                   uint64_t* __restrict out) {
+  for_row_streams(ka, kb, ids, rows, [&](size_t r, uint64_t st) CONFLUX_INLINE_LAMBDA {
+    splitmix_fill_body(st, out + r * per, per);
+  });
+}
+
+CONFLUX_INLINE void mask_records_body(int32_t* __restrict t, const int64_t* __restrict offsets, size_t rows,
+                                      const int64_t* __restrict ids, uint64_t ka, uint64_t kb, uint32_t below_or_eq,
+                                      int32_t mask_id) {
+  for_row_streams(ka, kb, ids, rows, [&](size_t r, uint64_t st) CONFLUX_INLINE_LAMBDA {
+    mask_stream_body(t + offsets[r], static_cast<size_t>(offsets[r + 1] - offsets[r]), st, below_or_eq, mask_id);
+  });
+}
+
+CONFLUX_INLINE void sum_sq_out(const float* x, size_t n, double* out) { *out = sum_sq_body(x, n); }
 
 CONFLUX_VARIANTS(splitmix_fill, splitmix_fill_body, (uint64_t state, uint64_t* out, size_t n), (state, out, n))
-CONFLUX_VARIANTS(gaussian_kernel, gaussian_body, (const uint64_t* bits, size_t pairs, double* z), (bits, pairs, z))
+CONFLUX_VARIANTS(noise_kernel, noise_body, (float* x, size_t n, const uint64_t* bits, float sigma),
+                 (x, n, bits, sigma))
+CONFLUX_VARIANTS(sum_sq_kernel, sum_sq_out, (const float* x, size_t n, double* out), (x, n, out))
+CONFLUX_VARIANTS(clip_rows_kernel, clip_rows_body, (float* x, size_t rows, size_t dim, double bound),
+                 (x, rows, dim, bound))
 CONFLUX_VARIANTS(mask_kernel, mask_body,
                  (int32_t* t, size_t n, const uint32_t* bits, uint64_t threshold, int32_t mask_id),
                  (t, n, bits, threshold, mask_id))
+CONFLUX_VARIANTS(fill_rows_kernel, fill_rows_body,
+                 (uint64_t ka, uint64_t kb, const int64_t* ids, size_t rows, size_t per, uint64_t* out),
+                 (ka, kb, ids, rows, per, out))
+CONFLUX_VARIANTS(mask_records_kernel, mask_records_body,
+                 (int32_t* t, const int64_t* offsets, size_t rows, const int64_t* ids, uint64_t ka, uint64_t kb,
+                  uint32_t below_or_eq, int32_t mask_id),
+                 (t, offsets, rows, ids, ka, kb, below_or_eq, mask_id))
+CONFLUX_VARIANTS(mask_stream_kernel, mask_stream_body,
+                 (int32_t* t, size_t n, uint64_t state, uint32_t below_or_eq, int32_t mask_id),
+                 (t, n, state, below_or_eq, mask_id))
 
 }  // namespace
 
@@ -226,13 +270,64 @@ void fill_u64(RandomSource& rng, uint64_t* out, size_t n) {
   for (size_t i = 0; i < n; ++i) out[i] = rng.next_u64();
 }
 
-void gaussian_pairs(const uint64_t* bits, size_t pairs, double* z) { gaussian_kernel(bits, pairs, z); }
+void add_normal(float* x, size_t n, const uint64_t* bits, float sigma) { noise_kernel(x, n, bits, sigma); }
 
-bool gaussian_pairs_isa(int isa, const uint64_t* bits, size_t pairs, double* z) {
-  auto fn = gaussian_kernel_at(isa);
+bool add_normal_isa(int isa, float* x, size_t n, const uint64_t* bits, float sigma) {
+  auto fn = noise_kernel_at(isa);
   if (!fn) return false;
-  fn(bits, pairs, z);
+  fn(x, n, bits, sigma);
   return true;
+}
+
+double sum_squares(const float* x, size_t n) {
+  double s;
+  sum_sq_kernel(x, n, &s);
+  return s;
+}
+
+bool sum_squares_isa(int isa, const float* x, size_t n, double* out) {
+  auto fn = sum_sq_kernel_at(isa);
+  if (!fn) return false;
+  fn(x, n, out);
+  return true;
+}
+
+void clip_l2_rows(float* x, size_t rows, size_t dim, double bound) { clip_rows_kernel(x, rows, dim, bound); }
+
+bool clip_l2_rows_isa(int isa, float* x, size_t rows, size_t dim, double bound) {
+  auto fn = clip_rows_kernel_at(isa);
+  if (!fn) return false;
+  fn(x, rows, dim, bound);
+  return true;
+}
+
+void fill_rows(const StreamKey& key, const int64_t* ids, size_t rows, size_t per, uint64_t* out) {
+  fill_rows_kernel(key.a, key.b, ids, rows, per, out);
+}
+
+bool mask_records_isa(int isa, int32_t* t, const int64_t* offsets, size_t rows, const int64_t* ids,
+                      const StreamKey& key, uint64_t threshold, int32_t mask_id) {
+  auto fn = isa < 0 ? mask_records_kernel : mask_records_kernel_at(isa);
+  if (!fn) return false;
+  if (threshold > 0) fn(t, offsets, rows, ids, key.a, key.b, static_cast<uint32_t>(threshold - 1), mask_id);
+  return true;
+}
+
+void mask_records(int32_t* t, const int64_t* offsets, size_t rows, const int64_t* ids, const StreamKey& key,
+                  uint64_t threshold, int32_t mask_id) {
+  mask_records_isa(-1, t, offsets, rows, ids, key, threshold, mask_id);
+}
+
+bool mask_stream_isa(int isa, int32_t* t, size_t n, RowStream& rng, uint64_t threshold, int32_t mask_id) {
+  auto fn = isa < 0 ? mask_stream_kernel : mask_stream_kernel_at(isa);
+  if (!fn) return false;
+  if (threshold > 0 && n > 0) fn(t, n, rng.state(), static_cast<uint32_t>(threshold - 1), mask_id);
+  rng.skip((n + 1) / 2);
+  return true;
+}
+
+void mask_stream(int32_t* t, size_t n, RowStream& rng, uint64_t threshold, int32_t mask_id) {
+  mask_stream_isa(-1, t, n, rng, threshold, mask_id);
 }
 
 void mask_tokens(int32_t* t, size_t n, const uint32_t* bits, uint64_t threshold, int32_t mask_id) {

@@ -7,11 +7,14 @@
 #include "conflux/core/rng.h"
 #include "conflux/dataplane/distributed.h"
 #include "fast_random.h"
+#include "parallel.h"
+#include "validate/scan.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <mutex>
 
 namespace conflux::dataplane {
 
@@ -31,62 +34,84 @@ size_t Counters::index(const std::string& name) {
   return names.size() - 1;
 }
 
+// Rows are split into chunks validated on worker threads; each row's outcome is the index of its
+// reason (or -1), counted afterwards in row order, so the counts and the kept rows do not depend on
+// the thread count. In "error" modes the first failing row of the lowest failing chunk is
+// reported, i.e. the first failing row, as a sequential pass would.
 void run_validate(LocalRows& rows, const PrepareConfig& cfg, Counters& dropped, int rank) {
   std::vector<const Validator*> active;
+  std::vector<std::vector<std::string>> reasons;
   std::vector<std::vector<size_t>> reason_idx;
   for (auto* v : validator_registry()) {
     if (!v->enabled(cfg.checks)) continue;
     active.push_back(v);
+    reasons.push_back(v->reasons());
     std::vector<size_t> idx;
-    for (auto& r : v->reasons()) idx.push_back(dropped.index(r));
+    for (auto& r : reasons.back()) idx.push_back(dropped.index(r));
     reason_idx.push_back(idx);
   }
   const Schema& s = rows.table.schema();
-  int tok = s.index_of_role(Role::Tokens), txt = s.index_of_role(Role::Text), feat = s.index_of_role(Role::Features);
-  std::vector<uint8_t> keep(static_cast<size_t>(rows.table.rows()), 1);
-  std::string buf;
+  const int tok = s.index_of_role(Role::Tokens), txt = s.index_of_role(Role::Text),
+            feat = s.index_of_role(Role::Features);
+  const int64_t n = rows.table.rows();
+  std::vector<int32_t> outcome(static_cast<size_t>(n), -1);
   ProgressOptions po;
   po.rank = rank;
   po.unit = "rows";
-  Progress progress("validate", static_cast<uint64_t>(rows.table.rows()), po);
-  for (int64_t r = 0; r < rows.table.rows(); ++r) {
-    RowView v;
-    v.source = cfg.input.c_str();
-    v.row = rows.row_ids[r];
-    if (tok >= 0) {
-      int64_t n;
-      const int32_t* t = rows.table.row<int32_t>(static_cast<size_t>(tok), r, &n);
-      int64_t content = 0;
-      for (int64_t i = 0; i < n; ++i) content += static_cast<uint32_t>(t[i]) < 256u;  // vectorised
-      v.content_tokens = content;
-      if (txt < 0) {
-        buf.resize(static_cast<size_t>(content));
-        size_t o = 0;
-        for (int64_t i = 0; i < n; ++i)
-          if (static_cast<uint32_t>(t[i]) < 256u) buf[o++] = static_cast<char>(t[i]);
-        v.text = buf;
+  Progress progress("validate", static_cast<uint64_t>(n), po);
+  std::mutex progress_mutex;
+  constexpr int64_t kChunk = 8192;
+  const Table& table = rows.table;
+  parallel_for(static_cast<size_t>((n + kChunk - 1) / kChunk), worker_threads(static_cast<int>(cfg.threads)),
+               [&](size_t c) {
+    std::string buf;
+    const int64_t r1 = std::min(n, static_cast<int64_t>(c + 1) * kChunk);
+    for (int64_t r = static_cast<int64_t>(c) * kChunk; r < r1; ++r) {
+      RowView v;
+      v.source = cfg.input.c_str();
+      v.row = rows.row_ids[r];
+      if (tok >= 0) {
+        int64_t cnt;
+        const int32_t* t = table.row<int32_t>(static_cast<size_t>(tok), r, &cnt);
+        v.content_tokens = count_content_tokens(t, static_cast<size_t>(cnt));
+        if (txt < 0) {
+          buf.resize(static_cast<size_t>(v.content_tokens));
+          size_t o = 0;
+          for (int64_t i = 0; i < cnt; ++i)
+            if (static_cast<uint32_t>(t[i]) < 256u) buf[o++] = static_cast<char>(t[i]);
+          v.text = buf;
+          v.has_text = true;
+        }
+      }
+      if (txt >= 0) {
+        v.text = table.row_bytes(static_cast<size_t>(txt), r);
         v.has_text = true;
       }
+      if (feat >= 0) v.features = table.row<float>(static_cast<size_t>(feat), r, &v.dim);
+      for (size_t a = 0; a < active.size(); ++a) {
+        std::string reason = active[a]->check(v, cfg.checks);
+        if (reason.empty()) continue;
+        size_t k = 0;
+        while (k < reasons[a].size() && reasons[a][k] != reason) ++k;
+        if (k == reasons[a].size())
+          CONFLUX_THROW(InternalError, "validator '{}' returned the undeclared reason '{}'", active[a]->name(), reason);
+        outcome[r] = static_cast<int32_t>(reason_idx[a][k]);
+        break;
+      }
     }
-    if (txt >= 0) {
-      v.text = rows.table.row_bytes(static_cast<size_t>(txt), r);
-      v.has_text = true;
-    }
-    if (feat >= 0) {
-      v.features = rows.table.row<float>(static_cast<size_t>(feat), r, &v.dim);
-    }
-    for (size_t a = 0; a < active.size(); ++a) {
-      std::string reason = active[a]->check(v, cfg.checks);
-      if (reason.empty()) continue;
-      keep[r] = 0;
-      ++dropped.counts[dropped.index(reason)];
-      break;
-    }
-    if ((r & 4095) == 4095) progress.set(static_cast<uint64_t>(r + 1));
-  }
-  progress.set(static_cast<uint64_t>(rows.table.rows()));
+    std::lock_guard<std::mutex> lock(progress_mutex);
+    progress.advance(static_cast<uint64_t>(r1 - static_cast<int64_t>(c) * kChunk));
+  });
   progress.finish();
-  rows.filter(keep);
+  std::vector<uint8_t> keep(static_cast<size_t>(n), 1);
+  bool any = false;
+  for (int64_t r = 0; r < n; ++r) {
+    if (outcome[r] < 0) continue;
+    keep[r] = 0;
+    any = true;
+    ++dropped.counts[static_cast<size_t>(outcome[r])];
+  }
+  if (any) rows.filter(keep);
 }
 
 namespace {
@@ -105,57 +130,55 @@ size_t field_for(const Schema& s, const std::string& name, Role role, const char
 
 }  // namespace
 
-// The Gaussian mechanism on blocks of rows: clip each row, draw the bits of every row of the
-// block (seeded: RowStream(key, row id) exactly as apply_features would, so results are the same
-// bit for bit; secure: one ChaCha20 fill per block), one Box-Muller kernel call per block.
+// The Gaussian mechanism on chunks of rows (one parallel_for task each), in blocks that stay in
+// L1/L2: clip the block's rows, draw the bits of every row (seeded: RowStream(key, row id) exactly
+// as apply_features would, so results are the same bit for bit; secure: ChaCha20 under the task's
+// own fresh key), then one noise-kernel call per block (per row when dim is odd).
 void gaussian_rows(float* x, int64_t rows, int64_t dim, double clip, double sigma, const int64_t* row_ids,
-                   const StreamKey* key, ChaChaRandom& sec) {
-  const size_t per = 2 * static_cast<size_t>((dim + 1) / 2);  // bits (and normals) per row
-  const int64_t block = std::max<int64_t>(1, static_cast<int64_t>((size_t{1} << 14) / per));
-  std::vector<uint64_t> bits(static_cast<size_t>(block) * per);
-  std::vector<double> z(bits.size());
-  for (int64_t r0 = 0; r0 < rows; r0 += block) {
-    const int64_t nb = std::min(block, rows - r0);
-    for (int64_t i = 0; i < nb; ++i) {
-      clip_l2(x + (r0 + i) * dim, dim, clip);
-      if (key) RowStream(*key, static_cast<uint64_t>(row_ids[r0 + i])).fill(bits.data() + i * per, per);
+                   const StreamKey* key, int threads) {
+  if (rows <= 0 || dim <= 0) return;
+  const size_t per = static_cast<size_t>((dim + 1) / 2);  // 64-bit words per row
+  const int64_t block = std::max<int64_t>(1, (int64_t{1} << 13) / dim);
+  const int64_t chunk = block * 16;
+  const float sig = static_cast<float>(sigma);
+  parallel_for(static_cast<size_t>((rows + chunk - 1) / chunk), threads, [&](size_t c) {
+    std::unique_ptr<ChaChaRandom> sec;
+    if (!key) sec = std::make_unique<ChaChaRandom>();
+    std::vector<uint64_t> bits(static_cast<size_t>(block) * per);
+    const int64_t c1 = std::min(rows, static_cast<int64_t>(c + 1) * chunk);
+    for (int64_t r0 = static_cast<int64_t>(c) * chunk; r0 < c1; r0 += block) {
+      const int64_t nb = std::min(block, c1 - r0);
+      float* xb = x + r0 * dim;
+      clip_l2_rows(xb, static_cast<size_t>(nb), static_cast<size_t>(dim), clip);
+      if (key) {
+        fill_rows(*key, row_ids + r0, static_cast<size_t>(nb), per, bits.data());
+      } else {
+        sec->fill(bits.data(), static_cast<size_t>(nb) * per);
+      }
+      if (dim % 2 == 0) {
+        add_normal(xb, static_cast<size_t>(nb * dim), bits.data(), sig);
+      } else {
+        for (int64_t i = 0; i < nb; ++i) add_normal(xb + i * dim, static_cast<size_t>(dim), bits.data() + i * per, sig);
+      }
     }
-    if (!key) sec.fill(bits.data(), static_cast<size_t>(nb) * per);
-    gaussian_pairs(bits.data(), static_cast<size_t>(nb) * per / 2, z.data());
-    for (int64_t i = 0; i < nb; ++i) {
-      float* xr = x + (r0 + i) * dim;
-      const double* zr = z.data() + i * per;
-      for (int64_t k = 0; k < dim; ++k) xr[k] = static_cast<float>(xr[k] + sigma * zr[k]);
-    }
-  }
+  });
 }
 
 void mask_rows(int32_t* tokens, const int64_t* offsets, int64_t rows, const int64_t* row_ids, const StreamKey& key,
-               double rate) {
+               double rate, int threads) {
   if (rate <= 0 || rows <= 0) return;
   const uint64_t threshold =
       rate >= 1 ? (uint64_t{1} << 32) : static_cast<uint64_t>(std::floor(rate * 4294967296.0));
-  constexpr int64_t kSub = 1024;        // the per-record op draws in batches of 1024 tokens
-  constexpr int64_t kBlock = 1 << 16;   // tokens per kernel call
-  std::vector<uint32_t> draws;
-  uint64_t tmp[kSub / 2];
-  for (int64_t r0 = 0; r0 < rows;) {
-    int64_t r1 = r0 + 1;
-    while (r1 < rows && offsets[r1 + 1] - offsets[r0] <= kBlock) ++r1;
-    const int64_t base = offsets[r0], total = offsets[r1] - base;
-    draws.resize(static_cast<size_t>(total));
-    for (int64_t r = r0; r < r1; ++r) {
-      RowStream rng(key, static_cast<uint64_t>(row_ids[r]));
-      const int64_t n = offsets[r + 1] - offsets[r];
-      for (int64_t i = 0; i < n; i += kSub) {
-        const int64_t m = std::min(kSub, n - i);
-        rng.fill(tmp, static_cast<size_t>((m + 1) / 2));
-        std::memcpy(draws.data() + (offsets[r] - base + i), tmp, static_cast<size_t>(m) * 4);
-      }
-    }
-    mask_tokens(tokens + base, static_cast<size_t>(total), draws.data(), threshold, kMaskId);
-    r0 = r1;
-  }
+  // Tasks of about kChunk tokens (whole records): each record's draws are fused into its pass.
+  constexpr int64_t kChunk = 1 << 18;
+  std::vector<int64_t> starts = {0};
+  for (int64_t r = 0; r < rows; ++r)
+    if (offsets[r + 1] - offsets[starts.back()] >= kChunk) starts.push_back(r + 1);
+  if (starts.back() != rows) starts.push_back(rows);
+  parallel_for(starts.size() - 1, threads, [&](size_t c) {
+    mask_records(tokens, offsets + starts[c], static_cast<size_t>(starts[c + 1] - starts[c]), row_ids + starts[c], key,
+                 threshold, kMaskId);
+  });
 }
 
 std::vector<nlohmann::json> run_noise(Communicator& comm, LocalRows& rows, const PrepareConfig& cfg,
@@ -175,7 +198,7 @@ std::vector<nlohmann::json> run_noise(Communicator& comm, LocalRows& rows, const
     float* x0 = reinterpret_cast<float*>(rows.table.column(f).data.data());
     if (fc.mechanism == "gaussian") {
       gaussian_rows(x0, rows.table.rows(), s[f].dim, fc.clip, cal.scale, rows.row_ids.data(),
-                    secure ? nullptr : &feat_key, sec);
+                    secure ? nullptr : &feat_key, worker_threads(static_cast<int>(cfg.threads)));
     } else {
       for (int64_t r = 0; r < rows.table.rows(); ++r) {
         int64_t d;
@@ -339,7 +362,7 @@ void run_augment(LocalRows& rows, const PrepareConfig& cfg, nlohmann::json* summ
     // Masking alone: the same draws as the per-record op, in blocks of records.
     Column& c = rows.table.column(tf);
     mask_rows(reinterpret_cast<int32_t*>(c.data.data()), c.offsets.data(), n, rows.row_ids.data(), aug_key,
-              op_params[0]->at("rate"));
+              op_params[0]->at("rate"), worker_threads(static_cast<int>(cfg.threads)));
   } else if (in_place && !need_feat) {  // token ops only: transform each record where it lies
     for (int64_t r = 0; r < n; ++r) {
       RowStream rng(aug_key, static_cast<uint64_t>(rows.row_ids[r]), 0);

@@ -34,14 +34,15 @@ void run_validate(LocalRows& rows, const PrepareConfig& cfg, Counters& dropped, 
 std::vector<nlohmann::json> run_noise(Communicator& comm, LocalRows& rows, const PrepareConfig& cfg,
                                       nlohmann::json* summary);
 // The Gaussian mechanism (L2 clip, N(0, sigma^2)) on `rows` contiguous rows of `dim` floats, in
-// blocks: seeded (key != null) row r draws from RowStream(*key, row_ids[r]) exactly as
-// apply_features does (same result, bit for bit); otherwise ChaCha20 fills whole blocks.
+// blocks on up to `threads` threads: seeded (key != null) row r draws from RowStream(*key,
+// row_ids[r]) exactly as apply_features does (same result, bit for bit, for any thread count);
+// otherwise ChaCha20 (a fresh OS-random key per task) fills whole blocks.
 void gaussian_rows(float* x, int64_t rows, int64_t dim, double clip, double sigma, const int64_t* row_ids,
-                   const StreamKey* key, ChaChaRandom& sec);
-// The mask op (probability 1) on `rows` records of a tokens column in place: record r draws from
-// RowStream(key, row_ids[r]) exactly as Mask::apply_tokens does (same result), in blocks.
+                   const StreamKey* key, int threads);
+// The mask op (probability 1) on `rows` records of a tokens column in place, on up to `threads`
+// threads: record r draws from RowStream(key, row_ids[r]) exactly as Mask::apply_tokens does.
 void mask_rows(int32_t* tokens, const int64_t* offsets, int64_t rows, const int64_t* row_ids, const StreamKey& key,
-               double rate);
+               double rate, int threads);
 // In place (copies == 0) or with copies + aug_source/aug_op meta fields.
 void run_augment(LocalRows& rows, const PrepareConfig& cfg, nlohmann::json* summary);
 

@@ -28,6 +28,10 @@ class Mask final : public AugmentOp {
     if (rate <= 0 || n <= 0) return;
     const uint64_t threshold =
         rate >= 1 ? (uint64_t{1} << 32) : static_cast<uint64_t>(std::floor(rate * 4294967296.0));
+    if (auto* rs = dynamic_cast<RowStream*>(&rng)) {  // the row stream: draws fused into the pass
+      mask_stream(t, static_cast<size_t>(n), *rs, threshold, kMaskId);
+      return;
+    }
     constexpr int64_t kBlock = 1024;  // tokens per batch of draws
     uint64_t bits[kBlock / 2];
     for (int64_t i = 0; i < n; i += kBlock) {

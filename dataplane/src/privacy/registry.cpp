@@ -29,17 +29,14 @@ const DpMechanism* find_dp(const std::string& name) {
 }
 
 void add_gaussian_noise(float* x, int64_t n, double sigma, RandomSource& rng) {
-  // Blocks of up to kBlock elements: 2 x 64 random bits per Box-Muller pair (both outputs used;
-  // an odd tail uses the cosine of one more pair), transformed by the vectorised kernel.
-  constexpr int64_t kBlock = 512;
-  uint64_t bits[kBlock];
-  double z[kBlock];
+  // Blocks of up to kBlock elements: 64 random bits per Box-Muller pair (both outputs used; an
+  // odd tail uses the cosine of one more pair), transformed by the vectorised float kernel.
+  constexpr int64_t kBlock = 1024;  // even: blocks consume consecutive words of the stream
+  uint64_t bits[kBlock / 2];
   for (int64_t i = 0; i < n; i += kBlock) {
     const int64_t m = std::min(kBlock, n - i);
-    const size_t pairs = static_cast<size_t>((m + 1) / 2);
-    fill_u64(rng, bits, 2 * pairs);
-    gaussian_pairs(bits, pairs, z);
-    for (int64_t k = 0; k < m; ++k) x[i + k] = static_cast<float>(x[i + k] + sigma * z[k]);
+    fill_u64(rng, bits, static_cast<size_t>((m + 1) / 2));
+    add_normal(x + i, static_cast<size_t>(m), bits, static_cast<float>(sigma));
   }
 }
 
@@ -53,9 +50,8 @@ double clip_l1(float* x, int64_t dim, double bound) {
 }
 
 double clip_l2(float* x, int64_t dim, double bound) {
-  double n = 0;
-  for (int64_t i = 0; i < dim; ++i) n += static_cast<double>(x[i]) * x[i];
-  n = std::sqrt(n);
+  // The same arithmetic as clip_l2_rows (fast_random.h): fixed-order vectorised sum of squares.
+  const double n = std::sqrt(sum_squares(x, static_cast<size_t>(dim)));
   double f = n > bound ? bound / n : 1.0;
   if (f < 1.0)
     for (int64_t i = 0; i < dim; ++i) x[i] = static_cast<float>(x[i] * f);

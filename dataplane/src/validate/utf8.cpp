@@ -1,6 +1,8 @@
-// Invalid UTF-8 (overlong forms, surrogates, code points above U+10FFFF, truncated sequences).
+// Invalid UTF-8 (overlong forms, surrogates, code points above U+10FFFF, truncated sequences):
+// a vectorised ASCII prefix of 64-byte blocks, then the full decoder.
 #include "conflux/core/error.h"
 #include "conflux/dataplane/ops.h"
+#include "scan.h"
 
 #include <cstring>
 
@@ -9,8 +11,10 @@ namespace conflux::dataplane {
 bool valid_utf8(std::string_view s) {
   size_t i = 0, n = s.size();
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  // ASCII fast path: whole 64-byte blocks (vectorised), then 8 bytes at a time; after a
+  // multi-byte sequence the 8-byte path resumes.
+  i = ascii_prefix64(p, n);
   while (i < n) {
-    // ASCII fast path: 8 bytes at a time while no byte has its high bit set.
     while (i + 8 <= n) {
       uint64_t w;
       std::memcpy(&w, p + i, 8);
