@@ -5,6 +5,7 @@
 #include "conflux/core/log.h"
 
 #include "parallel.h"
+#include "sha256_mb.h"
 
 #include <algorithm>
 #include <cstring>
@@ -151,15 +152,23 @@ Manifest write_distributed(Communicator& comm, const std::string& out_dir, const
   try {
     writer = std::make_unique<DatasetWriter>(out_dir, manifest.schema, /*create_staging=*/false, options);
     writer->release();  // rank 0 removes or publishes the staging directory
-    // Images are built here (HDF5, this thread); worker threads write, fsync and hash them.
-    const size_t threads = static_cast<size_t>(worker_threads(options.threads));
-    std::deque<std::future<ShardInfo>> inflight;
-    auto finish_one = [&] {
-      ShardInfo info = inflight.front().get();
-      inflight.pop_front();
-      int64_t index = static_cast<int64_t>(mine.size()) * size + rank;
-      mine.push_back({{"index", index}, {"file", info.file}, {"rows", info.rows}, {"bytes", info.bytes},
-                      {"sha256", info.sha256}});
+    // Images are built here (HDF5, this thread) and written by worker threads meanwhile; written
+    // images are hashed in batches (several at once in SIMD lanes), then fsync'ed.
+    const int threads = worker_threads(options.threads);
+    const size_t batch_size = preferred_batch() * static_cast<size_t>(threads);
+    std::deque<std::future<PendingShard>> writing;
+    std::vector<PendingShard> written;
+    auto finish_batch = [&] {
+      while (!writing.empty()) {
+        written.push_back(writing.front().get());
+        writing.pop_front();
+      }
+      for (const ShardInfo& info : writer->finish_images(written, threads)) {
+        int64_t index = static_cast<int64_t>(mine.size()) * size + rank;
+        mine.push_back({{"index", index}, {"file", info.file}, {"rows", info.rows}, {"bytes", info.bytes},
+                        {"sha256", info.sha256}});
+      }
+      written.clear();
     };
     for (int64_t s = rank; s < nshards; s += size) {
       const std::string what = writer->staging() + "/" + shard_file_name(s);
@@ -186,13 +195,17 @@ Manifest write_distributed(Communicator& comm, const std::string& out_dir, const
         CONFLUX_CHECK(t.rows() == want, "shard {} assembled {} rows, expected {}", s, t.rows(), want);
         image = shard_image(t, 0, t.rows(), options, what);
       }
-      while (inflight.size() >= threads) finish_one();
+      while (writing.size() >= static_cast<size_t>(threads)) {
+        written.push_back(writing.front().get());
+        writing.pop_front();
+      }
       const DatasetWriter* w = writer.get();
-      inflight.push_back(std::async(std::launch::async, [w, s, want, img = std::move(image)] {
-        return w->write_image(s, want, img);
+      writing.push_back(std::async(std::launch::async, [w, s, want, img = std::move(image)]() mutable {
+        return w->start_image(s, want, std::move(img));
       }));
+      if (written.size() + writing.size() >= batch_size) finish_batch();
     }
-    while (!inflight.empty()) finish_one();
+    finish_batch();
   } catch (...) {
     err = std::current_exception();
   }

@@ -1,13 +1,13 @@
-// manifest.json parsing/serialisation with validation, and SHA-256 helpers (OpenSSL).
+// manifest.json parsing/serialisation with validation, and SHA-256 helpers (OpenSSL; several
+// shards at once: sha256_mb.h).
 #include "conflux/dataplane/manifest.h"
 
 #include "conflux/core/error.h"
+#include "sha256_mb.h"
 
 #include <openssl/evp.h>
 
-#include <cstdio>
 #include <fstream>
-#include <memory>
 #include <sstream>
 
 namespace conflux::dataplane {
@@ -145,40 +145,16 @@ Manifest Manifest::load(const std::string& dir) {
   return parse(ss.str(), path);
 }
 
-static std::string to_hex(const unsigned char* d, size_t n) {
-  static const char* k = "0123456789abcdef";
-  std::string s(n * 2, '0');
-  for (size_t i = 0; i < n; ++i) {
-    s[2 * i] = k[d[i] >> 4];
-    s[2 * i + 1] = k[d[i] & 15];
-  }
-  return s;
-}
-
 // OpenSSL's SHA-256 (assembly, about twice libsodium's portable C on these CPUs).
 std::string sha256_hex(const void* data, size_t size) {
-  unsigned char out[EVP_MAX_MD_SIZE];
+  Sha256Digest d;
   unsigned int len = 0;
-  if (EVP_Digest(data, size, out, &len, EVP_sha256(), nullptr) != 1)
+  if (EVP_Digest(data, size, d.data(), &len, EVP_sha256(), nullptr) != 1 || len != d.size())
     CONFLUX_THROW(InternalError, "OpenSSL SHA-256 failed");
-  return to_hex(out, len);
+  return digest_hex(d);
 }
 
-std::string sha256_file(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) CONFLUX_THROW(DataError, "{}: cannot open to compute its checksum", path);
-  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  bool ok = ctx && EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) == 1;
-  std::vector<unsigned char> buf(1 << 20);
-  size_t n;
-  while (ok && (n = std::fread(buf.data(), 1, buf.size(), f)) > 0) ok = EVP_DigestUpdate(ctx.get(), buf.data(), n) == 1;
-  bool err = std::ferror(f);
-  std::fclose(f);
-  if (err) CONFLUX_THROW(DataError, "{}: read error while computing its checksum", path);
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (!ok || EVP_DigestFinal_ex(ctx.get(), out, &len) != 1) CONFLUX_THROW(InternalError, "OpenSSL SHA-256 failed");
-  return to_hex(out, len);
-}
+// One file: read in pieces and hashed by OpenSSL (sha256_mb.h; several files go in SIMD lanes).
+std::string sha256_file(const std::string& path) { return digest_hex(sha256_files({path}, 1).at(0)); }
 
 }  // namespace conflux::dataplane

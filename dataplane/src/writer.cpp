@@ -2,9 +2,13 @@
 // publish of a dataset directory (staging dir, fsync, rename or RENAME_EXCHANGE). A shard is
 // built in memory (HDF5 core driver), then written with one write() and fsync'ed; its SHA-256 is
 // computed from those same bytes while the kernel writes them back, so nothing is read again.
+// Batches of shards (start_image / finish_images) are hashed together in SIMD lanes
+// (multi-buffer SHA-256, sha256_mb.h).
 #include "conflux/dataplane/writer.h"
 
 #include "h5.h"
+#include "parallel.h"
+#include "sha256_mb.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -212,7 +216,10 @@ ShardImage shard_image(const Table& table, int64_t begin, int64_t end, const Wri
   return image;
 }
 
-std::string write_file_synced(const std::string& path, const uint8_t* bytes, size_t size) {
+namespace {
+
+// Creates `path` with exactly `bytes` and starts write-back; returns the open descriptor.
+int write_file_unsynced(const std::string& path, const uint8_t* bytes, size_t size) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) CONFLUX_THROW(IoError, "{}: cannot create: {}", path, std::strerror(errno));
   size_t done = 0;
@@ -228,7 +235,11 @@ std::string write_file_synced(const std::string& path, const uint8_t* bytes, siz
     done += static_cast<size_t>(w);
   }
   ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);  // start write-back; it overlaps the hashing
-  std::string sha = sha256_hex(bytes, size);
+  return fd;
+}
+
+// fsync + close (the descriptor is closed even when fsync fails).
+void sync_and_close(int fd, const std::string& path) {
   int rc = ::fsync(fd);
   int err = errno;
   if (::close(fd) != 0 && rc == 0) {
@@ -236,7 +247,30 @@ std::string write_file_synced(const std::string& path, const uint8_t* bytes, siz
     err = errno;
   }
   if (rc != 0) CONFLUX_THROW(IoError, "{}: fsync failed: {}", path, std::strerror(err));
+}
+
+}  // namespace
+
+std::string write_file_synced(const std::string& path, const uint8_t* bytes, size_t size) {
+  int fd = write_file_unsynced(path, bytes, size);
+  std::string sha;
+  try {
+    sha = sha256_hex(bytes, size);
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  sync_and_close(fd, path);
   return sha;
+}
+
+PendingShard::~PendingShard() {
+  if (fd >= 0) ::close(fd);
+}
+
+PendingShard::PendingShard(PendingShard&& o) noexcept
+    : index(o.index), rows(o.rows), image(std::move(o.image)), path(std::move(o.path)), fd(o.fd) {
+  o.fd = -1;
 }
 
 void write_shard_file(const std::string& path, const Table& table, const WriterOptions& options) {
@@ -301,6 +335,34 @@ ShardInfo DatasetWriter::write_image(int64_t index, int64_t rows, const ShardIma
   info.bytes = static_cast<int64_t>(image.size);
   info.sha256 = write_file_synced(staging_ + "/" + info.file, image.data.get(), image.size);
   return info;
+}
+
+PendingShard DatasetWriter::start_image(int64_t index, int64_t rows, ShardImage image) const {
+  PendingShard p;
+  p.index = index;
+  p.rows = rows;
+  p.image = std::move(image);
+  p.path = staging_ + "/" + shard_file_name(index);
+  p.fd = write_file_unsynced(p.path, p.image.data.get(), p.image.size);
+  return p;
+}
+
+std::vector<ShardInfo> DatasetWriter::finish_images(std::vector<PendingShard>& shards, int threads) const {
+  std::vector<ByteSpan> spans;
+  for (auto& p : shards) {
+    CONFLUX_CHECK(p.fd >= 0, "shard {} was not started or is already finished", p.index);
+    spans.push_back({p.image.data.get(), p.image.size});
+  }
+  auto digests = sha256_many(spans, threads);
+  std::vector<ShardInfo> infos(shards.size());
+  parallel_for(shards.size(), threads, [&](size_t i) {
+    PendingShard& p = shards[i];
+    int fd = p.fd;
+    p.fd = -1;
+    sync_and_close(fd, p.path);
+    infos[i] = ShardInfo{shard_file_name(p.index), p.rows, static_cast<int64_t>(p.image.size), digest_hex(digests[i])};
+  });
+  return infos;
 }
 
 void DatasetWriter::commit(const Manifest& manifest) {
