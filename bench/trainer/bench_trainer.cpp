@@ -3,7 +3,8 @@
 // token batches (same shapes as the reference); rank 0 prints one JSON line:
 //   {"impl": "conflux", "config", "ranks", "threads", "params", "tokens_per_s" (global),
 //    "step_ms", "comm_wait_ms" (time finish() waited for all-reduces), "overlap"}
-// usage: mpirun -np N bench_trainer CONFIG STEPS WARMUP OVERLAP(0|1)   CONFIG: small | heavy
+// usage: mpirun -np N bench_trainer CONFIG STEPS WARMUP OVERLAP(0|1) [BUCKET_MB]   CONFIG: small | heavy
+// (BUCKET_MB: the reducer's bucket size, default ReducerOptions::bucket_bytes)
 #include "conflux/core/process_grid.h"
 #include "conflux/trainer/gpt.h"
 #include "conflux/trainer/optim.h"
@@ -18,8 +19,8 @@ using namespace conflux;
 using namespace conflux::trainer;
 
 int main(int argc, char** argv) {
-  if (argc != 5) {
-    std::fprintf(stderr, "usage: bench_trainer small|heavy STEPS WARMUP OVERLAP\n");
+  if (argc != 5 && argc != 6) {
+    std::fprintf(stderr, "usage: bench_trainer small|heavy STEPS WARMUP OVERLAP [BUCKET_MB]\n");
     return 2;
   }
   const std::string which = argv[1];
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
   Gpt model(c);
   ReducerOptions ro;
   ro.overlap = overlap;
+  if (argc == 6) ro.bucket_bytes = static_cast<size_t>(std::atof(argv[5]) * (1 << 20));
   GradReducer reducer(model->parameters(), &dp, ro);
   reducer.sync_parameters();
   AdamW opt(model->param_infos(), {});
@@ -64,8 +66,8 @@ int main(int argc, char** argv) {
     finish += since(tb);
     wait += reducer.last_wait_seconds();
     auto tc = Clock::now();
-    clip_grad_norm(model->param_infos(), TpGroup{}, 1.0);
-    opt.step(1e-4);
+    const double norm = global_grad_norm(model->param_infos(), TpGroup{});
+    opt.step(1e-4, clip_coefficient(norm, 1.0));
     update += since(tc);
   }
   dp.barrier();
@@ -74,10 +76,10 @@ int main(int argc, char** argv) {
     const double tokens = double(steps) * batch * seq * grid.world_size();
     std::printf("{\"impl\": \"conflux\", \"config\": \"%s\", \"ranks\": %d, \"threads\": 1, "
                 "\"params\": %lld, \"tokens_per_s\": %.1f, \"step_ms\": %.2f, \"comm_wait_ms\": %.2f, "
-                "\"fwd_bwd_ms\": %.1f, \"finish_ms\": %.1f, \"update_ms\": %.1f, \"overlap\": %s}\n",
+                "\"fwd_bwd_ms\": %.1f, \"finish_ms\": %.1f, \"update_ms\": %.1f, \"overlap\": %s, \"bucket_mb\": %.2f}\n",
                 which.c_str(), grid.world_size(), static_cast<long long>(c.num_params()),
                 tokens / secs, 1e3 * secs / steps, 1e3 * wait / steps, 1e3 * fwd_bwd / steps, 1e3 * finish / steps,
-                1e3 * update / steps, overlap ? "true" : "false");
+                1e3 * update / steps, overlap ? "true" : "false", double(ro.bucket_bytes) / (1 << 20));
     std::fflush(stdout);
   }
   return 0;

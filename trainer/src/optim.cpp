@@ -3,6 +3,10 @@
 
 #include "conflux/core/tensor_comm.h"
 
+#include "adamw_kernel.h"
+
+#include <ATen/Parallel.h>
+
 #include <cmath>
 
 namespace conflux::trainer {
@@ -15,23 +19,48 @@ AdamW::AdamW(std::vector<ParamInfo> params, AdamWOptions options)
   }
 }
 
-void AdamW::step(double lr) {
+void AdamW::step(double lr, double grad_scale) {
   torch::NoGradGuard no_grad;
   ++steps_;
   const double b1 = options_.beta1, b2 = options_.beta2;
   const double bc1 = 1.0 - std::pow(b1, double(steps_));
   const double bc2 = 1.0 - std::pow(b2, double(steps_));
   if (!params_.empty() && params_[0].tensor.is_cuda()) {
+    if (grad_scale != 1.0) {
+      std::vector<torch::Tensor> grads;
+      for (const auto& p : params_)
+        if (p.tensor.grad().defined()) grads.push_back(p.tensor.grad());
+      if (!grads.empty()) at::_foreach_mul_(grads, grad_scale);
+    }
     step_foreach(lr, bc1, bc2);
     return;
   }
+  detail::AdamWScalars s;
+  s.beta1 = float(b1), s.one_minus_beta1 = float(1.0 - b1);
+  s.beta2 = float(b2), s.one_minus_beta2 = float(1.0 - b2);
+  s.sqrt_bc2 = float(std::sqrt(bc2)), s.eps = float(options_.eps);
+  s.step = float(-lr / bc1), s.grad_scale = float(grad_scale);
   for (size_t i = 0; i < params_.size(); ++i) {
     torch::Tensor p = params_[i].tensor;
     const torch::Tensor& g = p.grad();
     if (!g.defined()) continue;
-    if (params_[i].spec.decay && options_.weight_decay > 0) p.mul_(1.0 - lr * options_.weight_decay);
-    m_[i].mul_(b1).add_(g, 1.0 - b1);
-    v_[i].mul_(b2).addcmul_(g, g, 1.0 - b2);
+    const bool decay = params_[i].spec.decay && options_.weight_decay > 0;
+    s.decay = decay ? float(1.0 - lr * options_.weight_decay) : 1.0f;
+    const bool fusable = p.scalar_type() == torch::kFloat32 && g.scalar_type() == torch::kFloat32 &&
+                         p.is_contiguous() && g.is_contiguous() && m_[i].is_contiguous() && v_[i].is_contiguous();
+    if (fusable) {
+      float *pp = p.data_ptr<float>(), *mp = m_[i].data_ptr<float>(), *vp = v_[i].data_ptr<float>();
+      const float* gp = g.data_ptr<float>();
+      at::parallel_for(0, p.numel(), 1 << 16, [&](int64_t lo, int64_t hi) {
+        detail::adamw_fused(pp + lo, gp + lo, mp + lo, vp + lo, size_t(hi - lo), s);
+      });
+      continue;
+    }
+    // Other dtypes or layouts: the same formula, op by op.
+    torch::Tensor gs = grad_scale != 1.0 ? g * grad_scale : g;
+    if (decay) p.mul_(s.decay);
+    m_[i].mul_(b1).add_(gs, 1.0 - b1);
+    v_[i].mul_(b2).addcmul_(gs, gs, 1.0 - b2);
     torch::Tensor denom = (v_[i].sqrt() / std::sqrt(bc2)).add_(options_.eps);
     p.addcdiv_(m_[i], denom, -lr / bc1);
   }
@@ -104,10 +133,14 @@ double global_grad_norm(const std::vector<ParamInfo>& params, const TpGroup& tp)
   return std::sqrt(sharded + replicated);
 }
 
+double clip_coefficient(double norm, double max_norm) {
+  return max_norm > 0 && norm > max_norm ? max_norm / (norm + 1e-6) : 1.0;
+}
+
 double clip_grad_norm(const std::vector<ParamInfo>& params, const TpGroup& tp, double max_norm) {
   const double norm = global_grad_norm(params, tp);
-  if (max_norm > 0 && norm > max_norm) {
-    const double scale = max_norm / (norm + 1e-6);
+  const double scale = clip_coefficient(norm, max_norm);
+  if (scale != 1.0) {
     torch::NoGradGuard no_grad;
     std::vector<torch::Tensor> grads;
     for (const auto& p : params)

@@ -368,8 +368,9 @@ TrainResult Loop::run() {
     const auto t0 = Clock::now();
     const double lr = learning_rate({cfg_.lr, cfg_.min_lr, cfg_.warmup_steps, cfg_.steps}, step);
     double loss = cfg_.dp_enabled ? private_step(step, sigma) : standard_step(step);
-    const double norm = clip_grad_norm(trainable_, model_->tp(), cfg_.dp_enabled ? 0.0 : cfg_.grad_clip);
-    opt_->step(lr);
+    // Clipping is folded into the optimizer's pass (DP-SGD clips per sample instead).
+    const double norm = global_grad_norm(trainable_, model_->tp());
+    opt_->step(lr, clip_coefficient(norm, cfg_.dp_enabled ? 0.0 : cfg_.grad_clip));
     ++step;
     state_.step = step;
     loss = world_average(comms_.world, loss);

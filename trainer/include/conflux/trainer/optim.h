@@ -25,8 +25,10 @@ struct AdamWOptions {
 class AdamW {
  public:
   AdamW(std::vector<ParamInfo> params, AdamWOptions options);
-  // One update with learning rate `lr` using each parameter's .grad (skips undefined grads).
-  void step(double lr);
+  // One update with learning rate `lr` using each parameter's .grad times `grad_scale` (skips
+  // undefined grads; on CPU the .grad tensors are left as they are, on CUDA they are scaled in place). On CPU, float32 contiguous parameters take
+  // one fused pass each (trainer/src/adamw_kernel.h), split over the intra-op threads.
+  void step(double lr, double grad_scale = 1.0);
   int64_t steps() const { return steps_; }
   void set_steps(int64_t s) { steps_ = s; }
   const std::vector<ParamInfo>& params() const { return params_; }
@@ -54,6 +56,9 @@ double learning_rate(const ScheduleOptions& s, int64_t step);
 
 // Global L2 norm of the gradients across the tp group (null or size-1 group: local).
 double global_grad_norm(const std::vector<ParamInfo>& params, const TpGroup& tp);
+// The factor that brings a gradient of global norm `norm` down to max_norm: max_norm / (norm + 1e-6)
+// when norm > max_norm > 0, else 1. Pass it to AdamW::step to clip without a pass over the gradients.
+double clip_coefficient(double norm, double max_norm);
 // Scales gradients so the global norm is at most max_norm (no-op for max_norm <= 0); returns the
 // norm before clipping.
 double clip_grad_norm(const std::vector<ParamInfo>& params, const TpGroup& tp, double max_norm);
