@@ -99,6 +99,8 @@ class InputList {
 
 // alloc_buffer memory: up to this size the one-phase (staged) algorithm, above it zero-copy.
 constexpr size_t kSharedOnePhaseMaxBytes = 4096;
+// shared_allreduce works in chunks this size, reduced and then written to every peer from cache.
+constexpr size_t kSharedChunkBytes = 32 * 1024;
 
 int checked_int(size_t v, const char* what) {
   if (v > static_cast<size_t>(INT_MAX))
@@ -312,8 +314,12 @@ class MpiCommunicator final : public CommBase {
   }
 
   // In place on alloc_buffer memory (every rank arrived, so every buffer holds its input): each
-  // rank reduces its segment from all peers' buffers into its own, then copies the peers'
-  // reduced segments. Same reduction order as the chunked path, so the same bits.
+  // rank reduces its segment from all peers' buffers, a cache-sized chunk at a time, and writes
+  // each reduced chunk into every rank's buffer while it is still in cache. Only the owner reads or
+  // writes a segment, so one barrier at the end suffices (after it, every buffer holds the result
+  // and no peer touches it any more). Per rank that is one read and one write of the data, against
+  // two reads and two writes for reduce-then-copy. Same reduction order as the chunked path, so
+  // the same bits.
   void shared_allreduce(const ShmRegion& r, size_t off, size_t count, DType dtype, ReduceOp op,
                         Clock::time_point dl) {
     const int p = shm_->local_size(), me = shm_->local_rank();
@@ -322,17 +328,16 @@ class MpiCommunicator final : public CommBase {
     const size_t seg = ((count + p - 1) / p + align - 1) / align * align;
     auto at = [&](int j, size_t e) { return r.bases[j] + off + e * es; };
     const size_t s0 = std::min(count, seg * me), s1 = std::min(count, s0 + seg);
-    if (s1 > s0) {
-      InputList in(p);
-      for (int j = 0; j < p; ++j) in[j] = at(j, s0);
-      reduce_rows(at(me, s0), in.data(), p, s1 - s0, dtype, op, size_);
+    const size_t chunk = std::max<size_t>(align, kSharedChunkBytes / es / align * align);
+    InputList in(p);
+    for (size_t c0 = s0; c0 < s1; c0 += chunk) {
+      const size_t n = std::min(chunk, s1 - c0);
+      for (int j = 0; j < p; ++j) in[j] = at(j, c0);
+      reduce_rows(at(me, c0), in.data(), p, n, dtype, op, size_);
+      for (int j = 0; j < p; ++j)
+        if (j != me) std::memcpy(at(j, c0), at(me, c0), n * es);
     }
     shm_->phase_barrier(dl);
-    for (int j = 0; j < p; ++j) {
-      const size_t a0 = std::min(count, seg * j), a1 = std::min(count, a0 + seg);
-      if (j != me && a1 > a0) std::memcpy(at(me, a0), at(j, a0), (a1 - a0) * es);
-    }
-    shm_->phase_barrier(dl);  // nobody changes its buffer while a peer still copies from it
   }
 
   // `region`/`off`: where `data` lies in alloc_buffer memory (null: ordinary memory).
