@@ -255,12 +255,16 @@ TEST(Sha256Isa, EnvironmentSelectsAndChecksTheLevel) {
   }
   if (kernel_supported(Sha256Kernel::Avx2x8)) {
     ::setenv("CONFLUX_SHA_ISA", "avx2", 1);
+    EXPECT_EQ(kernel_for(3, resolve_isa()), Sha256Kernel::OpenSsl);
     EXPECT_EQ(kernel_for(4, resolve_isa()), Sha256Kernel::Avx2x8);
+    EXPECT_EQ(kernel_for(40, resolve_isa()), Sha256Kernel::Avx2x8);
   }
   ::unsetenv("CONFLUX_SHA_ISA");
   if (kernel_supported(Sha256Kernel::Avx512x16)) {
     EXPECT_EQ(resolve_isa(), Sha256Isa::Avx512);
     EXPECT_EQ(kernel_for(1, Sha256Isa::Avx512), Sha256Kernel::OpenSsl);
+    EXPECT_EQ(kernel_for(2, Sha256Isa::Avx512), Sha256Kernel::OpenSsl);
+    EXPECT_EQ(kernel_for(3, Sha256Isa::Avx512), Sha256Kernel::Avx512x8);
     EXPECT_EQ(kernel_for(8, Sha256Isa::Avx512), Sha256Kernel::Avx512x8);
     EXPECT_EQ(kernel_for(9, Sha256Isa::Avx512), Sha256Kernel::Avx512x16);
   }
