@@ -54,6 +54,9 @@ void run_validate(LocalRows& rows, const PrepareConfig& cfg, Counters& dropped, 
   const int tok = s.index_of_role(Role::Tokens), txt = s.index_of_role(Role::Text),
             feat = s.index_of_role(Role::Features);
   const int64_t n = rows.table.rows();
+  // Content tokens are counted as far as the length bounds need (exactly when the tokens are
+  // also the text; see RowView): with min_tokens 1 and no max, one cache line per record.
+  const int64_t cap = txt < 0 || cfg.checks.max_tokens > 0 ? INT64_MAX : std::max<int64_t>(cfg.checks.min_tokens, 1);
   std::vector<int32_t> outcome(static_cast<size_t>(n), -1);
   ProgressOptions po;
   po.rank = rank;
@@ -73,7 +76,7 @@ void run_validate(LocalRows& rows, const PrepareConfig& cfg, Counters& dropped, 
       if (tok >= 0) {
         int64_t cnt;
         const int32_t* t = table.row<int32_t>(static_cast<size_t>(tok), r, &cnt);
-        v.content_tokens = count_content_tokens(t, static_cast<size_t>(cnt));
+        v.content_tokens = count_content_tokens(t, static_cast<size_t>(cnt), cap);
         if (txt < 0) {
           buf.resize(static_cast<size_t>(v.content_tokens));
           size_t o = 0;
@@ -271,10 +274,44 @@ void run_augment(LocalRows& rows, const PrepareConfig& cfg, nlohmann::json* summ
   int lf = s.index_of_role(Role::Label);
   const uint64_t seed = static_cast<uint64_t>(cfg.seed >= 0 ? cfg.seed : cfg.augment_seed);
   const StreamKey aug_key = stream_key(seed, "augment");
+  std::vector<const Params*> op_params;
+  for (auto* op : ops) op_params.push_back(&cfg.augment_params.at(op->name()));
+  std::vector<double> op_prob;
+  for (auto* p : op_params) op_prob.push_back(p->at("probability"));
+  nlohmann::json op_ids = nlohmann::json::object();
+  for (size_t k = 0; k < ops.size(); ++k) op_ids[ops[k]->name()] = int64_t{1} << op_bit[k];
+  const int64_t n = rows.table.rows();
+  const bool mark = cfg.copies > 0;
+  bool in_place = !mark;
+  for (auto* op : ops) in_place = in_place && op->length_preserving();
+  if (in_place && !need_feat) {  // token ops only: each record transformed where it lies
+    const int threads = worker_threads(static_cast<int>(cfg.threads));
+    Column& c = rows.table.column(tf);
+    if (ops.size() == 1 && std::string(ops[0]->name()) == "mask" && op_prob[0] >= 1.0) {
+      // Masking alone: the same draws as the per-record op, fused into one pass per task.
+      mask_rows(reinterpret_cast<int32_t*>(c.data.data()), c.offsets.data(), n, rows.row_ids.data(), aug_key,
+                op_params[0]->at("rate"), threads);
+    } else {
+      constexpr int64_t kChunk = 4096;  // records per task
+      parallel_for(static_cast<size_t>((n + kChunk - 1) / kChunk), threads, [&](size_t ch) {
+        const int64_t r1 = std::min(n, static_cast<int64_t>(ch + 1) * kChunk);
+        for (int64_t r = static_cast<int64_t>(ch) * kChunk; r < r1; ++r) {
+          RowStream rng(aug_key, static_cast<uint64_t>(rows.row_ids[r]), 0);
+          int32_t* t = reinterpret_cast<int32_t*>(c.data.data()) + c.offsets[r];
+          const int64_t cnt = c.offsets[r + 1] - c.offsets[r];
+          for (size_t k = 0; k < ops.size(); ++k) {
+            if (op_prob[k] < 1.0 && !rng.bernoulli(op_prob[k])) continue;
+            ops[k]->apply_tokens_in_place(t, cnt, rng, *op_params[k]);
+          }
+        }
+      });
+    }
+    *summary = {{"ops", cfg.augment_ops}, {"copies", 0}, {"aug_op_bits", op_ids}};
+    return;
+  }
 
   // Output schema: copies are marked with their source row and the ops applied.
   std::vector<Field> fields = s.fields();
-  const bool mark = cfg.copies > 0;
   if (mark) {
     if (s.index_of("aug_source") >= 0 || s.index_of("aug_op") >= 0)
       CONFLUX_THROW(ConfigError, "augment.copies: the input already has augmented copies (aug_source/aug_op)");
@@ -283,7 +320,6 @@ void run_augment(LocalRows& rows, const PrepareConfig& cfg, nlohmann::json* summ
   }
   Table out{Schema(fields)};
   std::vector<int64_t> out_ids;
-  const int64_t n = rows.table.rows();
   out.reserve_rows(n * (cfg.copies + 1));
   for (size_t f = 0; f < s.size(); ++f)
     if (s[f].ragged()) out.column(f).data.reserve(rows.table.column(f).data.size() * (cfg.copies + 1));
@@ -300,10 +336,6 @@ void run_augment(LocalRows& rows, const PrepareConfig& cfg, nlohmann::json* summ
   }
   std::vector<int32_t> toks;
   std::vector<float> feat;
-  std::vector<const Params*> op_params;
-  for (auto* op : ops) op_params.push_back(&cfg.augment_params.at(op->name()));
-  std::vector<double> op_prob;
-  for (auto* p : op_params) op_prob.push_back(p->at("probability"));
   std::vector<std::string_view> parts;
   int64_t applied_total = 0;
   int64_t label = 0;  // the current record's (possibly mixed) label; rows point into it
@@ -356,24 +388,7 @@ void run_augment(LocalRows& rows, const PrepareConfig& cfg, nlohmann::json* summ
     return &parts;
   };
   static const int64_t kOriginal = -1, kNoOp = 0;
-  bool in_place = !mark;
-  for (auto* op : ops) in_place = in_place && op->length_preserving();
-  if (in_place && ops.size() == 1 && std::string(ops[0]->name()) == "mask" && op_prob[0] >= 1.0) {
-    // Masking alone: the same draws as the per-record op, in blocks of records.
-    Column& c = rows.table.column(tf);
-    mask_rows(reinterpret_cast<int32_t*>(c.data.data()), c.offsets.data(), n, rows.row_ids.data(), aug_key,
-              op_params[0]->at("rate"), worker_threads(static_cast<int>(cfg.threads)));
-  } else if (in_place && !need_feat) {  // token ops only: transform each record where it lies
-    for (int64_t r = 0; r < n; ++r) {
-      RowStream rng(aug_key, static_cast<uint64_t>(rows.row_ids[r]), 0);
-      int64_t cnt;
-      int32_t* t = rows.table.row_mut<int32_t>(tf, r, &cnt);
-      for (size_t k = 0; k < ops.size(); ++k) {
-        if (op_prob[k] < 1.0 && !rng.bernoulli(op_prob[k])) continue;
-        ops[k]->apply_tokens_in_place(t, cnt, rng, *op_params[k]);
-      }
-    }
-  } else if (in_place) {  // same shapes: write results back into the table, no rebuild
+  if (in_place) {  // same shapes: write results back into the table, no rebuild
     for (int64_t r = 0; r < n; ++r) {
       int64_t mask, cnt;
       make(r, 0, &mask);
@@ -381,10 +396,6 @@ void run_augment(LocalRows& rows, const PrepareConfig& cfg, nlohmann::json* summ
       if (need_feat) std::memcpy(rows.table.row_mut<float>(ff, r, &cnt), feat.data(), feat.size() * 4);
       if (lf >= 0) *rows.table.row_mut<int64_t>(static_cast<size_t>(lf), r, &cnt) = label;
     }
-  }
-  if (in_place) {
-    nlohmann::json op_ids = nlohmann::json::object();
-    for (size_t k = 0; k < ops.size(); ++k) op_ids[ops[k]->name()] = int64_t{1} << op_bit[k];
     *summary = {{"ops", cfg.augment_ops}, {"copies", 0}, {"aug_op_bits", op_ids}};
     return;
   }
@@ -413,8 +424,6 @@ void run_augment(LocalRows& rows, const PrepareConfig& cfg, nlohmann::json* summ
       applied_total += mask != 0;
     }
   }
-  nlohmann::json op_ids = nlohmann::json::object();
-  for (size_t k = 0; k < ops.size(); ++k) op_ids[ops[k]->name()] = int64_t{1} << op_bit[k];
   *summary = {{"ops", cfg.augment_ops}, {"copies", cfg.copies}, {"aug_op_bits", op_ids}};
   rows.table = std::move(out);
   rows.row_ids = std::move(out_ids);

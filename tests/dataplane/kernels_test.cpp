@@ -378,9 +378,11 @@ TEST(Kernels, ValidatorScansOnEveryIsaLevel) {
       }
     }
     for (int isa : {0, 1, 2}) {
-      int64_t got;
-      if (!count_content_tokens_isa(isa, t.data(), n, &got)) continue;
-      EXPECT_EQ(got, want) << "isa " << isa << " n " << n;
+      for (int64_t cap : {int64_t{1}, int64_t{17}, want, want + 1, INT64_MAX}) {
+        int64_t got;
+        if (!count_content_tokens_isa(isa, t.data(), n, cap, &got)) continue;
+        EXPECT_EQ(got, std::min(want, cap)) << "isa " << isa << " n " << n << " cap " << cap;
+      }
     }
   }
 }

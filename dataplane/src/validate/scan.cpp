@@ -9,10 +9,17 @@
 namespace conflux::dataplane {
 namespace {
 
-CONFLUX_INLINE void count_content_body(const int32_t* __restrict t, size_t n, int64_t* out) {
+// Blocks of 16 tokens (one cache line), stopping once the count reaches cap.
+CONFLUX_INLINE void count_content_body(const int32_t* __restrict t, size_t n, int64_t cap, int64_t* out) {
   int64_t c = 0;
-  for (size_t i = 0; i < n; ++i) c += static_cast<uint32_t>(t[i]) < 256u;
-  *out = c;
+  size_t i = 0;
+  for (; i + 16 <= n && c < cap; i += 16) {
+    int32_t k = 0;
+    for (size_t l = 0; l < 16; ++l) k += static_cast<uint32_t>(t[i + l]) < 256u;
+    c += k;
+  }
+  for (; i < n && c < cap; ++i) c += static_cast<uint32_t>(t[i]) < 256u;
+  *out = c < cap ? c : cap;
 }
 
 // A float is NaN/Inf when its exponent bits are all ones.
@@ -52,16 +59,17 @@ CONFLUX_INLINE void ascii_prefix64_body(const unsigned char* __restrict p, size_
   *out = i;
 }
 
-CONFLUX_VARIANTS(count_content_kernel, count_content_body, (const int32_t* t, size_t n, int64_t* out), (t, n, out))
+CONFLUX_VARIANTS(count_content_kernel, count_content_body, (const int32_t* t, size_t n, int64_t cap, int64_t* out),
+                 (t, n, cap, out))
 CONFLUX_VARIANTS(first_nonfinite_kernel, first_nonfinite_body, (const float* x, size_t n, size_t* out), (x, n, out))
 CONFLUX_VARIANTS(ascii_prefix64_kernel, ascii_prefix64_body, (const unsigned char* p, size_t n, size_t* out),
                  (p, n, out))
 
 }  // namespace
 
-int64_t count_content_tokens(const int32_t* t, size_t n) {
+int64_t count_content_tokens(const int32_t* t, size_t n, int64_t cap) {
   int64_t c;
-  count_content_kernel(t, n, &c);
+  count_content_kernel(t, n, cap, &c);
   return c;
 }
 
@@ -77,9 +85,9 @@ size_t ascii_prefix64(const unsigned char* p, size_t n) {
   return i;
 }
 
-bool count_content_tokens_isa(int isa, const int32_t* t, size_t n, int64_t* out) {
+bool count_content_tokens_isa(int isa, const int32_t* t, size_t n, int64_t cap, int64_t* out) {
   auto fn = count_content_kernel_at(isa);
-  if (fn) fn(t, n, out);
+  if (fn) fn(t, n, cap, out);
   return fn != nullptr;
 }
 

@@ -8,8 +8,9 @@
 
 namespace conflux::dataplane {
 
-// Tokens with 0 <= id < 256.
-int64_t count_content_tokens(const int32_t* t, size_t n);
+// Tokens with 0 <= id < 256, counted up to `cap`: min(count, cap) (the scan stops there, so a
+// check that only needs "at least one" reads one cache line per record).
+int64_t count_content_tokens(const int32_t* t, size_t n, int64_t cap = INT64_MAX);
 // Index of the first NaN/Inf in x[0..n), or n if all are finite (branch-free scan of 64-value
 // blocks, then the block holding the first one).
 size_t first_nonfinite(const float* x, size_t n);
@@ -17,7 +18,7 @@ size_t first_nonfinite(const float* x, size_t n);
 size_t ascii_prefix64(const unsigned char* p, size_t n);
 
 // Per ISA level (0 baseline, 1 AVX2, 2 AVX-512; false if this CPU lacks it), for tests.
-bool count_content_tokens_isa(int isa, const int32_t* t, size_t n, int64_t* out);
+bool count_content_tokens_isa(int isa, const int32_t* t, size_t n, int64_t cap, int64_t* out);
 bool first_nonfinite_isa(int isa, const float* x, size_t n, size_t* out);
 bool ascii_prefix64_isa(int isa, const unsigned char* p, size_t n, size_t* out);
 

@@ -40,7 +40,8 @@ struct ValidateConfig {
 struct RowView {
   std::string_view text;          // UTF-8 text (text field, or the bytes of the tokens)
   bool has_text = false;
-  int64_t content_tokens = -1;    // tokens with id < 256; -1 when there is no tokens field
+  int64_t content_tokens = -1;    // tokens with id < 256, counted up to max(min_tokens, 1) when
+                                  // max_tokens is 0 (all the length check needs); -1: no tokens
   const float* features = nullptr;
   int64_t dim = 0;
   const char* source = "";        // dataset directory, for error messages

@@ -56,8 +56,8 @@ class DpMechanism {
 const std::vector<const DpMechanism*>& dp_registry();
 const DpMechanism* find_dp(const std::string& name);
 
-// Adds N(0, sigma^2) to x[0..n): Box-Muller pairs (both outputs used) from 2 x 64 bits of rng
-// each, computed by a vectorised kernel (polynomial log / sin / cos, relative error < 1e-15).
+// Adds N(0, sigma^2) to x[0..n): Box-Muller pairs (both outputs used) from 64 bits of rng each,
+// computed in float by a vectorised kernel (polynomial log / sin / cos, relative error < 2e-7).
 void add_gaussian_noise(float* x, int64_t n, double sigma, RandomSource& rng);
 
 // Clipping helpers (return the scale factor applied).
