@@ -1,4 +1,4 @@
-// The fast paths of the dataplane: the Box-Muller kernel against long-double libm on the same
+// The fast paths of the dataplane: the float Box-Muller kernel against long-double libm on the same
 // random bits, row streams (bulk fill = sequential draws, keyed by row and copy), the ChaCha20
 // private source, the masking kernel, run-wise Table::filter against a row-by-row rebuild, the
 // in-memory shard image against its file (same bytes, same SHA-256) and parallel verification.
@@ -10,7 +10,6 @@
 #include "conflux/dataplane/writer.h"
 #include "fast_random.h"
 #include "stages.h"
-#include "validate/scan.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>
@@ -313,78 +312,6 @@ TEST(Kernels, MaskRowsEqualPerRecordOp) {
   EXPECT_EQ(tokens, want);
   mask_rows(threaded.data(), offsets.data(), 400, ids.data(), key, 0.2, 3);
   EXPECT_EQ(threaded, want);
-}
-
-// UTF-8 validation around the 64-byte blocks of the ASCII fast path: every invalid form is still
-// rejected wherever it starts (inside, at the end of, or straddling a block), valid multi-byte
-// characters are accepted there, and the scans agree on every ISA level.
-TEST(Kernels, Utf8AtBlockBoundaries) {
-  const Validator* utf8 = nullptr;
-  for (auto* v : validator_registry())
-    if (std::string(v->name()) == "utf8") utf8 = v;
-  ASSERT_NE(utf8, nullptr);
-  ValidateConfig c;
-  auto check = [&](const std::string& text) {
-    RowView r;
-    r.text = text;
-    r.has_text = true;
-    return utf8->check(r, c);
-  };
-  const std::vector<std::string> bad = {"\xc3",         "\xe2\x82",     "\xf0\x9f\x98", "\xc0\xaf",
-                                        "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xff",
-                                        "\x80",         "\xc3\x28",     "\xf8\x88\x80\x80\x80"};
-  const std::vector<std::string> good = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf",
-                                         "\xed\x9f\xbf"};
-  for (size_t pre : {0, 1, 7, 8, 56, 61, 62, 63, 64, 65, 127, 128, 129}) {
-    for (size_t post : {0, 1, 63, 70}) {
-      const std::string a(pre, 'a'), b(post, 'b');
-      for (auto& x : bad) EXPECT_EQ(check(a + x + b), "invalid_utf8") << pre << " " << post << " " << x.size();
-      for (auto& x : good) EXPECT_EQ(check(a + x + b), "") << pre << " " << post << " " << x.size();
-      // A truncated sequence right at the end (post = 0 above) and valid ones in a row.
-      EXPECT_EQ(check(a + good[1] + good[0] + b), "") << pre << " " << post;
-    }
-  }
-  // Blocks that differ only in a high bit, for the scan at every level.
-  std::string blocks(64 * 5 + 9, 'x');
-  for (size_t hi : {size_t{0}, size_t{63}, size_t{64}, size_t{200}, size_t{319}, size_t{320}, size_t{328}}) {
-    std::string t = blocks;
-    t[hi] = static_cast<char>(0x80 | t[hi]);
-    const auto* p = reinterpret_cast<const unsigned char*>(t.data());
-    const size_t want = hi / 64 * 64 > 320 ? 320 : hi / 64 * 64;
-    for (int isa : {0, 1, 2}) {
-      size_t got;
-      if (!ascii_prefix64_isa(isa, p, t.size(), &got)) continue;
-      EXPECT_EQ(got, want) << "isa " << isa << " high bit at " << hi;
-    }
-  }
-}
-
-TEST(Kernels, ValidatorScansOnEveryIsaLevel) {
-  for (size_t n : {size_t{0}, size_t{1}, size_t{15}, size_t{63}, size_t{64}, size_t{65}, size_t{200}}) {
-    std::vector<int32_t> t(n);
-    int64_t want = 0;
-    for (size_t i = 0; i < n; ++i) {
-      t[i] = static_cast<int32_t>((i * 53) % 300) - 20;
-      want += t[i] >= 0 && t[i] < 256;
-    }
-    for (size_t bad = 0; bad <= n; ++bad) {  // bad == n: all finite
-      std::vector<float> x(n, 1.5f);
-      if (bad < n) x[bad] = bad % 3 == 0 ? NAN : bad % 3 == 1 ? INFINITY : -INFINITY;
-      if (bad + 5 < n) x[bad + 5] = NAN;  // a later one does not matter
-      for (int isa : {0, 1, 2}) {
-        size_t got;
-        if (!first_nonfinite_isa(isa, x.data(), n, &got)) continue;
-        EXPECT_EQ(got, bad) << "isa " << isa << " n " << n;
-      }
-    }
-    for (int isa : {0, 1, 2}) {
-      for (int64_t cap : {int64_t{1}, int64_t{17}, want, want + 1, INT64_MAX}) {
-        int64_t got;
-        if (!count_content_tokens_isa(isa, t.data(), n, cap, &got)) continue;
-        EXPECT_EQ(got, std::min(want, cap)) << "isa " << isa << " n " << n << " cap " << cap;
-      }
-    }
-  }
 }
 
 Table ragged_table(int64_t rows) {
