@@ -8,6 +8,7 @@
 #include "sha256_mb.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <deque>
 #include <future>
@@ -152,23 +153,37 @@ Manifest write_distributed(Communicator& comm, const std::string& out_dir, const
   try {
     writer = std::make_unique<DatasetWriter>(out_dir, manifest.schema, /*create_staging=*/false, options);
     writer->release();  // rank 0 removes or publishes the staging directory
-    // Images are built here (HDF5, this thread) and written by worker threads meanwhile; written
-    // images are hashed in batches (several at once in SIMD lanes), then fsync'ed.
-    const int threads = worker_threads(options.threads);
-    const size_t batch_size = preferred_batch() * static_cast<size_t>(threads);
-    std::deque<std::future<PendingShard>> writing;
-    std::vector<PendingShard> written;
-    auto finish_batch = [&] {
-      while (!writing.empty()) {
-        written.push_back(writing.front().get());
-        writing.pop_front();
-      }
-      for (const ShardInfo& info : writer->finish_images(written, threads)) {
+    // Images are built here (HDF5, this thread). Up to `threads` workers write, hash and fsync
+    // them meanwhile; a free worker takes one waiting image, or all of them (up to the SIMD
+    // lanes) when three or more wait, so hashing keeps up with fast builds without giving up
+    // OpenSSL's one-stream speed when it already does. Shard descriptions stay in shard order.
+    const size_t threads = static_cast<size_t>(worker_threads(options.threads));
+    const size_t lanes = preferred_batch();
+    std::deque<ShardImageJob> built;
+    std::deque<std::future<std::vector<ShardInfo>>> working;
+    auto collect_front = [&] {
+      for (const ShardInfo& info : working.front().get()) {
         int64_t index = static_cast<int64_t>(mine.size()) * size + rank;
         mine.push_back({{"index", index}, {"file", info.file}, {"rows", info.rows}, {"bytes", info.bytes},
                         {"sha256", info.sha256}});
       }
-      written.clear();
+      working.pop_front();
+    };
+    auto dispatch = [&] {
+      while (!working.empty() && working.front().wait_for(std::chrono::seconds(0)) == std::future_status::ready)
+        collect_front();
+      while (!built.empty() && working.size() < threads) {
+        size_t take = built.size() >= 3 ? std::min(built.size(), lanes) : 1;
+        std::vector<ShardImageJob> jobs;
+        for (size_t i = 0; i < take; ++i) {
+          jobs.push_back(std::move(built.front()));
+          built.pop_front();
+        }
+        const DatasetWriter* w = writer.get();
+        working.push_back(std::async(std::launch::async, [w, jobs = std::move(jobs)]() mutable {
+          return w->write_images(jobs);
+        }));
+      }
     };
     for (int64_t s = rank; s < nshards; s += size) {
       const std::string what = writer->staging() + "/" + shard_file_name(s);
@@ -195,17 +210,17 @@ Manifest write_distributed(Communicator& comm, const std::string& out_dir, const
         CONFLUX_CHECK(t.rows() == want, "shard {} assembled {} rows, expected {}", s, t.rows(), want);
         image = shard_image(t, 0, t.rows(), options, what);
       }
-      while (writing.size() >= static_cast<size_t>(threads)) {
-        written.push_back(writing.front().get());
-        writing.pop_front();
+      built.push_back(ShardImageJob{s, want, std::move(image)});
+      dispatch();
+      while (built.size() >= lanes * threads) {  // bounded memory: wait for a worker
+        collect_front();
+        dispatch();
       }
-      const DatasetWriter* w = writer.get();
-      writing.push_back(std::async(std::launch::async, [w, s, want, img = std::move(image)]() mutable {
-        return w->start_image(s, want, std::move(img));
-      }));
-      if (written.size() + writing.size() >= batch_size) finish_batch();
     }
-    finish_batch();
+    while (!built.empty() || !working.empty()) {
+      dispatch();
+      if (!working.empty()) collect_front();
+    }
   } catch (...) {
     err = std::current_exception();
   }

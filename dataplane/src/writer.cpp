@@ -2,12 +2,11 @@
 // publish of a dataset directory (staging dir, fsync, rename or RENAME_EXCHANGE). A shard is
 // built in memory (HDF5 core driver), then written with one write() and fsync'ed; its SHA-256 is
 // computed from those same bytes while the kernel writes them back, so nothing is read again.
-// Batches of shards (start_image / finish_images) are hashed together in SIMD lanes
-// (multi-buffer SHA-256, sha256_mb.h).
+// A batch of shards (write_images) is hashed together in SIMD lanes (multi-buffer SHA-256,
+// sha256_mb.h).
 #include "conflux/dataplane/writer.h"
 
 #include "h5.h"
-#include "parallel.h"
 #include "sha256_mb.h"
 
 #include <fcntl.h>
@@ -264,15 +263,6 @@ std::string write_file_synced(const std::string& path, const uint8_t* bytes, siz
   return sha;
 }
 
-PendingShard::~PendingShard() {
-  if (fd >= 0) ::close(fd);
-}
-
-PendingShard::PendingShard(PendingShard&& o) noexcept
-    : index(o.index), rows(o.rows), image(std::move(o.image)), path(std::move(o.path)), fd(o.fd) {
-  o.fd = -1;
-}
-
 void write_shard_file(const std::string& path, const Table& table, const WriterOptions& options) {
   ShardImage image = shard_image(table, 0, table.rows(), options, path);
   write_file_synced(path, image.data.get(), image.size);
@@ -337,32 +327,32 @@ ShardInfo DatasetWriter::write_image(int64_t index, int64_t rows, const ShardIma
   return info;
 }
 
-PendingShard DatasetWriter::start_image(int64_t index, int64_t rows, ShardImage image) const {
-  PendingShard p;
-  p.index = index;
-  p.rows = rows;
-  p.image = std::move(image);
-  p.path = staging_ + "/" + shard_file_name(index);
-  p.fd = write_file_unsynced(p.path, p.image.data.get(), p.image.size);
-  return p;
-}
-
-std::vector<ShardInfo> DatasetWriter::finish_images(std::vector<PendingShard>& shards, int threads) const {
+std::vector<ShardInfo> DatasetWriter::write_images(std::vector<ShardImageJob>& jobs) const {
+  std::vector<int> fds;
   std::vector<ByteSpan> spans;
-  for (auto& p : shards) {
-    CONFLUX_CHECK(p.fd >= 0, "shard {} was not started or is already finished", p.index);
-    spans.push_back({p.image.data.get(), p.image.size});
+  auto close_all = [&] {
+    for (int fd : fds)
+      if (fd >= 0) ::close(fd);
+  };
+  try {
+    for (auto& j : jobs) {
+      fds.push_back(write_file_unsynced(staging_ + "/" + shard_file_name(j.index), j.image.data.get(), j.image.size));
+      spans.push_back({j.image.data.get(), j.image.size});
+    }
+    auto digests = sha256_many(spans, 1);
+    std::vector<ShardInfo> infos;
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      std::string file = shard_file_name(jobs[i].index);
+      int fd = fds[i];
+      fds[i] = -1;
+      sync_and_close(fd, staging_ + "/" + file);
+      infos.push_back(ShardInfo{file, jobs[i].rows, static_cast<int64_t>(jobs[i].image.size), digest_hex(digests[i])});
+    }
+    return infos;
+  } catch (...) {
+    close_all();
+    throw;
   }
-  auto digests = sha256_many(spans, threads);
-  std::vector<ShardInfo> infos(shards.size());
-  parallel_for(shards.size(), threads, [&](size_t i) {
-    PendingShard& p = shards[i];
-    int fd = p.fd;
-    p.fd = -1;
-    sync_and_close(fd, p.path);
-    infos[i] = ShardInfo{shard_file_name(p.index), p.rows, static_cast<int64_t>(p.image.size), digest_hex(digests[i])};
-  });
-  return infos;
 }
 
 void DatasetWriter::commit(const Manifest& manifest) {

@@ -12,8 +12,9 @@
 // ShardInfos and calls commit(). Other ranks call release() so they do not delete the staging.
 // Shards are byte-reproducible: no timestamps are stored in HDF5 objects.
 // Shards are built in memory (shard_image, HDF5 core driver) and written by write_image, which
-// makes no HDF5 calls: write_distributed writes images on worker threads while the next image is
-// built (start_image) and hashes them in batches, several messages in SIMD lanes (finish_images).
+// makes no HDF5 calls: write_distributed hands images to worker threads (write, hash, fsync)
+// while the next image is built; a worker that finds a backlog takes it all and hashes it in SIMD
+// lanes (write_images).
 // Thread safety: HDF5 is not thread safe: shard_image / write_shard on one thread at a time;
 // write_image and write_file_synced may run concurrently.
 #pragma once
@@ -37,17 +38,10 @@ struct ShardImage {
   size_t size = 0;
 };
 
-// A shard image written to its file in the staging directory (write-back started) but not yet
-// hashed or fsync'ed: DatasetWriter::start_image, then finish_images. Closes its file if dropped.
-struct PendingShard {
+// One shard image to write as shard `index` (DatasetWriter::write_images).
+struct ShardImageJob {
   int64_t index = 0, rows = 0;
   ShardImage image;
-  std::string path;
-  int fd = -1;
-  PendingShard() = default;
-  PendingShard(PendingShard&& o) noexcept;
-  PendingShard& operator=(PendingShard&&) = delete;
-  ~PendingShard();
 };
 
 struct WriterOptions {
@@ -73,11 +67,10 @@ class DatasetWriter {
   ShardInfo write_shard(int64_t index, const Table& table) const;
   // Writes a shard image made by shard_image() (no HDF5 calls: safe on a worker thread).
   ShardInfo write_image(int64_t index, int64_t rows, const ShardImage& image) const;
-  // Writes an image as shard `index` and starts its write-back (no HDF5 calls: worker thread OK).
-  PendingShard start_image(int64_t index, int64_t rows, ShardImage image) const;
-  // Hashes the shards' images together (multi-buffer SHA-256 on up to `threads` threads), then
-  // fsyncs and closes their files; the descriptions are in the same order.
-  std::vector<ShardInfo> finish_images(std::vector<PendingShard>& shards, int threads) const;
+  // Writes the images as shard files, hashes them together on this thread (multi-buffer
+  // SHA-256: SIMD lanes from 3 images, OpenSSL below) while the kernel writes them back, then
+  // fsyncs them. Descriptions in job order; no HDF5 calls (safe on a worker thread).
+  std::vector<ShardInfo> write_images(std::vector<ShardImageJob>& jobs) const;
   // Writes manifest.json into the staging directory and renames the staging directory onto
   // out_dir (an existing dataset there is swapped out atomically, then removed).
   void commit(const Manifest& manifest);
