@@ -4,6 +4,7 @@
 #include "conflux/core/error.h"
 #include "conflux/core/log.h"
 
+#include "lane_hasher.h"
 #include "parallel.h"
 #include "sha256_mb.h"
 
@@ -185,6 +186,21 @@ Manifest write_distributed(Communicator& comm, const std::string& out_dir, const
         }));
       }
     };
+    // Three or more shards on this rank and SIMD lanes available: one background thread hashes
+    // the images in lanes as they are built (a new image joins the ones in flight), while
+    // workers only write and fsync them.
+    const int64_t my_shards = rank < nshards ? (nshards - 1 - rank) / size + 1 : 0;
+    // (Declared in this order so that on an error the hasher stops before the images it reads go.)
+    std::vector<std::shared_ptr<ShardImageJob>> kept;
+    std::vector<std::future<ShardInfo>> writes;
+    std::unique_ptr<LaneHasher> hasher;
+    if (my_shards >= 3 && lanes > 1) hasher = std::make_unique<LaneHasher>(static_cast<size_t>(my_shards));
+    auto release_done = [&] {
+      for (size_t k = 0; k < kept.size(); ++k)
+        if (kept[k] && hasher->hashed(k) &&
+            writes[k].wait_for(std::chrono::seconds(0)) == std::future_status::ready)
+          kept[k].reset();
+    };
     for (int64_t s = rank; s < nshards; s += size) {
       const std::string what = writer->staging() + "/" + shard_file_name(s);
       const int64_t want = std::min(off.total, (s + 1) * rows_per_shard) - s * rows_per_shard;
@@ -210,6 +226,26 @@ Manifest write_distributed(Communicator& comm, const std::string& out_dir, const
         CONFLUX_CHECK(t.rows() == want, "shard {} assembled {} rows, expected {}", s, t.rows(), want);
         image = shard_image(t, 0, t.rows(), options, what);
       }
+      if (hasher) {
+        auto job = std::make_shared<ShardImageJob>(ShardImageJob{s, want, std::move(image)});
+        const size_t k = kept.size();
+        hasher->add(k, job->image.data.get(), job->image.size);
+        const DatasetWriter* w = writer.get();
+        // Bounded memory: at most `threads` writes in flight and one kernel's lanes of hashing.
+        for (;;) {
+          std::future<ShardInfo>* oldest = nullptr;
+          size_t in_flight = 0;
+          for (auto& f : writes)
+            if (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready) oldest = oldest ? oldest : &f, ++in_flight;
+          if (in_flight < threads) break;
+          oldest->wait();
+        }
+        writes.push_back(std::async(std::launch::async, [w, job] { return w->write_image_unhashed(job->index, job->rows, job->image); }));
+        kept.push_back(std::move(job));
+        hasher->wait_below(hasher->lanes() + 1);
+        release_done();
+        continue;
+      }
       built.push_back(ShardImageJob{s, want, std::move(image)});
       dispatch();
       while (built.size() >= lanes * threads) {  // bounded memory: wait for a worker
@@ -220,6 +256,16 @@ Manifest write_distributed(Communicator& comm, const std::string& out_dir, const
     while (!built.empty() || !working.empty()) {
       dispatch();
       if (!working.empty()) collect_front();
+    }
+    if (hasher) {
+      std::vector<Sha256Digest> digests = hasher->finish();
+      for (size_t k = 0; k < writes.size(); ++k) {
+        ShardInfo info = writes[k].get();
+        info.sha256 = digest_hex(digests[k]);
+        int64_t index = static_cast<int64_t>(mine.size()) * size + rank;
+        mine.push_back({{"index", index}, {"file", info.file}, {"rows", info.rows}, {"bytes", info.bytes},
+                        {"sha256", info.sha256}});
+      }
     }
   } catch (...) {
     err = std::current_exception();

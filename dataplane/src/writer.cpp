@@ -327,6 +327,16 @@ ShardInfo DatasetWriter::write_image(int64_t index, int64_t rows, const ShardIma
   return info;
 }
 
+ShardInfo DatasetWriter::write_image_unhashed(int64_t index, int64_t rows, const ShardImage& image) const {
+  ShardInfo info;
+  info.file = shard_file_name(index);
+  info.rows = rows;
+  info.bytes = static_cast<int64_t>(image.size);
+  const std::string path = staging_ + "/" + info.file;
+  sync_and_close(write_file_unsynced(path, image.data.get(), image.size), path);
+  return info;
+}
+
 std::vector<ShardInfo> DatasetWriter::write_images(std::vector<ShardImageJob>& jobs) const {
   std::vector<int> fds;
   std::vector<ByteSpan> spans;

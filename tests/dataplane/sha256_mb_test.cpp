@@ -3,6 +3,7 @@
 // lengths, unequal lanes, more and fewer messages than lanes, unaligned data, pieces of odd
 // sizes fed through the streaming context, files, threads and the CONFLUX_SHA_ISA switch.
 #include "conflux/core/error.h"
+#include "lane_hasher.h"
 #include "sha256_mb.h"
 
 #include <gtest/gtest.h>
@@ -269,6 +270,23 @@ TEST(Sha256Isa, EnvironmentSelectsAndChecksTheLevel) {
     EXPECT_EQ(kernel_for(9, Sha256Isa::Avx512), Sha256Kernel::Avx512x16);
   }
   if (!saved.empty()) ::setenv("CONFLUX_SHA_ISA", saved.c_str(), 1);
+}
+
+// LaneHasher (shard images hashed in lanes as they are built): buffers added one after another,
+// some while others are half hashed, more than the kernel has lanes, empty and odd sizes.
+TEST(LaneHasher, BuffersAddedOverTimeMatchOpenSsl) {
+  const std::vector<size_t> lengths = {(3u << 20) + 7, 0, 1, 64, 55, (1u << 20) + 13, 100000, 5u << 20, 119,
+                                       (2u << 20) + 1, 4096, 65};
+  Messages m(lengths, 99, 3);
+  LaneHasher h(lengths.size());
+  EXPECT_GE(h.lanes(), 1u);
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    h.add(i, m.spans[i].data, m.spans[i].size);
+    if (i % 3 == 2) h.wait_below(2);  // let some finish while later ones are still to come
+  }
+  std::vector<Sha256Digest> got = h.finish();
+  expect_matches_openssl(m.spans, got, "LaneHasher");
+  for (size_t i = 0; i < lengths.size(); ++i) EXPECT_TRUE(h.hashed(i)) << i;
 }
 
 }  // namespace

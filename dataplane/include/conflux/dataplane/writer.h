@@ -67,6 +67,9 @@ class DatasetWriter {
   ShardInfo write_shard(int64_t index, const Table& table) const;
   // Writes a shard image made by shard_image() (no HDF5 calls: safe on a worker thread).
   ShardInfo write_image(int64_t index, int64_t rows, const ShardImage& image) const;
+  // Writes and fsyncs a shard image without hashing it (`sha256` left empty: the caller hashes the
+  // same bytes elsewhere, e.g. in SIMD lanes with other images). No HDF5 calls.
+  ShardInfo write_image_unhashed(int64_t index, int64_t rows, const ShardImage& image) const;
   // Writes the images as shard files, hashes them together on this thread (multi-buffer
   // SHA-256: SIMD lanes from 3 images, OpenSSL below) while the kernel writes them back, then
   // fsyncs them. Descriptions in job order; no HDF5 calls (safe on a worker thread).
