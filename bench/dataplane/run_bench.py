@@ -7,7 +7,8 @@ duplicates (5%, one word changed), ingested with `conflux ingest`; plus N x 32 f
 rows (1% exact duplicates, 0.1% with a NaN) written with h5py directly in the Conflux format
 (which also checks that a dataset made without Conflux code is accepted).
 
-Operations compared (both sides read the HDF5 input, verify shard SHA-256, and write HDF5):
+Operations compared (both sides read the HDF5 input, verify shard SHA-256, and write HDF5 shards of
+the same rows and fields, text included, hashing each):
   text:     validate (UTF-8, non-empty) -> exact dedup (128-bit hash) -> random masking (15%)
   features: validate (NaN/Inf) -> exact dedup -> L2 clip + Gaussian noise (seeded)
 Near-dup dedup (MinHash-LSH) is timed for Conflux alone (the reference has no equivalent).
@@ -109,7 +110,22 @@ def verify_and_open(d):
 
 
 # ---- reference implementations (h5py + numpy + hashlib) --------------------------------------
-def reference_text(src, dst, seed):
+def gather_rows(values, offsets, ks):
+    """Rows ks[:, 1] of shards ks[:, 0] of a ragged field, vectorised: (flat values, offsets)."""
+    bases = np.cumsum([0] + [len(v) for v in values[:-1]])
+    starts = np.empty(len(ks), dtype=np.int64)
+    lens = np.empty(len(ks), dtype=np.int64)
+    for si in range(len(values)):
+        sel = ks[:, 0] == si
+        r = ks[sel, 1]
+        starts[sel] = offsets[si][r] + bases[si]
+        lens[sel] = offsets[si][r + 1] - offsets[si][r]
+    out_off = np.concatenate([[0], np.cumsum(lens)])
+    idx = np.arange(out_off[-1], dtype=np.int64) + np.repeat(starts - out_off[:-1], lens)
+    return np.concatenate(values)[idx], out_off
+
+
+def reference_text(src, dst, seed, rows_per_shard=262144):
     t = {}
     t0 = time.perf_counter()
     m = verify_and_open(src)
@@ -146,9 +162,10 @@ def reference_text(src, dst, seed):
             kept.append((si, r))
     t["exact_dedup"] = time.perf_counter() - t2
     t3 = time.perf_counter()
-    out_tok = np.concatenate([toks[si][offs[si][r]:offs[si][r + 1]] for si, r in kept])
-    lens = np.array([offs[si][r + 1] - offs[si][r] for si, r in kept], dtype=np.int64)
-    out_off = np.concatenate([[0], np.cumsum(lens)])
+    ks = np.array(kept, dtype=np.int64).reshape(-1, 2)
+    out_tok, out_off = gather_rows(toks, offs, ks)
+    # The original text is part of the output, as in Conflux's (the evaluator's references).
+    out_text, out_toff = gather_rows([raw for raw, _ in texts], [toff for _, toff in texts], ks)
     t["gather"] = time.perf_counter() - t3
     t4 = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -157,10 +174,16 @@ def reference_text(src, dst, seed):
     t["mask"] = time.perf_counter() - t4
     t5 = time.perf_counter()
     os.makedirs(dst, exist_ok=True)
-    with h5py.File(f"{dst}/part-00000.h5", "w") as f:
-        f.create_dataset("tokens", data=out_tok, chunks=True)
-        f.create_dataset("offsets", data=out_off, chunks=True)
-    hashlib.sha256(open(f"{dst}/part-00000.h5", "rb").read()).hexdigest()  # for its manifest
+    # Shards of rows_per_shard rows with the same four datasets as Conflux's output, each hashed.
+    for k, b in enumerate(range(0, len(kept), rows_per_shard)):
+        e = min(len(kept), b + rows_per_shard)
+        fn = f"{dst}/part-{k:05d}.h5"
+        with h5py.File(fn, "w") as f:
+            f.create_dataset("tokens", data=out_tok[out_off[b]:out_off[e]], chunks=True)
+            f.create_dataset("offsets", data=out_off[b:e + 1] - out_off[b], chunks=True)
+            f.create_dataset("text", data=out_text[out_toff[b]:out_toff[e]], chunks=True)
+            f.create_dataset("text_offsets", data=out_toff[b:e + 1] - out_toff[b], chunks=True)
+        hashlib.sha256(open(fn, "rb").read()).hexdigest()  # for its manifest
     t["write"] = time.perf_counter() - t5
     t["total"] = time.perf_counter() - t0
     return t, len(kept), int(out_tok.nbytes)
