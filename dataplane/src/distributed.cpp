@@ -11,11 +11,18 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <deque>
 #include <future>
 #include <map>
 
 namespace conflux::dataplane {
+
+namespace {
+// A built shard image waiting to be written (and hashed) as shard `index`.
+struct ShardImageJob {
+  int64_t index = 0, rows = 0;
+  ShardImage image;
+};
+}  // namespace
 
 std::vector<int64_t> balanced_boundaries(const std::vector<int64_t>& cum, int parts, int64_t align) {
   CONFLUX_CHECK(!cum.empty() && parts >= 1 && align >= 1, "bad plan input");
@@ -154,52 +161,21 @@ Manifest write_distributed(Communicator& comm, const std::string& out_dir, const
   try {
     writer = std::make_unique<DatasetWriter>(out_dir, manifest.schema, /*create_staging=*/false, options);
     writer->release();  // rank 0 removes or publishes the staging directory
-    // Images are built here (HDF5, this thread). Up to `threads` workers write, hash and fsync
-    // them meanwhile; a free worker takes one waiting image, or all of them (up to the SIMD
-    // lanes) when three or more wait, so hashing keeps up with fast builds without giving up
-    // OpenSSL's one-stream speed when it already does. Shard descriptions stay in shard order.
+    // Images are built here (HDF5, this thread); up to `threads` workers write and fsync them
+    // meanwhile. Hashing: with three or more shards on this rank and SIMD lanes available, one
+    // background thread hashes the images in lanes as they are built (a new image joins those in
+    // flight); otherwise each worker hashes the image it writes (OpenSSL, one stream, which is
+    // faster than one lane). Shard descriptions stay in shard order.
     const size_t threads = static_cast<size_t>(worker_threads(options.threads));
-    const size_t lanes = preferred_batch();
-    std::deque<ShardImageJob> built;
-    std::deque<std::future<std::vector<ShardInfo>>> working;
-    auto collect_front = [&] {
-      for (const ShardInfo& info : working.front().get()) {
-        int64_t index = static_cast<int64_t>(mine.size()) * size + rank;
-        mine.push_back({{"index", index}, {"file", info.file}, {"rows", info.rows}, {"bytes", info.bytes},
-                        {"sha256", info.sha256}});
-      }
-      working.pop_front();
-    };
-    auto dispatch = [&] {
-      while (!working.empty() && working.front().wait_for(std::chrono::seconds(0)) == std::future_status::ready)
-        collect_front();
-      while (!built.empty() && working.size() < threads) {
-        size_t take = built.size() >= 3 ? std::min(built.size(), lanes) : 1;
-        std::vector<ShardImageJob> jobs;
-        for (size_t i = 0; i < take; ++i) {
-          jobs.push_back(std::move(built.front()));
-          built.pop_front();
-        }
-        const DatasetWriter* w = writer.get();
-        working.push_back(std::async(std::launch::async, [w, jobs = std::move(jobs)]() mutable {
-          return w->write_images(jobs);
-        }));
-      }
-    };
-    // Three or more shards on this rank and SIMD lanes available: one background thread hashes
-    // the images in lanes as they are built (a new image joins the ones in flight), while
-    // workers only write and fsync them.
     const int64_t my_shards = rank < nshards ? (nshards - 1 - rank) / size + 1 : 0;
-    // (Declared in this order so that on an error the hasher stops before the images it reads go.)
-    std::vector<std::shared_ptr<ShardImageJob>> kept;
+    // Declared in this order so that on an error the hasher stops, then the writes end, before
+    // the images they read are freed.
+    std::vector<std::unique_ptr<ShardImageJob>> kept;  // each image until written and hashed
     std::vector<std::future<ShardInfo>> writes;
     std::unique_ptr<LaneHasher> hasher;
-    if (my_shards >= 3 && lanes > 1) hasher = std::make_unique<LaneHasher>(static_cast<size_t>(my_shards));
-    auto release_done = [&] {
-      for (size_t k = 0; k < kept.size(); ++k)
-        if (kept[k] && hasher->hashed(k) &&
-            writes[k].wait_for(std::chrono::seconds(0)) == std::future_status::ready)
-          kept[k].reset();
+    if (my_shards >= 3 && preferred_batch() > 1) hasher = std::make_unique<LaneHasher>(static_cast<size_t>(my_shards));
+    auto ready = [](const std::future<ShardInfo>& f) {
+      return f.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
     };
     for (int64_t s = rank; s < nshards; s += size) {
       const std::string what = writer->staging() + "/" + shard_file_name(s);
@@ -226,46 +202,39 @@ Manifest write_distributed(Communicator& comm, const std::string& out_dir, const
         CONFLUX_CHECK(t.rows() == want, "shard {} assembled {} rows, expected {}", s, t.rows(), want);
         image = shard_image(t, 0, t.rows(), options, what);
       }
-      if (hasher) {
-        auto job = std::make_shared<ShardImageJob>(ShardImageJob{s, want, std::move(image)});
-        const size_t k = kept.size();
-        hasher->add(k, job->image.data.get(), job->image.size);
-        const DatasetWriter* w = writer.get();
-        // Bounded memory: at most `threads` writes in flight and one kernel's lanes of hashing.
-        for (;;) {
-          std::future<ShardInfo>* oldest = nullptr;
-          size_t in_flight = 0;
-          for (auto& f : writes)
-            if (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready) oldest = oldest ? oldest : &f, ++in_flight;
-          if (in_flight < threads) break;
-          oldest->wait();
+      // Bounded memory: at most `threads` writes in flight (and one kernel's lanes of hashing).
+      for (;;) {
+        const std::future<ShardInfo>* oldest = nullptr;
+        size_t in_flight = 0;
+        for (const auto& f : writes) {
+          if (ready(f)) continue;
+          if (!oldest) oldest = &f;
+          ++in_flight;
         }
-        writes.push_back(std::async(std::launch::async, [w, job] { return w->write_image_unhashed(job->index, job->rows, job->image); }));
-        kept.push_back(std::move(job));
-        hasher->wait_below(hasher->lanes() + 1);
-        release_done();
-        continue;
+        if (in_flight < threads) break;
+        oldest->wait();
       }
-      built.push_back(ShardImageJob{s, want, std::move(image)});
-      dispatch();
-      while (built.size() >= lanes * threads) {  // bounded memory: wait for a worker
-        collect_front();
-        dispatch();
-      }
+      auto job = std::make_unique<ShardImageJob>(ShardImageJob{s, want, std::move(image)});
+      const ShardImageJob* j = job.get();
+      if (hasher) hasher->add(kept.size(), j->image.data.get(), j->image.size);
+      const DatasetWriter* w = writer.get();
+      const bool hash_here = !hasher;
+      writes.push_back(std::async(std::launch::async, [w, j, hash_here] {
+        return hash_here ? w->write_image(j->index, j->rows, j->image)
+                         : w->write_image_unhashed(j->index, j->rows, j->image);
+      }));
+      kept.push_back(std::move(job));
+      if (hasher) hasher->wait_below(hasher->lanes() + 1);
+      for (size_t k = 0; k < kept.size(); ++k)
+        if (kept[k] && ready(writes[k]) && (!hasher || hasher->hashed(k))) kept[k].reset();
     }
-    while (!built.empty() || !working.empty()) {
-      dispatch();
-      if (!working.empty()) collect_front();
-    }
-    if (hasher) {
-      std::vector<Sha256Digest> digests = hasher->finish();
-      for (size_t k = 0; k < writes.size(); ++k) {
-        ShardInfo info = writes[k].get();
-        info.sha256 = digest_hex(digests[k]);
-        int64_t index = static_cast<int64_t>(mine.size()) * size + rank;
-        mine.push_back({{"index", index}, {"file", info.file}, {"rows", info.rows}, {"bytes", info.bytes},
-                        {"sha256", info.sha256}});
-      }
+    const std::vector<Sha256Digest> digests = hasher ? hasher->finish() : std::vector<Sha256Digest>{};
+    for (size_t k = 0; k < writes.size(); ++k) {
+      ShardInfo info = writes[k].get();
+      if (hasher) info.sha256 = digest_hex(digests[k]);
+      int64_t index = static_cast<int64_t>(mine.size()) * size + rank;
+      mine.push_back({{"index", index}, {"file", info.file}, {"rows", info.rows}, {"bytes", info.bytes},
+                      {"sha256", info.sha256}});
     }
   } catch (...) {
     err = std::current_exception();

@@ -28,7 +28,10 @@ LaneHasher::~LaneHasher() {
 void LaneHasher::add(size_t slot, const void* data, size_t size) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (digests_.size() <= slot) digests_.resize(slot + 1), hashed_.resize(slot + 1, false);
+    if (digests_.size() <= slot) {
+      digests_.resize(slot + 1);
+      hashed_.resize(slot + 1, false);
+    }
     queue_.push_back(Job{slot, static_cast<const uint8_t*>(data), size});
     ++unfinished_;
   }

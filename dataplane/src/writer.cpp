@@ -1,13 +1,11 @@
 // Shard files (chunked HDF5, no timestamps, so bytes depend only on the rows) and the atomic
 // publish of a dataset directory (staging dir, fsync, rename or RENAME_EXCHANGE). A shard is
 // built in memory (HDF5 core driver), then written with one write() and fsync'ed; its SHA-256 is
-// computed from those same bytes while the kernel writes them back, so nothing is read again.
-// A batch of shards (write_images) is hashed together in SIMD lanes (multi-buffer SHA-256,
-// sha256_mb.h).
+// computed from those same bytes while the kernel writes them back, so nothing is read again
+// (or, by write_image_unhashed's caller, in SIMD lanes with other shards: lane_hasher.h).
 #include "conflux/dataplane/writer.h"
 
 #include "h5.h"
-#include "sha256_mb.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -335,34 +333,6 @@ ShardInfo DatasetWriter::write_image_unhashed(int64_t index, int64_t rows, const
   const std::string path = staging_ + "/" + info.file;
   sync_and_close(write_file_unsynced(path, image.data.get(), image.size), path);
   return info;
-}
-
-std::vector<ShardInfo> DatasetWriter::write_images(std::vector<ShardImageJob>& jobs) const {
-  std::vector<int> fds;
-  std::vector<ByteSpan> spans;
-  auto close_all = [&] {
-    for (int fd : fds)
-      if (fd >= 0) ::close(fd);
-  };
-  try {
-    for (auto& j : jobs) {
-      fds.push_back(write_file_unsynced(staging_ + "/" + shard_file_name(j.index), j.image.data.get(), j.image.size));
-      spans.push_back({j.image.data.get(), j.image.size});
-    }
-    auto digests = sha256_many(spans, 1);
-    std::vector<ShardInfo> infos;
-    for (size_t i = 0; i < jobs.size(); ++i) {
-      std::string file = shard_file_name(jobs[i].index);
-      int fd = fds[i];
-      fds[i] = -1;
-      sync_and_close(fd, staging_ + "/" + file);
-      infos.push_back(ShardInfo{file, jobs[i].rows, static_cast<int64_t>(jobs[i].image.size), digest_hex(digests[i])});
-    }
-    return infos;
-  } catch (...) {
-    close_all();
-    throw;
-  }
 }
 
 void DatasetWriter::commit(const Manifest& manifest) {

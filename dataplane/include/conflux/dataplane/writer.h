@@ -13,10 +13,10 @@
 // Shards are byte-reproducible: no timestamps are stored in HDF5 objects.
 // Shards are built in memory (shard_image, HDF5 core driver) and written by write_image, which
 // makes no HDF5 calls: write_distributed hands images to worker threads (write, hash, fsync)
-// while the next image is built; a worker that finds a backlog takes it all and hashes it in SIMD
-// lanes (write_images).
+// while the next image is built, or, with several shards per rank, hashes them in SIMD lanes on
+// a thread of its own and lets the workers call write_image_unhashed.
 // Thread safety: HDF5 is not thread safe: shard_image / write_shard on one thread at a time;
-// write_image and write_file_synced may run concurrently.
+// write_image, write_image_unhashed and write_file_synced may run concurrently.
 #pragma once
 
 #include "conflux/dataplane/manifest.h"
@@ -36,12 +36,6 @@ struct ShardImage {
   };
   std::unique_ptr<uint8_t[], Free> data;
   size_t size = 0;
-};
-
-// One shard image to write as shard `index` (DatasetWriter::write_images).
-struct ShardImageJob {
-  int64_t index = 0, rows = 0;
-  ShardImage image;
 };
 
 struct WriterOptions {
@@ -70,10 +64,6 @@ class DatasetWriter {
   // Writes and fsyncs a shard image without hashing it (`sha256` left empty: the caller hashes the
   // same bytes elsewhere, e.g. in SIMD lanes with other images). No HDF5 calls.
   ShardInfo write_image_unhashed(int64_t index, int64_t rows, const ShardImage& image) const;
-  // Writes the images as shard files, hashes them together on this thread (multi-buffer
-  // SHA-256: SIMD lanes from 3 images, OpenSSL below) while the kernel writes them back, then
-  // fsyncs them. Descriptions in job order; no HDF5 calls (safe on a worker thread).
-  std::vector<ShardInfo> write_images(std::vector<ShardImageJob>& jobs) const;
   // Writes manifest.json into the staging directory and renames the staging directory onto
   // out_dir (an existing dataset there is swapped out atomically, then removed).
   void commit(const Manifest& manifest);
