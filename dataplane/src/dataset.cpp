@@ -57,7 +57,13 @@ struct Dataset::Impl {
     if (H5Lexists(st.file, name.c_str(), H5P_DEFAULT) <= 0)
       CONFLUX_THROW(DataError, "{}: dataset /{} is missing (schema: {})", st.path, name,
                     manifest.schema.describe());
-    hid_t id = H5_CHECK(H5Dopen2(st.file, name.c_str(), H5P_DEFAULT), "{}: dataset /{}", st.path, name);
+    // No chunk cache: reads here are large and sequential, and a chunk that is not cached is
+    // read straight into the caller's buffer (with the default 1 MiB cache, each 1 MiB chunk went
+    // through the cache and was copied once more).
+    h5::Handle dapl(H5_CHECK(H5Pcreate(H5P_DATASET_ACCESS), "{}: dataset /{}", st.path, name),
+                    h5::Handle::Kind::Plist);
+    H5_CHECK(H5Pset_chunk_cache(dapl, 0, 0, 1.0), "{}: dataset /{}", st.path, name);
+    hid_t id = H5_CHECK(H5Dopen2(st.file, name.c_str(), dapl), "{}: dataset /{}", st.path, name);
     return st.datasets.emplace(name, h5::Handle(id, h5::Handle::Kind::Dataset)).first->second.get();
   }
 
@@ -152,6 +158,23 @@ struct Dataset::Impl {
     size_t es = fd.element_size();
     auto s_it = std::upper_bound(row_starts.begin(), row_starts.end(), begin);
     size_t s = static_cast<size_t>(s_it - row_starts.begin()) - 1;
+    const size_t first = s;
+    if (fd.ragged() && !offsets_only) {
+      // Size the output once: the offsets of every shard in the range are read first, so the
+      // values are read straight into their place with no reallocation and copy as shards add up.
+      int64_t total = 0;
+      for (size_t k = first; k < shards.size() && row_starts[k] < end; ++k) {
+        int64_t lb = std::max(begin, row_starts[k]) - row_starts[k];
+        int64_t le = std::min(end, row_starts[k + 1]) - row_starts[k];
+        if (le <= lb) continue;
+        int64_t a = 0, b = 0;
+        read_range(k, fd.offsets_name(), H5T_NATIVE_INT64, lb, lb + 1, 1, &a);
+        read_range(k, fd.offsets_name(), H5T_NATIVE_INT64, le, le + 1, 1, &b);
+        if (b > a) total += b - a;
+      }
+      out.data.reserve(out.data.size() + static_cast<size_t>(total) * es);
+    }
+    out.offsets.reserve(out.offsets.size() + static_cast<size_t>(std::max<int64_t>(0, end - begin)));
     for (; s < shards.size() && row_starts[s] < end; ++s) {
       int64_t lb = std::max(begin, row_starts[s]) - row_starts[s];
       int64_t le = std::min(end, row_starts[s + 1]) - row_starts[s];

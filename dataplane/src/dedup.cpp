@@ -5,6 +5,8 @@
 #include "conflux/dataplane/dedup.h"
 #include "conflux/dataplane/distributed.h"
 
+#include "parallel.h"
+
 #include <algorithm>
 #include <cstring>
 #include <numeric>
@@ -87,26 +89,28 @@ struct UnionFind {
 
 std::vector<uint8_t> exact_dedup(Communicator& comm, const std::vector<int64_t>& row_ids,
                                  const std::vector<std::string_view>& content,
-                                 const std::vector<int64_t>& bounds) {
+                                 const std::vector<int64_t>& bounds, int threads) {
   struct Entry {
     uint64_t hi, lo;
     int64_t row;
   };
   const size_t n = static_cast<size_t>(comm.size());
-  std::vector<Entry> entries;
-  if (n == 1) {  // one rank: no exchange
-    entries.resize(row_ids.size());
-    for (size_t i = 0; i < row_ids.size(); ++i) {
+  CONFLUX_CHECK(content.size() == row_ids.size(), "exact dedup: {} records for {} row ids", content.size(),
+                row_ids.size());
+  // The records' hashes, on the worker threads (each hash depends on its record alone).
+  std::vector<Entry> entries(row_ids.size());
+  constexpr size_t kTask = 16384;
+  parallel_for((entries.size() + kTask - 1) / kTask, worker_threads(threads), [&](size_t t) {
+    const size_t e = std::min(entries.size(), (t + 1) * kTask);
+    for (size_t i = t * kTask; i < e; ++i) {
       Hash128 h = hash128(content[i].data(), content[i].size());
       entries[i] = Entry{h.hi, h.lo, row_ids[i]};
     }
-  } else {
+  });
+  if (n > 1) {
     std::vector<std::vector<uint8_t>> send(n);
     for (auto& s : send) s.reserve(row_ids.size() / n * sizeof(Entry) + 64);
-    for (size_t i = 0; i < row_ids.size(); ++i) {
-      Hash128 h = hash128(content[i].data(), content[i].size());
-      append_pod(send[h.lo % n], Entry{h.hi, h.lo, row_ids[i]});
-    }
+    for (const Entry& e : entries) append_pod(send[e.lo % n], e);
     std::vector<size_t> counts;
     entries = as_pods<Entry>(comm.alltoallv_bytes(send, &counts));
   }

@@ -113,6 +113,10 @@ Manifest write_distributed(Communicator& comm, const std::string& out_dir, const
                            int64_t rows_per_shard, Manifest manifest, const WriterOptions& options) {
   CONFLUX_CHECK(rows_per_shard >= 1, "rows_per_shard {}", rows_per_shard);
   const int size = comm.size(), rank = comm.rank();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto ms = [&t0] {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  };
   RankOffset off = rank_offsets(comm, rows.rows());
   const int64_t nshards = (off.total + rows_per_shard - 1) / rows_per_shard;
 
@@ -202,7 +206,8 @@ Manifest write_distributed(Communicator& comm, const std::string& out_dir, const
         CONFLUX_CHECK(t.rows() == want, "shard {} assembled {} rows, expected {}", s, t.rows(), want);
         image = shard_image(t, 0, t.rows(), options, what);
       }
-      // Bounded memory: at most `threads` writes in flight (and one kernel's lanes of hashing).
+      log::debug("write: shard {} image built ({} bytes) at {:.0f} ms", s, image.size, ms());
+      // Bounded memory: at most `threads` writes in flight (and two kernels' lanes of hashing).
       for (;;) {
         const std::future<ShardInfo>* oldest = nullptr;
         size_t in_flight = 0;
@@ -224,11 +229,15 @@ Manifest write_distributed(Communicator& comm, const std::string& out_dir, const
                          : w->write_image_unhashed(j->index, j->rows, j->image);
       }));
       kept.push_back(std::move(job));
-      if (hasher) hasher->wait_below(hasher->lanes() + 1);
+      // Room for two sets of lanes: one hashed while the next is built (the hasher waits for a
+      // full set). Never more than this rank's own output, which is in memory anyway.
+      if (hasher) hasher->wait_below(2 * hasher->lanes() + 1);
       for (size_t k = 0; k < kept.size(); ++k)
         if (kept[k] && ready(writes[k]) && (!hasher || hasher->hashed(k))) kept[k].reset();
     }
+    log::debug("write: all images built at {:.0f} ms", ms());
     const std::vector<Sha256Digest> digests = hasher ? hasher->finish() : std::vector<Sha256Digest>{};
+    log::debug("write: hashed at {:.0f} ms", ms());
     for (size_t k = 0; k < writes.size(); ++k) {
       ShardInfo info = writes[k].get();
       if (hasher) info.sha256 = digest_hex(digests[k]);
@@ -240,6 +249,7 @@ Manifest write_distributed(Communicator& comm, const std::string& out_dir, const
     err = std::current_exception();
   }
   agree(comm, err, out_dir, "writing shards");
+  log::debug("write: shards written and fsync'ed on every rank at {:.0f} ms", ms());
   recv.clear();
 
   // 4. Rank 0 gathers the shard descriptions and publishes.
@@ -266,6 +276,7 @@ Manifest write_distributed(Communicator& comm, const std::string& out_dir, const
     }
   }
   agree(comm, err, out_dir, "publishing the dataset");
+  log::debug("write: published at {:.0f} ms", ms());
   log::info("wrote {} rows in {} shards to {}", off.total, nshards, out_dir);
   return rank == 0 ? manifest : Manifest{};
 }

@@ -10,7 +10,7 @@ namespace {
 constexpr size_t kPiece = 1u << 20;  // bytes fed to a lane at a time
 }
 
-LaneHasher::LaneHasher(size_t expected) {
+LaneHasher::LaneHasher(size_t expected) : expected_(expected) {
   kernel_ = kernel_for(std::max<size_t>(expected, 1), resolve_isa());
   lanes_ = kernel_lanes(kernel_);
   thread_ = std::thread([this] { loop(); });
@@ -45,13 +45,23 @@ bool LaneHasher::hashed(size_t slot) {
 
 void LaneHasher::wait_below(size_t n) {
   std::unique_lock<std::mutex> lock(mu_);
+  if (unfinished_ < n || error_) {
+    if (error_) std::rethrow_exception(error_);
+    return;
+  }
+  ++waiters_;  // the hasher now runs with the lanes it has
+  cv_.notify_all();
   cv_.wait(lock, [&] { return unfinished_ < n || error_; });
+  --waiters_;
   if (error_) std::rethrow_exception(error_);
 }
 
 std::vector<Sha256Digest> LaneHasher::finish() {
   std::unique_lock<std::mutex> lock(mu_);
+  ++waiters_;
+  cv_.notify_all();
   cv_.wait(lock, [&] { return unfinished_ == 0 || error_; });
+  --waiters_;
   if (error_) std::rethrow_exception(error_);
   return digests_;
 }
@@ -69,11 +79,15 @@ void LaneHasher::loop() {
             if (!l && !queue_.empty()) {
               l = queue_.front();
               queue_.pop_front();
+              ++taken_;
             }
           active = static_cast<size_t>(std::count_if(lane.begin(), lane.end(), [](const auto& l) { return l.has_value(); }));
-          if (active > 0) break;
-          if (closing_) return;
-          cv_.wait(lock, [&] { return closing_ || !queue_.empty(); });
+          // A round costs the same however many lanes are busy, so while more buffers are coming
+          // and a lane is free, wait for them (unless the producer waits on us, or we close).
+          const bool fill = active < lane.size() && taken_ < expected_;
+          if (active > 0 && (!fill || waiters_ > 0 || closing_)) break;
+          if (active == 0 && closing_) return;
+          cv_.wait(lock, [&] { return closing_ || !queue_.empty() || (active > 0 && waiters_ > 0); });
         }
       }
       for (size_t i = 0; i < lane.size(); ++i) {

@@ -117,7 +117,11 @@ PrepareResult prepare(Communicator& comm, const PrepareConfig& cfg, const json& 
     for (auto* v : validator_registry())
       if (cfg.validate && v->enabled(cfg.checks))
         for (auto& r : v->reasons()) dropped.index(r);
-    if (cfg.validate) collective_try(comm, "validation", [&] { run_validate(rows, cfg, dropped, comm.rank()); });
+    // With exact dedup on, the rows validation drops are removed together with the duplicates
+    // (one compaction of the columns instead of two); dedup sees only the valid rows.
+    std::vector<uint8_t> valid;
+    if (cfg.validate)
+      collective_try(comm, "validation", [&] { run_validate(rows, cfg, dropped, comm.rank(), cfg.exact ? &valid : nullptr); });
     lap("validate", t);
 
     // 3. Exact dedup.
@@ -132,9 +136,28 @@ PrepareResult prepare(Communicator& comm, const PrepareConfig& cfg, const json& 
     size_t near_i = dropped.index("near_duplicate");
     if (cfg.exact) {
       size_t f = dedup_f;
-      auto keep = exact_dedup(comm, rows.row_ids, content_of(rows.table, f), bounds);
-      for (auto k : keep) dropped.counts[exact_i] += k ? 0 : 1;
-      rows.filter(keep);
+      std::vector<std::string_view> content = content_of(rows.table, f);
+      if (valid.empty()) {
+        auto keep = exact_dedup(comm, rows.row_ids, content, bounds, static_cast<int>(cfg.threads));
+        for (auto k : keep) dropped.counts[exact_i] += k ? 0 : 1;
+        rows.filter(keep);
+      } else {
+        std::vector<int64_t> ids;
+        size_t o = 0;
+        for (size_t r = 0; r < valid.size(); ++r)
+          if (valid[r]) {
+            ids.push_back(rows.row_ids[r]);
+            content[o++] = content[r];
+          }
+        content.resize(o);
+        auto keep = exact_dedup(comm, ids, content, bounds, static_cast<int>(cfg.threads));
+        for (size_t r = 0, j = 0; r < valid.size(); ++r)
+          if (valid[r]) {
+            valid[r] = keep[j++];
+            dropped.counts[exact_i] += valid[r] ? 0 : 1;
+          }
+        rows.filter(valid);
+      }
     }
     lap("exact_dedup", t);
 

@@ -38,21 +38,30 @@ size_t Counters::index(const std::string& name) {
 // reason (or -1), counted afterwards in row order, so the counts and the kept rows do not depend on
 // the thread count. In "error" modes the first failing row of the lowest failing chunk is
 // reported, i.e. the first failing row, as a sequential pass would.
-void run_validate(LocalRows& rows, const PrepareConfig& cfg, Counters& dropped, int rank) {
+void run_validate(LocalRows& rows, const PrepareConfig& cfg, Counters& dropped, int rank,
+                  std::vector<uint8_t>* keep_out) {
+  if (keep_out) keep_out->clear();
+  const Schema& s = rows.table.schema();
+  const int tok = s.index_of_role(Role::Tokens), txt = s.index_of_role(Role::Text),
+            feat = s.index_of_role(Role::Features);
+  Validator::Kinds kinds;
+  kinds.text = tok >= 0 || txt >= 0;
+  kinds.tokens = tok >= 0;
+  kinds.features = feat >= 0;
   std::vector<const Validator*> active;
   std::vector<std::vector<std::string>> reasons;
   std::vector<std::vector<size_t>> reason_idx;
   for (auto* v : validator_registry()) {
     if (!v->enabled(cfg.checks)) continue;
+    // Every enabled check keeps its counter (0 where it cannot fire), as before.
+    std::vector<size_t> idx;
+    for (auto& r : v->reasons()) idx.push_back(dropped.index(r));
+    if (!v->applies(kinds)) continue;
     active.push_back(v);
     reasons.push_back(v->reasons());
-    std::vector<size_t> idx;
-    for (auto& r : reasons.back()) idx.push_back(dropped.index(r));
     reason_idx.push_back(idx);
   }
-  const Schema& s = rows.table.schema();
-  const int tok = s.index_of_role(Role::Tokens), txt = s.index_of_role(Role::Text),
-            feat = s.index_of_role(Role::Features);
+  if (active.empty()) return;
   const int64_t n = rows.table.rows();
   // Content tokens are counted as far as the length bounds need (exactly when the tokens are
   // also the text; see RowView): with min_tokens 1 and no max, one cache line per record.
@@ -69,6 +78,16 @@ void run_validate(LocalRows& rows, const PrepareConfig& cfg, Counters& dropped, 
                [&](size_t c) {
     std::string buf;
     const int64_t r1 = std::min(n, static_cast<int64_t>(c + 1) * kChunk);
+    const int64_t r0 = static_cast<int64_t>(c) * kChunk;
+    // One check applies: its bulk form, if it has one (same outcomes as row by row).
+    if (active.size() == 1 &&
+        active[0]->check_rows(table, r0, r1, cfg.checks, cfg.input.c_str(), rows.row_ids.data() + r0, &outcome[r0])) {
+      for (int64_t r = r0; r < r1; ++r)
+        if (outcome[r] >= 0) outcome[r] = static_cast<int32_t>(reason_idx[0].at(static_cast<size_t>(outcome[r])));
+      std::lock_guard<std::mutex> lock(progress_mutex);
+      progress.advance(static_cast<uint64_t>(r1 - r0));
+      return;
+    }
     for (int64_t r = static_cast<int64_t>(c) * kChunk; r < r1; ++r) {
       RowView v;
       v.source = cfg.input.c_str();
@@ -114,7 +133,12 @@ void run_validate(LocalRows& rows, const PrepareConfig& cfg, Counters& dropped, 
     any = true;
     ++dropped.counts[static_cast<size_t>(outcome[r])];
   }
-  if (any) rows.filter(keep);
+  if (!any) return;
+  if (keep_out) {
+    *keep_out = std::move(keep);
+  } else {
+    rows.filter(keep);
+  }
 }
 
 namespace {

@@ -29,7 +29,10 @@ struct Counters {
 };
 
 // Text of row r for validators: the text field if any, else the bytes of tokens < 256.
-void run_validate(LocalRows& rows, const PrepareConfig& cfg, Counters& dropped, int rank);
+// With `keep_out`, the rows are not removed: the keep mask is returned there instead (empty when
+// every row is kept), so a later stage can remove them in the same pass as its own.
+void run_validate(LocalRows& rows, const PrepareConfig& cfg, Counters& dropped, int rank,
+                  std::vector<uint8_t>* keep_out = nullptr);
 // Returns ledger entries (rank-independent) and fills the noise summary.
 std::vector<nlohmann::json> run_noise(Communicator& comm, LocalRows& rows, const PrepareConfig& cfg,
                                       nlohmann::json* summary);

@@ -13,6 +13,8 @@
 #include "test_util.h"
 
 #include <gtest/gtest.h>
+
+#include <cmath>
 #include <mpi.h>
 
 #include <filesystem>
@@ -410,6 +412,56 @@ TEST_F(Pipeline, BadInputFailsOnEveryRankAndLeavesNoOutput) {
   prepare(world(), nan_cfg, json::object());
   if (world().rank() == 0) {
     EXPECT_EQ(Dataset::open(path("out_nan")).num_rows(), 2);
+  }
+  world().barrier();
+}
+
+// Rows validation drops and exact duplicates are removed in one pass: dedup sees only the valid
+// rows (a duplicate of a NaN row is counted as nonfinite, not as a duplicate), with the same rows
+// and counts on any number of ranks.
+TEST_F(Pipeline, InvalidRowsAndDuplicatesAreRemovedTogether) {
+  if (world().rank() == 0) {
+    std::vector<std::string> lines;
+    for (int r = 0; r < 600; ++r) {
+      const int src = r >= 301 && r < 320 ? r - 300 : r;  // rows 301..319 repeat rows 1..19
+      lines.push_back(r % 50 == 0 ? fmt::format("{},nan,{}", r, r % 3)
+                                  : fmt::format("{},{},{}", src, src * 0.5, src % 3));
+    }
+    std::string a, b;
+    for (int r = 0; r < 600; ++r) (r < 280 ? a : b) += lines[static_cast<size_t>(r)] + "\n";
+    fs::create_directories(path("dup_nan_csv"));
+    test::write_file(path("dup_nan_csv") + "/a.csv", a);
+    test::write_file(path("dup_nan_csv") + "/b.csv", b);
+  }
+  world().barrier();
+  IngestOptions io;
+  io.inputs = {path("dup_nan_csv")};
+  io.output = path("dup_nan_ds");
+  io.format = "csv";
+  io.rows_per_shard = 128;
+  ingest(world(), io);
+  PrepareConfig cfg;
+  cfg.input = path("dup_nan_ds");
+  cfg.rows_per_shard = 100;
+  cfg.exact = true;
+  cfg.checks.nonfinite = "drop";
+  cfg.output = path("dup_nan_out");
+  PrepareResult res = prepare(world(), cfg, json::object());
+  EXPECT_EQ(res.dropped["nonfinite_features"], 12);  // rows 0, 50, ..., 550
+  EXPECT_EQ(res.dropped["exact_duplicate"], 19);
+  EXPECT_EQ(res.rows_out, 600 - 12 - 19);
+  if (world().rank() == 0) {
+    cfg.output = path("dup_nan_self");
+    PrepareResult one = prepare(self(), cfg, json::object());
+    EXPECT_EQ(one.dropped, res.dropped);
+    expect_same_dataset(path("dup_nan_out"), path("dup_nan_self"));
+    auto ds = Dataset::open(path("dup_nan_out"));
+    auto f = ds.read_features(0, ds.num_rows());
+    ASSERT_EQ(f.values.size(), static_cast<size_t>(3 * (600 - 31)));
+    EXPECT_EQ(f.values[0], 1.0f);                    // row 0 (NaN) is gone
+    EXPECT_EQ(f.values[3 * 48], 49.0f);              // rows 1..49 kept, then 51
+    EXPECT_EQ(f.values[3 * 49], 51.0f);
+    for (float v : f.values) EXPECT_TRUE(std::isfinite(v));
   }
   world().barrier();
 }

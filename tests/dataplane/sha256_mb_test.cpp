@@ -289,5 +289,26 @@ TEST(LaneHasher, BuffersAddedOverTimeMatchOpenSsl) {
   for (size_t i = 0; i < lengths.size(); ++i) EXPECT_TRUE(h.hashed(i)) << i;
 }
 
+// The hasher waits to fill its lanes while more buffers are announced; a producer that stops
+// early (fewer buffers than announced) or waits for room still gets every digest.
+TEST(LaneHasher, FewerBuffersThanAnnouncedAndWaitsForRoom) {
+  const std::vector<size_t> lengths = {(2u << 20) + 3, 700, 1u << 20, 64, 5000};
+  Messages m(lengths, 7, 1);
+  {
+    LaneHasher h(40);  // announces more than come
+    for (size_t i = 0; i < lengths.size(); ++i) h.add(i, m.spans[i].data, m.spans[i].size);
+    expect_matches_openssl(m.spans, h.finish(), "LaneHasher, early finish");
+  }
+  {
+    LaneHasher h(40);
+    for (size_t i = 0; i < lengths.size(); ++i) {
+      h.add(i, m.spans[i].data, m.spans[i].size);
+      h.wait_below(1);  // the producer waits: the hasher must run with one busy lane
+      EXPECT_TRUE(h.hashed(i)) << i;
+    }
+    expect_matches_openssl(m.spans, h.finish(), "LaneHasher, one at a time");
+  }
+}
+
 }  // namespace
 }  // namespace conflux::dataplane

@@ -1,7 +1,8 @@
 // The validation stage's fast paths: UTF-8 validation around the 64-byte blocks of the ASCII scan,
 // the vectorised scans (content tokens with a cap, first NaN/Inf, ASCII prefix) on every ISA
 // level, and run_validate on worker threads (same rows and counts for any thread count, the first
-// failing row reported in "error" mode).
+// failing row reported in "error" mode), and the bulk NaN/Inf check of feature rows (the same rows
+// as row by row; the keep mask handed back instead of compacting).
 #include "conflux/core/error.h"
 #include "conflux/dataplane/ops.h"
 #include "conflux/dataplane/table.h"
@@ -11,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -136,6 +138,79 @@ TEST(Kernels, ThreadedValidationIsOrderedAndExact) {
       FAIL() << "invalid UTF-8 was not reported";
     } catch (const DataError& e) {
       EXPECT_NE(std::string(e.what()).find("row 18003:"), std::string::npos) << e.what();  // id of row 9001
+    }
+  }
+}
+
+// Feature rows: the row-wise NaN/Inf kernel on every ISA level, and run_validate's bulk path for
+// a features-only dataset (the only check that applies) against the per-row check.
+TEST(Kernels, FeatureRowsNonFinite) {
+  const size_t rows = 20000, dim = 37;  // odd width: rows straddle vector lanes
+  std::vector<float> x(rows * dim);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 101) * 0.25f - 12.0f;
+  std::vector<uint8_t> want(rows, 0);
+  for (size_t r : {size_t{0}, size_t{5}, size_t{8191}, size_t{8192}, size_t{12345}, size_t{19999}}) {
+    const size_t k = (r * 7) % dim;
+    x[r * dim + k] = r % 2 ? std::numeric_limits<float>::infinity() : std::nanf("");
+    want[r] = 1;
+  }
+  x[77 * dim + 3] = -std::numeric_limits<float>::infinity();
+  want[77] = 1;
+  x[78 * dim] = std::numeric_limits<float>::max();  // finite
+  for (int isa : {0, 1, 2}) {
+    std::vector<uint8_t> got(rows, 9);
+    if (!rows_nonfinite_isa(isa, x.data(), rows, dim, got.data())) continue;
+    EXPECT_EQ(got, want) << "isa " << isa;
+  }
+  const Validator* nonfinite = nullptr;
+  for (auto* v : validator_registry())
+    if (std::string(v->name()) == "nonfinite") nonfinite = v;
+  ASSERT_NE(nonfinite, nullptr);
+  auto make_rows = [&] {
+    LocalRows lr;
+    lr.table = Table(Schema({{"features", Role::Features, static_cast<int64_t>(dim)}}));
+    for (size_t r = 0; r < rows; ++r) {
+      lr.table.append_row({std::string_view(reinterpret_cast<const char*>(&x[r * dim]), dim * 4)});
+      lr.row_ids.push_back(static_cast<int64_t>(r) + 1000);
+    }
+    return lr;
+  };
+  PrepareConfig cfg;
+  cfg.input = "feature-input";
+  for (int threads : {1, 2}) {
+    cfg.threads = threads;
+    LocalRows lr = make_rows();
+    Counters dropped;
+    std::vector<uint8_t> keep;
+    run_validate(lr, cfg, dropped, 0, &keep);  // mask handed back, rows left in place
+    EXPECT_EQ(lr.table.rows(), static_cast<int64_t>(rows));
+    ASSERT_EQ(keep.size(), rows);
+    for (size_t r = 0; r < rows; ++r) {
+      EXPECT_EQ(keep[r], want[r] ? 0 : 1) << r;
+      RowView v;  // the per-row check agrees
+      v.features = &x[r * dim];
+      v.dim = static_cast<int64_t>(dim);
+      EXPECT_EQ(nonfinite->check(v, cfg.checks), want[r] ? "nonfinite_features" : "") << r;
+    }
+    EXPECT_EQ(dropped.counts[dropped.index("nonfinite_features")], 7);
+    EXPECT_EQ(dropped.counts[dropped.index("invalid_utf8")], 0);  // enabled, cannot fire here
+    LocalRows compacted = make_rows();
+    Counters d2;
+    run_validate(compacted, cfg, d2, 0);
+    EXPECT_EQ(compacted.table.rows(), static_cast<int64_t>(rows) - 7);
+    EXPECT_EQ(compacted.row_ids[4], 1000 + 6);  // rows 0 and 5 are gone
+    EXPECT_EQ(compacted.row_ids[5], 1000 + 7);
+  }
+  cfg.checks.nonfinite = "error";
+  for (int threads : {1, 2}) {
+    cfg.threads = threads;
+    LocalRows lr = make_rows();
+    Counters dropped;
+    try {
+      run_validate(lr, cfg, dropped, 0);
+      FAIL() << "NaN was not reported";
+    } catch (const DataError& e) {
+      EXPECT_NE(std::string(e.what()).find("feature-input: row 1000: feature 0 is nan"), std::string::npos) << e.what();
     }
   }
 }

@@ -9,6 +9,7 @@ class Length final : public Validator {
   const char* name() const override { return "length"; }
   std::vector<std::string> reasons() const override { return {"empty", "too_short", "too_long"}; }
   bool enabled(const ValidateConfig& c) const override { return true; }
+  bool applies(const Kinds& k) const override { return k.tokens; }
   std::string check(const RowView& r, const ValidateConfig& c) const override {
     if (r.content_tokens < 0) return "";
     if (r.content_tokens == 0) return "empty";

@@ -11,6 +11,7 @@ class NonAlnum final : public Validator {
   const char* name() const override { return "non_alnum"; }
   std::vector<std::string> reasons() const override { return {"non_alnum_ratio"}; }
   bool enabled(const ValidateConfig& c) const override { return c.max_non_alnum_ratio < 1.0; }
+  bool applies(const Kinds& k) const override { return k.text; }
   std::string check(const RowView& r, const ValidateConfig& c) const override {
     if (!r.has_text || r.text.empty()) return "";
     size_t bad = 0;

@@ -11,6 +11,7 @@ class RepeatedLines final : public Validator {
   const char* name() const override { return "repeated_lines"; }
   std::vector<std::string> reasons() const override { return {"repeated_lines"}; }
   bool enabled(const ValidateConfig& c) const override { return c.max_repeated_line_ratio < 1.0; }
+  bool applies(const Kinds& k) const override { return k.text; }
   std::string check(const RowView& r, const ValidateConfig& c) const override {
     if (!r.has_text) return "";
     std::unordered_set<std::string_view> seen;

@@ -45,6 +45,19 @@ CONFLUX_INLINE void first_nonfinite_body(const float* __restrict x, size_t n, si
   *out = i;
 }
 
+CONFLUX_INLINE void rows_nonfinite_body(const float* __restrict x, size_t rows, size_t dim, uint8_t* __restrict bad) {
+  for (size_t r = 0; r < rows; ++r) {
+    const float* row = x + r * dim;
+    uint32_t any = 0;
+    for (size_t k = 0; k < dim; ++k) {
+      uint32_t b;
+      std::memcpy(&b, row + k, 4);
+      any |= static_cast<uint32_t>((b & 0x7f800000u) == 0x7f800000u);
+    }
+    bad[r] = static_cast<uint8_t>(any);
+  }
+}
+
 CONFLUX_INLINE void ascii_prefix64_body(const unsigned char* __restrict p, size_t n, size_t* out) {
   size_t i = 0;
   for (; i + 64 <= n; i += 64) {
@@ -62,6 +75,8 @@ CONFLUX_INLINE void ascii_prefix64_body(const unsigned char* __restrict p, size_
 CONFLUX_VARIANTS(count_content_kernel, count_content_body, (const int32_t* t, size_t n, int64_t cap, int64_t* out),
                  (t, n, cap, out))
 CONFLUX_VARIANTS(first_nonfinite_kernel, first_nonfinite_body, (const float* x, size_t n, size_t* out), (x, n, out))
+CONFLUX_VARIANTS(rows_nonfinite_kernel, rows_nonfinite_body,
+                 (const float* x, size_t rows, size_t dim, uint8_t* bad), (x, rows, dim, bad))
 CONFLUX_VARIANTS(ascii_prefix64_kernel, ascii_prefix64_body, (const unsigned char* p, size_t n, size_t* out),
                  (p, n, out))
 
@@ -78,6 +93,8 @@ size_t first_nonfinite(const float* x, size_t n) {
   first_nonfinite_kernel(x, n, &i);
   return i;
 }
+
+void rows_nonfinite(const float* x, size_t rows, size_t dim, uint8_t* bad) { rows_nonfinite_kernel(x, rows, dim, bad); }
 
 size_t ascii_prefix64(const unsigned char* p, size_t n) {
   size_t i;
@@ -100,6 +117,12 @@ bool first_nonfinite_isa(int isa, const float* x, size_t n, size_t* out) {
 bool ascii_prefix64_isa(int isa, const unsigned char* p, size_t n, size_t* out) {
   auto fn = ascii_prefix64_kernel_at(isa);
   if (fn) fn(p, n, out);
+  return fn != nullptr;
+}
+
+bool rows_nonfinite_isa(int isa, const float* x, size_t rows, size_t dim, uint8_t* bad) {
+  auto fn = rows_nonfinite_kernel_at(isa);
+  if (fn) fn(x, rows, dim, bad);
   return fn != nullptr;
 }
 

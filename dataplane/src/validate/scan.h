@@ -14,6 +14,8 @@ int64_t count_content_tokens(const int32_t* t, size_t n, int64_t cap = INT64_MAX
 // Index of the first NaN/Inf in x[0..n), or n if all are finite (branch-free scan of 64-value
 // blocks, then the block holding the first one).
 size_t first_nonfinite(const float* x, size_t n);
+// bad[r] = 1 if row r of a rows x dim float block has a NaN/Inf, else 0.
+void rows_nonfinite(const float* x, size_t rows, size_t dim, uint8_t* bad);
 // Length of the longest prefix of whole 64-byte blocks that is pure ASCII (a multiple of 64).
 size_t ascii_prefix64(const unsigned char* p, size_t n);
 
@@ -21,5 +23,6 @@ size_t ascii_prefix64(const unsigned char* p, size_t n);
 bool count_content_tokens_isa(int isa, const int32_t* t, size_t n, int64_t cap, int64_t* out);
 bool first_nonfinite_isa(int isa, const float* x, size_t n, size_t* out);
 bool ascii_prefix64_isa(int isa, const unsigned char* p, size_t n, size_t* out);
+bool rows_nonfinite_isa(int isa, const float* x, size_t rows, size_t dim, uint8_t* bad);
 
 }  // namespace conflux::dataplane

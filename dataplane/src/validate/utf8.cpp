@@ -60,6 +60,7 @@ class Utf8 final : public Validator {
   const char* name() const override { return "utf8"; }
   std::vector<std::string> reasons() const override { return {"invalid_utf8"}; }
   bool enabled(const ValidateConfig& c) const override { return c.utf8 != "allow"; }
+  bool applies(const Kinds& k) const override { return k.text; }
   std::string check(const RowView& r, const ValidateConfig& c) const override {
     if (!r.has_text || valid_utf8(r.text)) return "";
     if (c.utf8 == "error")

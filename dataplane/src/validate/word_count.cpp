@@ -9,6 +9,7 @@ class WordCount final : public Validator {
   const char* name() const override { return "word_count"; }
   std::vector<std::string> reasons() const override { return {"too_few_words", "too_many_words"}; }
   bool enabled(const ValidateConfig& c) const override { return c.min_words > 0 || c.max_words > 0; }
+  bool applies(const Kinds& k) const override { return k.text; }
   std::string check(const RowView& r, const ValidateConfig& c) const override {
     if (!r.has_text) return "";
     auto w = word_stats(r.text);

@@ -11,6 +11,7 @@ class WordLength final : public Validator {
   bool enabled(const ValidateConfig& c) const override {
     return c.min_mean_word_length > 0 || c.max_mean_word_length > 0;
   }
+  bool applies(const Kinds& k) const override { return k.text; }
   std::string check(const RowView& r, const ValidateConfig& c) const override {
     if (!r.has_text) return "";
     auto w = word_stats(r.text);

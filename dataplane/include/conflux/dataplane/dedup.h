@@ -47,10 +47,11 @@ std::vector<uint64_t> shingle_set(const int32_t* tokens, int64_t n, int k);
 double jaccard(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b);
 void minhash_signature(const std::vector<uint64_t>& shingles, const MinHashParams& p, uint32_t* out);
 
-// Exact dedup over raw bytes per record. Returns keep flags for this rank's records.
+// Exact dedup over raw bytes per record. Returns keep flags for this rank's records. The records
+// are hashed on `threads` threads (0: the default of prepare.threads).
 std::vector<uint8_t> exact_dedup(Communicator& comm, const std::vector<int64_t>& row_ids,
                                  const std::vector<std::string_view>& content,
-                                 const std::vector<int64_t>& rank_bounds);
+                                 const std::vector<int64_t>& rank_bounds, int threads = 0);
 
 struct NearDedupStats {
   int64_t candidates = 0;   // distinct candidate pairs (global)

@@ -23,6 +23,8 @@
 
 namespace conflux::dataplane {
 
+class Table;
+
 // ---- validators ----------------------------------------------------------------------------
 struct ValidateConfig {
   std::string nonfinite = "drop";  // features NaN/Inf: drop | error | allow
@@ -55,6 +57,26 @@ class Validator {
   // Reasons this validator can report, in a fixed order (for the per-reason counters).
   virtual std::vector<std::string> reasons() const = 0;
   virtual bool enabled(const ValidateConfig& cfg) const = 0;
+  // Whether the check can fire on rows of a dataset with these kinds of field (a text check on a
+  // features-only dataset cannot): validators that cannot are skipped for the whole dataset.
+  struct Kinds {
+    bool text = false;      // a text field, or tokens (whose bytes are the text)
+    bool tokens = false;
+    bool features = false;
+  };
+  virtual bool applies(const Kinds& kinds) const {
+    (void)kinds;
+    return true;
+  }
+  // Optional bulk form, used when this is the only check that applies to the dataset: for rows
+  // [r0, r1) of `table`, sets reason[r - r0] to the index in reasons() of the reason row r fails
+  // with (leaves -1 where it passes). Returns false if not supported (check() is then called per
+  // row). In "error" modes it throws for the first failing row, as check() would.
+  virtual bool check_rows(const Table& table, int64_t r0, int64_t r1, const ValidateConfig& cfg,
+                          const char* source, const int64_t* row_ids, int32_t* reason) const {
+    (void)table, (void)r0, (void)r1, (void)cfg, (void)source, (void)row_ids, (void)reason;
+    return false;
+  }
   // "" keeps the row; otherwise one of reasons(). May throw DataError in "error" modes.
   virtual std::string check(const RowView& row, const ValidateConfig& cfg) const = 0;
 };
