@@ -29,6 +29,10 @@ import time
 import h5py
 import numpy as np
 
+# Rows per shard, input and output, both sides: Conflux's default (`ingest --rows-per-shard`,
+# `prepare.rows_per_shard`). --rows-per-shard changes it for a run.
+ROWS_PER_SHARD = 65536
+
 
 def sh(cmd, **kw):
     t = time.perf_counter()
@@ -75,7 +79,8 @@ def make_text_corpus(path, n, rng):
                 out.write(json.dumps({"text": lines[i]}) + "\n")
 
 
-def write_feature_dataset(path, n, dim, rng, rows_per_shard=262144):
+def write_feature_dataset(path, n, dim, rng, rows_per_shard=None):
+    rows_per_shard = rows_per_shard or ROWS_PER_SHARD
     x = rng.normal(size=(n, dim)).astype(np.float32)
     dup = rng.integers(0, n, size=n // 100)
     x[rng.integers(0, n, size=n // 100)] = x[dup]
@@ -125,7 +130,8 @@ def gather_rows(values, offsets, ks):
     return np.concatenate(values)[idx], out_off
 
 
-def reference_text(src, dst, seed, rows_per_shard=262144):
+def reference_text(src, dst, seed, rows_per_shard=None):
+    rows_per_shard = rows_per_shard or ROWS_PER_SHARD
     t = {}
     t0 = time.perf_counter()
     m = verify_and_open(src)
@@ -189,7 +195,8 @@ def reference_text(src, dst, seed, rows_per_shard=262144):
     return t, len(kept), int(out_tok.nbytes)
 
 
-def reference_features(src, dst, seed, clip, sigma):
+def reference_features(src, dst, seed, clip, sigma, rows_per_shard=None):
+    rows_per_shard = rows_per_shard or ROWS_PER_SHARD
     t = {}
     t0 = time.perf_counter()
     m = verify_and_open(src)
@@ -220,10 +227,14 @@ def reference_features(src, dst, seed, clip, sigma):
     t["noise"] = time.perf_counter() - t3
     t4 = time.perf_counter()
     os.makedirs(dst, exist_ok=True)
-    with h5py.File(f"{dst}/part-00000.h5", "w") as f:
-        f.create_dataset("features", data=x, chunks=True)
-        f.create_dataset("label", data=y)
-    hashlib.sha256(open(f"{dst}/part-00000.h5", "rb").read()).hexdigest()  # for its manifest
+    # Shards of rows_per_shard rows, as Conflux writes them, each hashed.
+    for k, b in enumerate(range(0, len(x), rows_per_shard)):
+        e = min(len(x), b + rows_per_shard)
+        fn = f"{dst}/part-{k:05d}.h5"
+        with h5py.File(fn, "w") as f:
+            f.create_dataset("features", data=x[b:e], chunks=True)
+            f.create_dataset("label", data=y[b:e])
+        hashlib.sha256(open(fn, "rb").read()).hexdigest()  # for its manifest
     t["write"] = time.perf_counter() - t4
     t["total"] = time.perf_counter() - t0
     return t, len(x), int(x.nbytes)
@@ -238,6 +249,7 @@ def conflux_prepare(args, mpiflags, np_, toml_text, work, name):
 
 
 def main():
+    global ROWS_PER_SHARD
     ap = argparse.ArgumentParser()
     ap.add_argument("conflux")
     ap.add_argument("mpiexec")
@@ -246,9 +258,12 @@ def main():
     ap.add_argument("--work", default="/tmp/conflux-bench-dataplane")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-near", action="store_true", help="skip the (Conflux-only) near-dedup runs")
+    ap.add_argument("--rows-per-shard", type=int, default=ROWS_PER_SHARD,
+                    help="rows per input and output shard, both sides (default: Conflux's default)")
     argv = sys.argv[1:]
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     args = ap.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    ROWS_PER_SHARD = args.rows_per_shard
     mpiflags = extra or ["--allow-run-as-root", "--oversubscribe", "--bind-to", "none"]
     w = args.work
     shutil.rmtree(w, ignore_errors=True)
@@ -259,17 +274,17 @@ def main():
     write_feature_dataset(f"{w}/feat", args.docs, args.dim, rng)
     print(f"generated corpus in {time.perf_counter() - t:.1f} s", file=sys.stderr)
     _, ingest_s = sh([args.conflux, "ingest", "-i", f"{w}/raw", "-f", "jsonl", "--keep-text",
-                      "--rows-per-shard", "262144", "-o", f"{w}/text"])
+                      "--rows-per-shard", str(ROWS_PER_SHARD), "-o", f"{w}/text"])
     raw_bytes = sum(os.path.getsize(f"{w}/raw/{f}") for f in os.listdir(f"{w}/raw"))
     text_m = json.load(open(f"{w}/text/manifest.json"))
     text_bytes = sum(s["bytes"] for s in text_m["shards"])
     feat_bytes = sum(s["bytes"] for s in json.load(open(f"{w}/feat/manifest.json"))["shards"])
 
     clip, eps, delta = 4.0, 2.0, 1e-6
-    text_toml = (f'[prepare]\ninput = "{w}/text"\noutput = "{w}/out_text"\nseed = 1\nrows_per_shard = 262144\n'
+    text_toml = (f'[prepare]\ninput = "{w}/text"\noutput = "{w}/out_text"\nseed = 1\nrows_per_shard = {ROWS_PER_SHARD}\n'
                  '[dedup]\nexact = true\nnear = false\n[augment]\nops = ["mask"]\n')
     near_toml = text_toml.replace("near = false", "near = true").replace('ops = ["mask"]', "ops = []")
-    feat_toml = (f'[prepare]\ninput = "{w}/feat"\noutput = "{w}/out_feat"\nseed = 1\nrows_per_shard = 262144\n'
+    feat_toml = (f'[prepare]\ninput = "{w}/feat"\noutput = "{w}/out_feat"\nseed = 1\nrows_per_shard = {ROWS_PER_SHARD}\n'
                  f'[dedup]\nexact = true\n[privacy.features]\nmechanism = "gaussian"\nepsilon = {eps}\n'
                  f'delta = {delta}\nclip = {clip}\n')
     results = {"memcpy_gbps_before": memcpy_gbps(), "docs": args.docs, "dim": args.dim, "ingest_s": ingest_s, "raw_jsonl_bytes": raw_bytes,
