@@ -21,7 +21,9 @@ void gaussian_rows(float* x, int64_t rows, int64_t dim, double clip, double sigm
                    const StreamKey* key, int threads) {
   if (rows <= 0 || dim <= 0) return;
   const size_t per = static_cast<size_t>((dim + 1) / 2);  // 64-bit words per row
-  const int64_t block = std::max<int64_t>(1, (int64_t{1} << 13) / dim);
+  // Blocks of about 2048 values: the block (8 KiB) and its random words (8 KiB) stay in L1
+  // through the three passes (clip, fill, noise).
+  const int64_t block = std::max<int64_t>(1, (int64_t{1} << 11) / dim);
   const int64_t chunk = block * 16;
   const float sig = static_cast<float>(sigma);
   parallel_for(static_cast<size_t>((rows + chunk - 1) / chunk), threads, [&](size_t c) {
