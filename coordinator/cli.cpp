@@ -3,7 +3,13 @@
 
 #include "conflux/core/error.h"
 
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
+#include <sstream>
 
 namespace conflux::cli {
 
@@ -14,6 +20,32 @@ std::vector<Verb>& registry() {
 
 Registrar::Registrar(std::string name, std::string summary, VerbFn fn) {
   registry().push_back(Verb{std::move(name), std::move(summary), std::move(fn)});
+}
+
+void load_plugins() {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  namespace fs = std::filesystem;
+  const char* file = "libconflux_torch_verbs.so";
+  std::vector<fs::path> dirs;
+  if (const char* env = std::getenv("CONFLUX_PLUGIN_DIR"); env && *env) dirs.emplace_back(env);
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    std::stringstream rel(CONFLUX_PLUGIN_DIRS);
+    for (std::string d; std::getline(rel, d, ':');) dirs.push_back(exe.parent_path() / d);
+  }
+  for (const auto& d : dirs) {
+    const fs::path p = d / file;
+    if (!fs::exists(p, ec)) continue;
+    if (!::dlopen(p.c_str(), RTLD_NOW | RTLD_GLOBAL)) {
+      const char* why = ::dlerror();
+      CONFLUX_THROW(IoError, "cannot load the verb plugin {}: {} (a broken or partial installation?)", p.string(),
+                    why ? why : "unknown error");
+    }
+    return;
+  }
 }
 
 std::vector<ConfigSchema>& config_schemas() {

@@ -25,6 +25,7 @@ int config_show(const Args& args) {
               "conflux config show prep.toml --set dedup.near.threshold=0.8"}))
     return 0;
   auto doc = parse_config_file(file, overrides(vm));
+  load_plugins();  // the libtorch verbs' config kinds (evaluate, ...) register there
   auto& schemas = config_schemas();
   if (schemas.empty()) CONFLUX_THROW(InternalError, "no config kinds are registered in this build");
   std::vector<const ConfigSchema*> candidates;

@@ -45,6 +45,11 @@ void print_help() {
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    try {
+      conflux::cli::load_plugins();
+    } catch (const conflux::Error& e) {
+      std::cerr << conflux::describe_for_user(e) << std::endl;
+    }
     print_help();
     return args.empty() ? conflux::kExitUsage : 0;
   }
@@ -54,21 +59,31 @@ int main(int argc, char** argv) {
   }
   const conflux::cli::Verb* verb = nullptr;
   size_t consumed = 0;
-  for (auto& v : conflux::cli::registry()) {
-    if (args.size() >= 2 && v.name == args[0] + " " + args[1]) {
-      verb = &v;
-      consumed = 2;
-      break;
+  auto find = [&] {
+    for (auto& v : conflux::cli::registry()) {
+      if (args.size() >= 2 && v.name == args[0] + " " + args[1]) {
+        verb = &v;
+        consumed = 2;
+        return;
+      }
     }
-  }
-  if (!verb) {
     for (auto& v : conflux::cli::registry()) {
       if (v.name == args[0]) {
         verb = &v;
         consumed = 1;
-        break;
+        return;
       }
     }
+  };
+  find();
+  if (!verb) {  // perhaps one of the libtorch verbs, kept in the plugin
+    try {
+      conflux::cli::load_plugins();
+    } catch (const conflux::Error& e) {
+      std::cerr << conflux::describe_for_user(e) << std::endl;
+      return conflux::exit_code(e.kind());
+    }
+    find();
   }
   if (!verb) {
     std::cerr << "conflux: unknown verb '" << args[0] << "'";

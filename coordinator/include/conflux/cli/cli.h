@@ -28,6 +28,12 @@ struct Verb {
 
 std::vector<Verb>& registry();
 
+// Loads the plugin with the verbs that need libtorch (train, generate, evaluate, doctor) once, so
+// that they register themselves; other verbs start without libtorch. Looked for next to the
+// binary (../lib/conflux, ../<libdir>/conflux) or in $CONFLUX_PLUGIN_DIR. A build without it
+// loads nothing; a plugin that fails to load throws IoError with the loader's message.
+void load_plugins();
+
 struct Registrar {
   Registrar(std::string name, std::string summary, VerbFn fn);
 };
