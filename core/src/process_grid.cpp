@@ -71,6 +71,10 @@ ProcessGrid::ProcessGrid(GridOptions options) : impl_(std::make_unique<Impl>()) 
     int initialized = 0;
     MPI_Initialized(&initialized);
     if (!initialized) {
+      // A process not started by mpirun/srun is an MPI singleton, for which Open MPI first starts
+      // an orted helper (1-2 s here). Isolated mode skips it: Conflux never spawns or connects
+      // processes. Only the singleton component reads this, and a value the user set wins.
+      ::setenv("OMPI_MCA_ess_singleton_isolated", "1", /*overwrite=*/0);
       int provided = 0;
       MPI_CHECK(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided));
       g_we_initialised = true;
