@@ -4,7 +4,6 @@
 #include "conflux/core/error.h"
 
 #include <dlfcn.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>

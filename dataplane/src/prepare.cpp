@@ -136,28 +136,25 @@ PrepareResult prepare(Communicator& comm, const PrepareConfig& cfg, const json& 
     size_t near_i = dropped.index("near_duplicate");
     if (cfg.exact) {
       size_t f = dedup_f;
+      // Dedup sees the rows validation kept (all rows when it dropped none); then one compaction
+      // removes both.
+      if (valid.empty()) valid.assign(rows.row_ids.size(), 1);
       std::vector<std::string_view> content = content_of(rows.table, f);
-      if (valid.empty()) {
-        auto keep = exact_dedup(comm, rows.row_ids, content, bounds, static_cast<int>(cfg.threads));
-        for (auto k : keep) dropped.counts[exact_i] += k ? 0 : 1;
-        rows.filter(keep);
-      } else {
-        std::vector<int64_t> ids;
-        size_t o = 0;
-        for (size_t r = 0; r < valid.size(); ++r)
-          if (valid[r]) {
-            ids.push_back(rows.row_ids[r]);
-            content[o++] = content[r];
-          }
-        content.resize(o);
-        auto keep = exact_dedup(comm, ids, content, bounds, static_cast<int>(cfg.threads));
-        for (size_t r = 0, j = 0; r < valid.size(); ++r)
-          if (valid[r]) {
-            valid[r] = keep[j++];
-            dropped.counts[exact_i] += valid[r] ? 0 : 1;
-          }
-        rows.filter(valid);
-      }
+      std::vector<int64_t> ids;
+      ids.reserve(valid.size());
+      for (size_t r = 0; r < valid.size(); ++r)
+        if (valid[r]) {
+          content[ids.size()] = content[r];
+          ids.push_back(rows.row_ids[r]);
+        }
+      content.resize(ids.size());
+      auto keep = exact_dedup(comm, ids, content, bounds, static_cast<int>(cfg.threads));
+      for (size_t r = 0, j = 0; r < valid.size(); ++r)
+        if (valid[r]) {
+          valid[r] = keep[j++];
+          dropped.counts[exact_i] += valid[r] ? 0 : 1;
+        }
+      rows.filter(valid);
     }
     lap("exact_dedup", t);
 

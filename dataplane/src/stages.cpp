@@ -54,12 +54,13 @@ void run_validate(LocalRows& rows, const PrepareConfig& cfg, Counters& dropped, 
   for (auto* v : validator_registry()) {
     if (!v->enabled(cfg.checks)) continue;
     // Every enabled check keeps its counter (0 where it cannot fire), as before.
+    std::vector<std::string> rs = v->reasons();
     std::vector<size_t> idx;
-    for (auto& r : v->reasons()) idx.push_back(dropped.index(r));
+    for (auto& r : rs) idx.push_back(dropped.index(r));
     if (!v->applies(kinds)) continue;
     active.push_back(v);
-    reasons.push_back(v->reasons());
-    reason_idx.push_back(idx);
+    reasons.push_back(std::move(rs));
+    reason_idx.push_back(std::move(idx));
   }
   if (active.empty()) return;
   const int64_t n = rows.table.rows();
@@ -88,7 +89,7 @@ void run_validate(LocalRows& rows, const PrepareConfig& cfg, Counters& dropped, 
       progress.advance(static_cast<uint64_t>(r1 - r0));
       return;
     }
-    for (int64_t r = static_cast<int64_t>(c) * kChunk; r < r1; ++r) {
+    for (int64_t r = r0; r < r1; ++r) {
       RowView v;
       v.source = cfg.input.c_str();
       v.row = rows.row_ids[r];
@@ -122,7 +123,7 @@ void run_validate(LocalRows& rows, const PrepareConfig& cfg, Counters& dropped, 
       }
     }
     std::lock_guard<std::mutex> lock(progress_mutex);
-    progress.advance(static_cast<uint64_t>(r1 - static_cast<int64_t>(c) * kChunk));
+    progress.advance(static_cast<uint64_t>(r1 - r0));
   });
   progress.finish();
   std::vector<uint8_t> keep(static_cast<size_t>(n), 1);
