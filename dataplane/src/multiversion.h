@@ -16,9 +16,13 @@
 
 // One wrapper per ISA level around a body; `pick` returns the widest supported.
 #if CONFLUX_KERNEL_MULTIVERSION
-#define CONFLUX_VARIANTS(name, body, params, args)                                              \
-  __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl"))) void name##_avx512 params {     \
-    body args;                                                                                  \
+#define CONFLUX_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
+#define CONFLUX_VARIANTS(name, body, params, args) CONFLUX_VARIANTS_WITH(name, body, body, params, args)
+// As CONFLUX_VARIANTS, with the AVX-512 level given its own body (hand-written intrinsics, declared
+// CONFLUX_TARGET_AVX512 CONFLUX_INLINE) that must give the generic body's bits.
+#define CONFLUX_VARIANTS_WITH(name, body, body512, params, args)                                 \
+  CONFLUX_TARGET_AVX512 void name##_avx512 params {                                             \
+    body512 args;                                                                               \
   }                                                                                             \
   __attribute__((target("avx2"))) void name##_avx2 params { body args; }                        \
   void name##_base params { body args; }                                                        \
@@ -46,6 +50,7 @@
     return name##_base;                                                                         \
   }
 #else
+#define CONFLUX_VARIANTS_WITH(name, body, body512, params, args) CONFLUX_VARIANTS(name, body, params, args)
 #define CONFLUX_VARIANTS(name, body, params, args) \
   void name params { body args; }                  \
   using name##_fn = void(*) params;                \

@@ -215,6 +215,13 @@ TEST(Kernels, RowStreamBulkEqualsSequentialAndIsKeyed) {
   a.fill(bulk.data() + 3, bulk.size() - 3);
   for (size_t i = 0; i < bulk.size(); ++i) ASSERT_EQ(bulk[i], b.next_u64()) << i;
   EXPECT_EQ(a.next_u64(), b.next_u64());
+  for (size_t n = 0; n <= 20; ++n) {  // every tail of the 8-word vector loop
+    RowStream c(k, 9), d(k, 9);
+    std::vector<uint64_t> v(n);
+    c.fill(v.data(), n);
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(v[i], d.next_u64()) << n << " " << i;
+    EXPECT_EQ(c.next_u64(), d.next_u64()) << n;
+  }
   // Other row, other copy, other seed or purpose: other values.
   uint64_t first = RowStream(k, 7, 0).next_u64();
   EXPECT_NE(first, RowStream(k, 8, 0).next_u64());

@@ -11,6 +11,7 @@
 #include "conflux/dataplane/writer.h"
 #include "mpi_main.h"
 #include "test_util.h"
+#include "scratch_dir.h"
 
 #include <gtest/gtest.h>
 
@@ -49,7 +50,9 @@ const std::string& shared_dir() {
       std::copy(p.begin(), p.end(), buf.begin());
     }
     world().broadcast(buf.data(), buf.size(), DType::U8, 0);
-    return std::string(reinterpret_cast<char*>(buf.data()));
+    std::string d(reinterpret_cast<char*>(buf.data()));
+    if (world().rank() == 0) conflux::test::remove_at_exit(d);
+    return d;
   }();
   return dir;
 }

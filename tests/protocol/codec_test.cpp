@@ -2,6 +2,7 @@
 // (single and chunked), every rejection path of the decoder, replay protection, reduce_sum
 // reference values, key files and allow-lists.
 #include "test_util.h"
+#include "scratch_dir.h"
 
 #include <conflux/core/error.h>
 #include <conflux/protocol/executor.h>
@@ -312,9 +313,7 @@ TEST(ProtocolExecutor, ReduceSumReferenceValues) {
 }
 
 TEST(ProtocolKeys, KeygenFilesAndAllowList) {
-  char tmpl[] = "/tmp/conflux-keys-XXXXXX";
-  ASSERT_TRUE(mkdtemp(tmpl));
-  std::string dir = tmpl;
+  std::string dir = conflux::test::make_scratch_dir("conflux-keys-");
   auto kp = generate_keypair();
   write_keypair(dir + "/alice", kp, "alice", false);
   struct stat st {};

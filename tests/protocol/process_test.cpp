@@ -4,6 +4,7 @@
 // finish the work; also in the middle of tasks, which the workers then cancel), and SIGTERM (the task is abandoned explicitly or drained, exit code 0, the
 // coordinator is told). All waits are bounded; leftover children are killed in TearDown.
 #include "net_util.h"
+#include "scratch_dir.h"
 
 #include <conflux/protocol/keys.h>
 
@@ -41,9 +42,7 @@ std::string read_line(int fd, std::chrono::milliseconds timeout) {
 class ProtocolProcess : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/conflux-proc-XXXXXX";
-    ASSERT_TRUE(mkdtemp(tmpl));
-    dir_ = tmpl;
+    dir_ = conflux::test::make_scratch_dir("conflux-proc-");
     server_keys_ = generate_keypair();
     write_keypair(dir_ + "/coordinator", server_keys_, "coordinator", false);
     allow_ = std::make_shared<AllowList>();

@@ -6,6 +6,7 @@
 #include "conflux/trainer/safetensors.h"
 
 #include "conflux/core/error.h"
+#include "scratch_dir.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -35,6 +36,7 @@ fs::path temp_dir(const std::string& name) {
   fs::path d = fs::temp_directory_path() / ("conflux-trainer-" + name + "-" + std::to_string(getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
+  conflux::test::remove_at_exit(d.string());
   return d;
 }
 

@@ -7,6 +7,7 @@
 
 #include "conflux/core/tensor_comm.h"
 #include "mpi_main.h"
+#include "scratch_dir.h"
 
 #include <gtest/gtest.h>
 
@@ -126,6 +127,7 @@ TEST(TensorParallel, CheckpointsReshardBetweenTpSizes) {
   broadcast(world, pid, 0);
   std::string root = (std::filesystem::temp_directory_path() /
                       ("conflux-reshard-" + std::to_string(pid.item<int64_t>()))).string();
+  conflux::test::remove_at_exit(root);
   GptConfig c = tiny();
   torch::manual_seed(8);
   torch::Tensor ids = torch::randint(0, c.vocab_size, {2, 16}, torch::kInt64);

@@ -10,6 +10,7 @@
 #include "conflux/core/rng.h"
 #include "conflux/core/tensor_comm.h"
 #include "mpi_main.h"
+#include "scratch_dir.h"
 
 #include <gtest/gtest.h>
 
@@ -42,7 +43,9 @@ VectorTokenSource corpus() {
 std::string shared_dir(const std::string& name) {
   torch::Tensor pid = torch::tensor({static_cast<int64_t>(getpid())}, torch::kInt64);
   broadcast(test::grid().world(), pid, 0);
-  return (fs::temp_directory_path() / ("conflux-train-" + name + "-" + std::to_string(pid.item<int64_t>()))).string();
+  std::string dir = (fs::temp_directory_path() / ("conflux-train-" + name + "-" + std::to_string(pid.item<int64_t>()))).string();
+  conflux::test::remove_at_exit(dir);
+  return dir;
 }
 
 TrainConfig base(const std::string& dir) {
