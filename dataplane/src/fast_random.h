@@ -33,10 +33,12 @@ StreamKey stream_key(uint64_t seed, std::string_view purpose);
 class RowStream final : public RandomSource {
  public:
   static constexpr uint64_t kGamma = 0x9e3779b97f4a7c15ull;
+  static constexpr uint64_t kMix1 = 0xbf58476d1ce4e5b9ull, kMix2 = 0x94d049bb133111ebull;  // mix's multipliers
+  static constexpr uint64_t kCopySalt = 0x632be59bd9b4e019ull;
   RowStream(const StreamKey& key, uint64_t row, uint64_t copy = 0) : state_(start(key, row, copy)) {}
   // The starting state of (key, row, copy).
   static uint64_t start(const StreamKey& key, uint64_t row, uint64_t copy = 0) {
-    return mix(key.a ^ mix(row * kGamma + key.b)) ^ mix(copy + 0x632be59bd9b4e019ull);
+    return mix(key.a ^ mix(row * kGamma + key.b)) ^ mix(copy + kCopySalt);
   }
   uint64_t next_u64() override { return mix(state_ += kGamma); }
   bool is_secure() const override { return false; }
@@ -44,8 +46,8 @@ class RowStream final : public RandomSource {
   uint64_t state() const { return state_; }
   void skip(size_t n) { state_ += n * kGamma; }
   static uint64_t mix(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z = (z ^ (z >> 30)) * kMix1;
+    z = (z ^ (z >> 27)) * kMix2;
     return z ^ (z >> 31);
   }
 

@@ -45,14 +45,11 @@ const std::string& shared_dir() {
   static std::string dir = [] {
     std::vector<uint8_t> buf(256, 0);
     if (world().rank() == 0) {
-      char tmpl[] = "/tmp/conflux-dp-mpi-XXXXXX";
-      std::string p = ::mkdtemp(tmpl);
+      std::string p = conflux::test::make_scratch_dir("conflux-dp-mpi-");  // removed at exit
       std::copy(p.begin(), p.end(), buf.begin());
     }
     world().broadcast(buf.data(), buf.size(), DType::U8, 0);
-    std::string d(reinterpret_cast<char*>(buf.data()));
-    if (world().rank() == 0) conflux::test::remove_at_exit(d);
-    return d;
+    return std::string(reinterpret_cast<char*>(buf.data()));
   }();
   return dir;
 }
@@ -182,7 +179,6 @@ class Pipeline : public ::testing::Test {
   }
   static void TearDownTestSuite() {
     world().barrier();
-    if (world().rank() == 0) fs::remove_all(shared_dir());
     self_holder().reset();
     delete corpus_;
   }

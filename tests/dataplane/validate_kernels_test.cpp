@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <initializer_list>
 #include <limits>
 #include <string>
 #include <vector>
@@ -91,6 +92,24 @@ TEST(Kernels, ValidatorScansOnEveryIsaLevel) {
   }
 }
 
+// In an "error" mode, run_validate throws a DataError naming the first failing row, whatever the
+// thread count.
+template <typename MakeRows>
+void expect_first_error(MakeRows make_rows, PrepareConfig cfg, std::initializer_list<int> thread_counts,
+                        const std::string& want) {
+  for (int threads : thread_counts) {
+    cfg.threads = threads;
+    LocalRows lr = make_rows();
+    Counters dropped;
+    try {
+      run_validate(lr, cfg, dropped, 0);
+      ADD_FAILURE() << "no error with " << threads << " threads; expected one containing '" << want << "'";
+    } catch (const DataError& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
+  }
+}
+
 // Validation on worker threads: the same kept rows and per-reason counts for any thread count,
 // and in "error" mode the first failing row is the one reported (not one from a later chunk).
 TEST(Kernels, ThreadedValidationIsOrderedAndExact) {
@@ -129,17 +148,7 @@ TEST(Kernels, ThreadedValidationIsOrderedAndExact) {
     }
   }
   cfg.checks.utf8 = "error";
-  for (int threads : {1, 3}) {
-    cfg.threads = threads;
-    LocalRows lr = make_rows();
-    Counters dropped;
-    try {
-      run_validate(lr, cfg, dropped, 0);
-      FAIL() << "invalid UTF-8 was not reported";
-    } catch (const DataError& e) {
-      EXPECT_NE(std::string(e.what()).find("row 18003:"), std::string::npos) << e.what();  // id of row 9001
-    }
-  }
+  expect_first_error(make_rows, cfg, {1, 3}, "row 18003:");  // id of row 9001
 }
 
 // Feature rows: the row-wise NaN/Inf kernel on every ISA level, and run_validate's bulk path for
@@ -202,17 +211,7 @@ TEST(Kernels, FeatureRowsNonFinite) {
     EXPECT_EQ(compacted.row_ids[5], 1000 + 7);
   }
   cfg.checks.nonfinite = "error";
-  for (int threads : {1, 2}) {
-    cfg.threads = threads;
-    LocalRows lr = make_rows();
-    Counters dropped;
-    try {
-      run_validate(lr, cfg, dropped, 0);
-      FAIL() << "NaN was not reported";
-    } catch (const DataError& e) {
-      EXPECT_NE(std::string(e.what()).find("feature-input: row 1000: feature 0 is nan"), std::string::npos) << e.what();
-    }
-  }
+  expect_first_error(make_rows, cfg, {1, 2}, "feature-input: row 1000: feature 0 is nan");
 }
 
 }  // namespace

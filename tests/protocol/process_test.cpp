@@ -67,7 +67,6 @@ class ProtocolProcess : public ::testing::Test {
         std::cerr << "---- " << name << ".log ----\n" << s.str().substr(s.str().size() > 4000 ? s.str().size() - 4000 : 0);
       }
     }
-    if (!HasFailure()) (void)!system(("rm -rf " + dir_).c_str());
   }
 
   ServerOptions options(const std::string& bind = "tcp://127.0.0.1:*") {
