@@ -160,6 +160,7 @@ ev::SetStats run_with_workers(const EvaluateConfig& c, const Plan& plan, const e
     CONFLUX_THROW(CommError, "only {} of {} worker(s) connected to {} within {} s",
                   dispatcher.live_workers(), c.workers, server.endpoint(), c.wait_s);
   const auto started = std::chrono::steady_clock::now();
+  proto::BatchSpec batch;
   for (const auto& t : plan.tasks) {
     proto::TaskSpec spec;
     spec.kind = "evaluate";
@@ -195,21 +196,26 @@ ev::SetStats run_with_workers(const EvaluateConfig& c, const Plan& plan, const e
       }
       return "";
     };
-    dispatcher.submit(std::move(spec));
+    batch.tasks.push_back(std::move(spec));
   }
-  const auto outcomes =
-      dispatcher.run(milliseconds(static_cast<int64_t>(c.timeout_s * 1000)));
+  // Results are folded into the merged stats as they arrive (merging is exact, so the order
+  // does not change a bit) and dropped; only the generations, which are output, are kept, per
+  // task so that generations.jsonl stays in row order.
   ev::SetStats all = set.empty();
+  std::vector<std::vector<uint8_t>> gen_by_task(plan.tasks.size());
   nlohmann::json per_task = nlohmann::json::array();
-  for (const auto& o : outcomes) {
-    if (!o.ok) CONFLUX_THROW(CommError, "evaluate task {} failed: {}", o.task_id, o.error);
-    ev::MetricSet::merge_into(all, ev::MetricSet::from_bytes(tensor_bytes(o.outputs.at(0))));
-    if (plan.generates) {
-      const auto g = tensor_bytes(o.outputs.at(1));
-      generations->insert(generations->end(), g.begin(), g.end());
-    }
-    per_task.push_back({{"task", o.task_id}, {"worker", o.worker}, {"attempts", o.attempts}});
-  }
+  std::vector<nlohmann::json> task_facts(plan.tasks.size());
+  const proto::BatchReport report = dispatcher.run_batch(
+      std::move(batch),
+      [&](proto::TaskResult&& r) {
+        ev::MetricSet::merge_into(all, ev::MetricSet::from_bytes(tensor_bytes(r.outputs.at(0))));
+        if (plan.generates) gen_by_task[r.index] = tensor_bytes(r.outputs.at(1));
+        task_facts[r.index] = {{"task", r.task_id}, {"worker", r.worker}, {"attempts", r.attempts}};
+      },
+      milliseconds(static_cast<int64_t>(c.timeout_s * 1000)));
+  if (!report.quorum_met) CONFLUX_THROW(CommError, "evaluation incomplete: {}", report.describe());
+  for (auto& g : gen_by_task) generations->insert(generations->end(), g.begin(), g.end());
+  for (auto& f : task_facts) per_task.push_back(std::move(f));
   (*run)["mode"] = "workers";
   // Wall time from the first dispatch to the last result (workers load the model in it).
   (*run)["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
   welcome.header.mutable_welcome()->set_identity("alice");
   seeds.push_back({"welcome", {welcome}});
   Message hb = base(wire::HEARTBEAT);
-  hb.header.mutable_heartbeat()->set_busy(true);
+  hb.header.mutable_heartbeat();
   seeds.push_back({"heartbeat", {hb}});
   Message err = base(wire::ERROR);
   err.header.mutable_error()->set_code(wire::STALE);

@@ -31,7 +31,8 @@ int run(int argc, char** argv) {
   std::string level;
   double drain_s = 10, give_up_s = 0;
   int heartbeat_ms = 1000, dead_after_ms = 5000;
-  uint64_t chunk_mib = 8;
+  uint64_t chunk_mib = 8, cache_mib = 1024;
+  uint32_t slots = 1;
   protocol::WorkerOptions w;
   std::string server_key, key;
   o.add_options()
@@ -48,6 +49,8 @@ int run(int argc, char** argv) {
     ("give-up-after", po::value(&give_up_s), "exit 3 after this many seconds without coordinator (0 = never)")
     ("exit-on-bye", po::bool_switch(&w.exit_on_bye), "exit 0 when the coordinator says bye")
     ("chunk-mib", po::value(&chunk_mib), "payload per wire message for results (8)")
+    ("slots", po::value(&slots), "tasks run at once (1); an executor may allow fewer of its kind")
+    ("shared-cache-mib", po::value(&cache_mib), "cache of shared inputs (models), LRU (1024)")
     ("log-level", po::value(&level), "trace|debug|info|warn|error");
   po::variables_map vm;
   try {
@@ -81,6 +84,9 @@ int run(int argc, char** argv) {
   w.drain_timeout = std::chrono::milliseconds(static_cast<int64_t>(drain_s * 1000));
   w.give_up_after = std::chrono::milliseconds(static_cast<int64_t>(give_up_s * 1000));
   w.link.chunk_bytes = chunk_mib << 20;
+  if (slots < 1 || slots > 1024) CONFLUX_THROW(UsageError, "--slots must be 1..1024, got {}", slots);
+  w.slots = slots;
+  w.shared_cache_bytes = cache_mib << 20;
   auto registry = std::make_shared<protocol::ExecutorRegistry>();
   worker::register_worker_executors(*registry);
   protocol::Worker worker(std::move(w), registry);

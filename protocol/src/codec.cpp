@@ -27,6 +27,7 @@ wire::Header::BodyCase body_for(MessageType t) {
     case wire::HEARTBEAT: return wire::Header::kHeartbeat;
     case wire::ERROR: return wire::Header::kError;
     case wire::BYE: return wire::Header::kBye;
+    case wire::CANCEL: return wire::Header::kCancel;
     default: return wire::Header::BODY_NOT_SET;
   }
 }

@@ -58,9 +58,28 @@ class ReduceSumExecutor : public TaskExecutor {
                       .dump();
     return out;
   }
+  // Stateless: as many at once as the worker has slots.
+  uint32_t slots() const override { return 1024; }
 };
 
 }  // namespace
+
+wire::TaskErrorKind classify_task_error(const std::exception& e) {
+  if (dynamic_cast<const std::bad_alloc*>(&e)) return wire::KIND_RESOURCE;
+  const auto* err = dynamic_cast<const Error*>(&e);
+  if (!err) return wire::KIND_INTERNAL;
+  switch (err->kind()) {
+    case ErrorKind::Data:
+    case ErrorKind::Protocol: return wire::KIND_DATA;
+    case ErrorKind::Config:
+    case ErrorKind::Usage:
+    case ErrorKind::Privacy: return wire::KIND_CONFIG;
+    case ErrorKind::Io:
+    case ErrorKind::Communication: return wire::KIND_RESOURCE;
+    case ErrorKind::Internal: return wire::KIND_INTERNAL;
+  }
+  return wire::KIND_INTERNAL;
+}
 
 void ExecutorRegistry::add(const std::string& kind, std::shared_ptr<TaskExecutor> executor) {
   if (kind.empty() || !executor) CONFLUX_THROW(UsageError, "executor needs a kind and an object");

@@ -1,6 +1,9 @@
 // Link: sending (chunking, zero-copy frames) and validated receiving over one ZeroMQ socket.
 #include <conflux/protocol/link.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include <conflux/core/error.h>
 #include <conflux/core/log.h>
 
@@ -24,6 +27,25 @@ zmq::message_t frame_message(const FrameRef& f) {
 }
 
 }  // namespace
+
+std::unique_ptr<zmq::socket_t> start_monitor(zmq::context_t& ctx, zmq::socket_t& socket,
+                                             const std::string& address, int events) {
+  if (zmq_socket_monitor(socket.handle(), address.c_str(), events) != 0) return nullptr;
+  auto m = std::make_unique<zmq::socket_t>(ctx, zmq::socket_type::pair);
+  m->set(zmq::sockopt::linger, 0);
+  m->connect(address);
+  return m;
+}
+
+std::optional<MonitorEvent> next_monitor_event(zmq::socket_t& monitor) {
+  zmq::message_t event, address;  // frame 1: uint16 id + uint32 value; frame 2: the endpoint
+  if (!monitor.recv(event, zmq::recv_flags::dontwait)) return std::nullopt;
+  if (!monitor.recv(address, zmq::recv_flags::dontwait) || event.size() < 6) return std::nullopt;
+  MonitorEvent e;
+  std::memcpy(&e.id, event.data(), 2);
+  std::memcpy(&e.value, static_cast<const char*>(event.data()) + 2, 4);
+  return e;
+}
 
 uint64_t random_instance_id() {
   if (sodium_init() < 0) CONFLUX_THROW(InternalError, "libsodium failed to initialise");
@@ -62,11 +84,16 @@ bool send_frame(zmq::socket_t& s, zmq::message_t&& m, zmq::send_flags flags) {
   }
 }
 
-bool Link::send(const std::string& peer, Message msg) {
+bool Link::send(const std::string& peer, Message msg, uint64_t max_chunk) {
   msg.header.set_version(kProtocolVersion);
   msg.header.set_sender(sender_);
   msg.header.set_instance(instance_);
-  std::vector<WireMessage> wires = encode(msg, options_.chunk_bytes, &next_sequence_);
+  // A peer's stated limit lowers the chunk size, down to a floor that keeps a hostile or
+  // mistaken peer from making us send millions of tiny messages.
+  constexpr uint64_t kMinChunk = 64 << 10;
+  const uint64_t chunk = max_chunk ? std::min(std::max(max_chunk, kMinChunk), options_.chunk_bytes)
+                                   : options_.chunk_bytes;
+  std::vector<WireMessage> wires = encode(msg, chunk, &next_sequence_);
   try {
     for (auto& w : wires) {
       if (router_ && !send_frame(socket_, zmq::message_t(peer.data(), peer.size()),

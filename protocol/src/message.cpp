@@ -12,6 +12,7 @@ const char* message_type_name(MessageType t) {
     case wire::HEARTBEAT: return "heartbeat";
     case wire::ERROR: return "error";
     case wire::BYE: return "bye";
+    case wire::CANCEL: return "cancel";
     default: return "unknown";
   }
 }

@@ -4,12 +4,13 @@
 #include <conflux/core/error.h>
 #include <conflux/core/log.h>
 
+#include <cstring>
 #include <thread>
 
 namespace conflux::protocol {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using Steady = std::chrono::steady_clock;
 constexpr const char* kZapDomain = "conflux";
 constexpr int kDrainBurst = 64;
 
@@ -33,13 +34,13 @@ zmq::socket_t make_router(zmq::context_t& ctx, const ServerOptions& o,
     s.set(zmq::sockopt::zap_domain, kZapDomain);
   }
   // A restarted coordinator may rebind a port its predecessor released a moment ago.
-  auto give_up = Clock::now() + o.bind_retry_for;
+  auto give_up = Steady::now() + o.bind_retry_for;
   for (;;) {
     try {
       s.bind(o.bind);
       return s;
     } catch (const zmq::error_t& e) {
-      if (e.num() != EADDRINUSE || Clock::now() > give_up) {
+      if (e.num() != EADDRINUSE || Steady::now() > give_up) {
         CONFLUX_THROW(CommError, "cannot bind {}: {}", o.bind, e.what());
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -66,7 +67,10 @@ Server::Server(ServerOptions options)
       link_(make_router(context_, options_, &zap_), "coordinator", options_.link,
             random_instance_id()) {
   endpoint_ = link_.socket().get(zmq::sockopt::last_endpoint);
-  next_heartbeat_ = Clock::now() + options_.heartbeat_interval;
+  const std::string mon = fmt::format("inproc://conflux-server-monitor-{:016x}", link_.instance());
+  monitor_ = start_monitor(context_, link_.socket(), mon,
+                           ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL);
+  next_heartbeat_ = Steady::now() + options_.heartbeat_interval;
   log::info("protocol: coordinator listening on {} ({}, instance {:016x})", endpoint_,
             options_.insecure ? "INSECURE plaintext" : "CURVE, allow-list", link_.instance());
 }
@@ -96,7 +100,7 @@ bool Server::send(const std::string& worker, Message msg) {
   auto it = workers_.find(worker);
   if (it == workers_.end()) return false;
   msg.header.set_job_id(options_.job_id);
-  return link_.send(it->second.peer, std::move(msg));
+  return link_.send(it->second.peer, std::move(msg), it->second.hello.max_chunk_bytes());
 }
 
 void Server::drop(const std::string& identity) {
@@ -108,11 +112,11 @@ void Server::drop(const std::string& identity) {
 
 std::vector<ServerEvent> Server::poll(std::chrono::milliseconds timeout) {
   std::vector<ServerEvent> events;
-  const auto deadline = Clock::now() + timeout;
+  const auto deadline = Steady::now() + timeout;
   for (;;) {
     housekeeping(&events);
     if (!events.empty()) return events;
-    auto now = Clock::now();
+    auto now = Steady::now();
     auto until = std::min(deadline, next_heartbeat_);
     auto wait = until > now ? std::chrono::duration_cast<std::chrono::milliseconds>(until - now)
                             : std::chrono::milliseconds(0);
@@ -124,15 +128,27 @@ std::vector<ServerEvent> Server::poll(std::chrono::milliseconds timeout) {
         handle(std::move(*more), &events);
       }
     }
-    if (!events.empty() || Clock::now() >= deadline) {
+    if (!events.empty() || Steady::now() >= deadline) {
       housekeeping(&events);
       return events;
     }
   }
 }
 
+void Server::read_monitor() {
+  if (!monitor_) return;
+  while (auto e = next_monitor_event(*monitor_)) {
+    const uint32_t value = e->value;
+    // Rejected keys are logged by the ZAP handler; these are connections that never got that far.
+    log::warn("protocol: a handshake on {} failed ({}): a worker given a different coordinator "
+              "public key, or a client that does not speak CURVE", endpoint_,
+              value ? zmq_strerror(static_cast<int>(value)) : "no detail");
+  }
+}
+
 void Server::housekeeping(std::vector<ServerEvent>* events) {
-  auto now = Clock::now();
+  read_monitor();
+  auto now = Steady::now();
   std::vector<std::string> dead;
   for (auto& [id, w] : workers_) {
     if (now - w.last_seen > options_.dead_after) dead.push_back(id);
@@ -167,7 +183,7 @@ void Server::handle_hello(const Inbound& in, const std::string& identity,
       log::info("protocol: worker {} reconnected", identity);
       link_.forget(it->second.peer);
       it->second.peer = in.peer;
-      it->second.last_seen = Clock::now();
+      it->second.last_seen = Steady::now();
     } else {
       log::info("protocol: worker {} started a new session; the old one ends", identity);
       drop(identity);
@@ -190,7 +206,7 @@ void Server::handle_hello(const Inbound& in, const std::string& identity,
     w.peer = in.peer;
     w.instance = m.header.instance();
     w.hello = m.header.hello();
-    w.last_seen = Clock::now();
+    w.last_seen = Steady::now();
     workers_[identity] = w;
     log::info("protocol: worker {} joined (name '{}', kinds {}, {} rows of '{}')", identity,
               w.hello.name(), w.hello.task_kinds_size(), w.hello.data().rows(),
@@ -250,7 +266,7 @@ void Server::handle(Inbound&& in, std::vector<ServerEvent>* events) {
                                                      m.header.sender(), w.identity));
     return;
   }
-  w.last_seen = Clock::now();
+  w.last_seen = Steady::now();
   const std::string identity = w.identity;
   switch (type) {
     case wire::HEARTBEAT:

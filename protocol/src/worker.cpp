@@ -1,17 +1,24 @@
-// Worker: session, task execution on a separate thread, heartbeats, reconnection with backoff
-// and the drain-or-abandon shutdown. See worker.h for the contract.
+// Worker: session, task execution on task threads (up to `slots`), cancellation, deadlines,
+// the shared-input LRU cache, heartbeats, reconnection with backoff and the drain-or-abandon
+// shutdown. See worker.h for the contract.
 //
-// Coordinator restart while a task runs: the task belongs to the old coordinator instance, whose
-// dispatcher is gone. On the welcome of a new instance the worker cancels it (its result would
-// be dropped anyway); a task the new coordinator sends before the cancelled one has stopped is
-// parked and started as soon as it has, instead of being refused as "busy" (which would charge
-// the new coordinator an attempt for no fault of the task).
+// Every TASK the worker accepts gets exactly one answer while the session lasts: a RESULT, or an
+// ERROR with the task's id and attempt (failed, cancelled, deadline, abandoned, busy). The
+// coordinator frees the slot on that answer, so the two sides agree on what is in flight.
+//
+// Coordinator restart while tasks run: they belong to the old coordinator instance, whose
+// dispatcher is gone. On the welcome of a new instance the worker cancels them (their results
+// would be dropped anyway). They keep counting against their executor's concurrency until they
+// stop, so a task of the same kind sent by the new coordinator waits in the local queue instead
+// of running beside a cancelled one or being refused.
 #include <conflux/protocol/worker.h>
 
 #include <conflux/core/error.h>
 #include <conflux/core/log.h>
 #include <conflux/protocol/keys.h>
 
+#include <cstring>
+#include <list>
 #include <thread>
 
 namespace conflux::protocol {
@@ -20,7 +27,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-// State shared by the protocol thread and the executor thread; outlives both if needed.
+enum class StopReason { None, Cancelled, Deadline, Shutdown };
+
+// State shared by the protocol thread and a task thread; outlives both if needed.
 struct Job {
   TaskContext ctx;
   std::shared_ptr<TaskExecutor> executor;
@@ -28,22 +37,34 @@ struct Job {
   std::atomic<bool> done{false};
   TaskOutput output;
   std::string error;
+  wire::TaskErrorKind error_kind = wire::KIND_INTERNAL;
   uint64_t server_instance = 0;
-  Clock::time_point started;
+  Clock::time_point received, started;
+  milliseconds deadline{0};           // 0 = none; counted from receipt
+  StopReason stop = StopReason::None;  // why we asked it to stop (protocol thread only)
+  std::thread thread;                  // protocol thread only
 };
 
-void execute(const std::shared_ptr<Job>& job) {
+void execute(Job* job) {
   try {
     job->output = job->executor->execute(job->ctx);
   } catch (const Error& e) {
     job->error = e.message();
+    job->error_kind = classify_task_error(e);
   } catch (const std::exception& e) {
     job->error = e.what();
+    job->error_kind = classify_task_error(e);
   } catch (...) {
     job->error = "unknown exception";
   }
   job->done.store(true);
 }
+
+struct CacheEntry {
+  std::string key;
+  std::vector<Tensor> tensors;
+  uint64_t bytes = 0;
+};
 
 }  // namespace
 
@@ -57,19 +78,23 @@ struct Worker::Impl {
   bool bye_received = false;
   bool stopping = false;
   uint64_t server_instance = 0;
+  uint64_t coordinator_max_chunk = 0;  // from the welcome
+  milliseconds heartbeat_interval, server_dead_after;  // ours until the welcome sets them
   std::string identity, job_id;
   Clock::time_point last_heard, next_heartbeat, next_hello, last_welcomed;
   milliseconds backoff;
-  std::shared_ptr<Job> job;
-  std::thread thread;
-  struct Parked {                      // a task waiting for a cancelled previous-instance job
-    TaskContext ctx;
-    std::shared_ptr<TaskExecutor> executor;
-  };
-  std::unique_ptr<Parked> parked;
-  std::string shared_key;              // cached shared inputs (one entry)
-  std::vector<Tensor> shared;
+  std::list<std::shared_ptr<Job>> running;  // started, in start order
+  std::list<std::shared_ptr<Job>> waiting;  // accepted, waiting for their kind's concurrency
+  std::list<CacheEntry> cache;              // most recently used first
+  std::unique_ptr<zmq::socket_t> monitor;   // handshake events of the current connection
+  uint64_t connections = 0;
+  bool handshake_ok = false;                // on the current connection
+  std::string handshake_problem;            // why the coordinator is unreachable, if known
+  bool handshake_refused = false;           // the coordinator said our key is not allowed
+  Clock::time_point next_problem_log;
   Worker* owner = nullptr;
+
+  bool send(Message m) { return link->send("", std::move(m), coordinator_max_chunk); }
 
   void connect() {
     zmq::socket_t s(context, zmq::socket_type::dealer);
@@ -85,9 +110,21 @@ struct Worker::Impl {
       s.set(zmq::sockopt::curve_publickey, opt.public_key);
       s.set(zmq::sockopt::curve_secretkey, opt.secret_key);
     }
+    // Handshake events name the reason a secure connection fails (a key not in the allow-list,
+    // a wrong coordinator public key) within seconds instead of a silent timeout.
+    const std::string mon = fmt::format("inproc://conflux-worker-monitor-{:016x}-{}", instance,
+                                        ++connections);
+    monitor = start_monitor(context, s, mon,
+                            ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_DISCONNECTED);
+    handshake_ok = false;
     s.connect(opt.connect);
     uint64_t next_seq = link ? link->next_sequence() : 1;
     link = std::make_unique<Link>(std::move(s), opt.insecure ? opt.name : "", opt.link, instance);
+    // Until a coordinator has welcomed us a send must not block for long: with no completed
+    // connection a DEALER send waits for one (the full send timeout used to delay give-up).
+    link->socket().set(zmq::sockopt::sndtimeo, 200);
     link->set_next_sequence(next_seq);
     welcomed = false;
     last_heard = Clock::now();
@@ -100,11 +137,12 @@ struct Worker::Impl {
     auto* h = m.header.mutable_hello();
     h->set_name(opt.name);
     for (const auto& k : executors->kinds()) h->add_task_kinds(k);
-    h->set_slots(1);
+    h->set_slots(std::max<uint32_t>(1, opt.slots));
     h->set_max_chunk_bytes(opt.link.limits.max_frame_bytes);
+    h->set_shared_cache_bytes(opt.shared_cache_bytes);
     if (!opt.data_path.empty()) *h->mutable_data() = summarize_dataset(opt.data_path);
-    h->set_software("conflux-worker 0.1.0");
-    link->send("", std::move(m));
+    h->set_software("conflux-worker 0.2.0");
+    send(std::move(m));
     next_hello = Clock::now() + opt.hello_retry;
   }
 
@@ -112,25 +150,65 @@ struct Worker::Impl {
     Message m;
     m.header.set_type(wire::HEARTBEAT);
     m.header.set_job_id(job_id);
-    m.header.mutable_heartbeat()->set_busy(job != nullptr || parked != nullptr);
-    if (parked) m.header.mutable_heartbeat()->set_current_task(parked->ctx.task_id);
-    else if (job) m.header.mutable_heartbeat()->set_current_task(job->ctx.task_id);
-    link->send("", std::move(m));
-    next_heartbeat = Clock::now() + opt.heartbeat_interval;
+    m.header.mutable_heartbeat();
+    send(std::move(m));
+    next_heartbeat = Clock::now() + heartbeat_interval;
   }
 
-  void send_task_error(const TaskContext& ctx, ErrorCode code, const std::string& text) {
+  void send_task_error(const TaskContext& ctx, ErrorCode code, wire::TaskErrorKind kind,
+                       const std::string& text) {
     Message e = make_error(code, text);
     e.header.set_job_id(ctx.job_id);
     e.header.set_task_id(ctx.task_id);
     e.header.set_round(ctx.round);
     e.header.mutable_error()->set_attempt(ctx.attempt);
-    link->send("", std::move(e));
+    e.header.mutable_error()->set_kind(kind);
+    send(std::move(e));
+  }
+
+  // Tasks of the current coordinator instance (accepted and not yet answered).
+  size_t accepted() const {
+    size_t n = waiting.size();
+    for (const auto& j : running) n += j->server_instance == server_instance;
+    return n;
+  }
+
+  size_t running_of_kind(const std::string& kind) const {
+    size_t n = 0;
+    for (const auto& j : running) n += j->ctx.kind == kind;
+    return n;
+  }
+
+  // The LRU rule the coordinator mirrors (dispatcher.cpp cache_insert): replace, put first,
+  // evict least recently used until the total fits; an entry larger than the cache is not kept.
+  void cache_put(const std::string& key, std::vector<Tensor> tensors) {
+    cache.remove_if([&](const CacheEntry& c) { return c.key == key; });
+    uint64_t bytes = 0;
+    for (const auto& t : tensors) bytes += t.byte_length();
+    if (bytes > opt.shared_cache_bytes) return;
+    cache.push_front(CacheEntry{key, std::move(tensors), bytes});
+    uint64_t total = 0;
+    for (const auto& c : cache) total += c.bytes;
+    while (total > opt.shared_cache_bytes) {
+      total -= cache.back().bytes;
+      cache.pop_back();
+    }
+  }
+
+  const std::vector<Tensor>* cache_get(const std::string& key) {
+    for (auto it = cache.begin(); it != cache.end(); ++it) {
+      if (it->key == key) {
+        cache.splice(cache.begin(), cache, it);
+        return &cache.front().tensors;
+      }
+    }
+    return nullptr;
   }
 
   void start_task(Message& m) {
     const auto& h = m.header;
-    TaskContext ctx;
+    auto job = std::make_shared<Job>();
+    TaskContext& ctx = job->ctx;
     ctx.job_id = h.job_id();
     ctx.task_id = h.task_id();
     ctx.round = h.round();
@@ -139,64 +217,97 @@ struct Worker::Impl {
     ctx.params = h.task().params();
     ctx.inputs = std::move(m.tensors);
     ctx.data_path = opt.data_path;
-    if (stopping) return send_task_error(ctx, wire::SHUTTING_DOWN, "worker is shutting down");
-    const bool orphan_running = job && job->server_instance != server_instance;
-    if ((job && !orphan_running) || parked)
-      return send_task_error(ctx, wire::TASK_FAILED, "worker is busy with another task");
-    if (h.job_id() != job_id || h.task_id() == 0) {
-      return send_task_error(ctx, wire::UNKNOWN_TASK, "task for another job, or task id 0");
-    }
-    auto exec = executors->find(ctx.kind);
-    if (!exec) return send_task_error(ctx, wire::UNKNOWN_KIND, "no executor for kind " + ctx.kind);
+    job->received = Clock::now();
+    job->deadline = milliseconds(h.task().deadline_ms());
+    job->server_instance = server_instance;
+    // The shared-input cache first, so that it changes exactly as the coordinator's mirror
+    // does, whatever happens to the task afterwards.
     const auto& t = h.task();
     if (!t.shared_key().empty()) {
       if (t.shared_count() > ctx.inputs.size()) {
-        return send_task_error(ctx, wire::MALFORMED, "shared_count exceeds the tensors sent");
+        return send_task_error(ctx, wire::MALFORMED, wire::KIND_DATA,
+                               "shared_count exceeds the tensors sent");
       }
       if (t.shared_count() > 0) {
-        shared.assign(ctx.inputs.begin(), ctx.inputs.begin() + t.shared_count());
+        ctx.shared.assign(ctx.inputs.begin(), ctx.inputs.begin() + t.shared_count());
         ctx.inputs.erase(ctx.inputs.begin(), ctx.inputs.begin() + t.shared_count());
-        shared_key = t.shared_key();
-      } else if (shared_key != t.shared_key()) {
-        return send_task_error(ctx, wire::UNKNOWN_SHARED,
+        cache_put(t.shared_key(), ctx.shared);
+      } else if (const auto* held = cache_get(t.shared_key())) {
+        ctx.shared = *held;
+      } else {
+        return send_task_error(ctx, wire::UNKNOWN_SHARED, wire::KIND_RESOURCE,
                                "no cached shared inputs under key " + t.shared_key());
       }
-      ctx.shared = shared;
     }
-    if (orphan_running) {
-      log::info("worker: task {} waits for cancelled task {} of the previous coordinator to stop",
-                ctx.task_id, job->ctx.task_id);
-      parked = std::make_unique<Parked>(Parked{std::move(ctx), std::move(exec)});
-      return;
+    if (stopping) {
+      return send_task_error(ctx, wire::SHUTTING_DOWN, wire::KIND_CANCELLED,
+                             "worker is shutting down");
     }
-    launch(std::move(ctx), std::move(exec));
+    if (h.job_id() != job_id || h.task_id() == 0) {
+      return send_task_error(ctx, wire::UNKNOWN_TASK, wire::KIND_CONFIG,
+                             "task for another job, or task id 0");
+    }
+    job->executor = executors->find(ctx.kind);
+    if (!job->executor) {
+      return send_task_error(ctx, wire::UNKNOWN_KIND, wire::KIND_CONFIG,
+                             "no executor for kind " + ctx.kind);
+    }
+    if (accepted() >= std::max<uint32_t>(1, opt.slots)) {
+      return send_task_error(ctx, wire::WORKER_BUSY, wire::KIND_RESOURCE,
+                             fmt::format("all {} slot(s) are taken", std::max<uint32_t>(1, opt.slots)));
+    }
+    waiting.push_back(std::move(job));
+    launch_waiting();
   }
 
-  void launch(TaskContext ctx, std::shared_ptr<TaskExecutor> exec) {
-    job = std::make_shared<Job>();
-    job->ctx = std::move(ctx);
-    job->ctx.cancel = &job->cancel;
-    job->executor = std::move(exec);
-    job->server_instance = server_instance;
-    job->started = Clock::now();
-    log::info("worker: task {} ({}, attempt {}) started", job->ctx.task_id, job->ctx.kind,
-              job->ctx.attempt);
-    thread = std::thread([j = job] { execute(j); });
+  // Starts waiting tasks whose executor has room, in arrival order.
+  void launch_waiting() {
+    for (auto it = waiting.begin(); it != waiting.end();) {
+      auto& j = *it;
+      if (running_of_kind(j->ctx.kind) >= std::max<uint32_t>(1, j->executor->slots())) {
+        ++it;
+        continue;
+      }
+      j->ctx.cancel = &j->cancel;
+      j->started = Clock::now();
+      log::info("worker: task {} ({}, attempt {}) started", j->ctx.task_id, j->ctx.kind,
+                j->ctx.attempt);
+      j->thread = std::thread([raw = j.get(), keep = j] { execute(raw); });
+      running.push_back(std::move(j));
+      it = waiting.erase(it);
+    }
   }
 
-  // Sends the finished job's result (or failure) and clears it.
-  void complete_job() {
-    if (thread.joinable()) thread.join();
-    std::shared_ptr<Job> j = std::move(job);
-    job.reset();
+  void stop_job(Job& j, StopReason why) {
+    if (j.stop == StopReason::None) j.stop = why;
+    j.cancel.store(true);
+  }
+
+  // Sends the finished job's answer and forgets it.
+  void complete(const std::shared_ptr<Job>& j) {
+    if (j->thread.joinable()) j->thread.join();
     if (j->server_instance != server_instance) {
-      log::warn("worker: task {} belonged to a previous coordinator instance; result dropped",
+      log::info("worker: task {} belonged to a previous coordinator instance; result dropped",
                 j->ctx.task_id);
       return;
     }
     if (!j->error.empty()) {
+      switch (j->stop) {
+        case StopReason::Cancelled:
+          return send_task_error(j->ctx, wire::TASK_CANCELLED, wire::KIND_CANCELLED,
+                                 "cancelled by the coordinator");
+        case StopReason::Deadline:
+          return send_task_error(j->ctx, wire::DEADLINE_EXCEEDED, wire::KIND_CANCELLED,
+                                 fmt::format("deadline of {} ms passed on the worker",
+                                             j->deadline.count()));
+        case StopReason::Shutdown:
+          return send_task_error(j->ctx, wire::TASK_ABANDONED, wire::KIND_CANCELLED,
+                                 "worker shutting down; task abandoned");
+        case StopReason::None:
+          break;
+      }
       log::warn("worker: task {} failed: {}", j->ctx.task_id, j->error);
-      return send_task_error(j->ctx, wire::TASK_FAILED, j->error);
+      return send_task_error(j->ctx, wire::TASK_FAILED, j->error_kind, j->error);
     }
     Message r;
     r.header.set_type(wire::RESULT);
@@ -210,9 +321,61 @@ struct Worker::Impl {
     b->set_elapsed_ms(static_cast<uint64_t>(
         std::chrono::duration_cast<milliseconds>(Clock::now() - j->started).count()));
     r.tensors = std::move(j->output.tensors);
-    if (!link->send("", std::move(r))) log::warn("worker: could not send result of task {}", j->ctx.task_id);
+    if (!send(std::move(r))) log::warn("worker: could not send result of task {}", j->ctx.task_id);
     owner->tasks_done_++;
     log::info("worker: task {} done", j->ctx.task_id);
+  }
+
+  // Answers finished jobs, enforces deadlines, starts waiting tasks.
+  void tend_jobs() {
+    const auto now = Clock::now();
+    for (auto it = running.begin(); it != running.end();) {
+      auto& j = *it;
+      if (j->done.load()) {
+        auto keep = std::move(j);
+        it = running.erase(it);
+        complete(keep);
+        continue;
+      }
+      if (j->deadline.count() > 0 && now - j->received > j->deadline && j->stop == StopReason::None) {
+        log::warn("worker: task {} ran past its deadline of {} ms; stopping it", j->ctx.task_id,
+                  j->deadline.count());
+        stop_job(*j, StopReason::Deadline);
+      }
+      ++it;
+    }
+    for (auto it = waiting.begin(); it != waiting.end();) {
+      auto& j = *it;
+      if (j->deadline.count() > 0 && now - j->received > j->deadline) {
+        send_task_error(j->ctx, wire::DEADLINE_EXCEEDED, wire::KIND_CANCELLED,
+                        fmt::format("deadline of {} ms passed on the worker before a slot was free",
+                                    j->deadline.count()));
+        it = waiting.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    launch_waiting();
+  }
+
+  void cancel_task(const Message& m) {
+    const uint64_t id = m.header.task_id();
+    const uint32_t attempt = m.header.cancel().attempt();
+    for (auto& j : running) {
+      if (j->ctx.task_id == id && j->ctx.attempt == attempt && j->server_instance == server_instance) {
+        log::info("worker: task {} cancelled: {}", id, m.header.cancel().reason());
+        return stop_job(*j, StopReason::Cancelled);
+      }
+    }
+    for (auto it = waiting.begin(); it != waiting.end(); ++it) {
+      if ((*it)->ctx.task_id == id && (*it)->ctx.attempt == attempt) {
+        send_task_error((*it)->ctx, wire::TASK_CANCELLED, wire::KIND_CANCELLED,
+                        "cancelled by the coordinator before it started");
+        waiting.erase(it);
+        return;
+      }
+    }
+    // Not ours (already answered): nothing to do.
   }
 
   void handle(Message& m) {
@@ -225,33 +388,45 @@ struct Worker::Impl {
       send_hello();
     }
     switch (h.type()) {
-      case wire::WELCOME:
-        if (h.instance() != server_instance) {  // a new coordinator session: drop the cache
-          shared_key.clear();
-          shared.clear();
-          parked.reset();  // sent by an earlier instance: nobody waits for it any more
-        }
-        if (job && job->server_instance != h.instance() && !job->cancel.load()) {
-          log::info("worker: cancelling task {} of the previous coordinator {:016x}",
-                    job->ctx.task_id, job->server_instance);
-          job->cancel.store(true);
+      case wire::WELCOME: {
+        if (h.instance() != server_instance) {  // a new coordinator session: drop its state
+          cache.clear();
+          waiting.clear();  // sent by an earlier instance: nobody waits for them any more
+          for (auto& j : running) {
+            if (j->server_instance != h.instance() && j->stop == StopReason::None) {
+              log::info("worker: cancelling task {} of the previous coordinator {:016x}",
+                        j->ctx.task_id, j->server_instance);
+              stop_job(*j, StopReason::Cancelled);
+            }
+          }
         }
         welcomed = true;
         server_instance = h.instance();
-        identity = h.welcome().identity();
+        const auto& w = h.welcome();
+        identity = w.identity();
         job_id = h.job_id();
+        if (w.heartbeat_interval_ms() > 0) heartbeat_interval = milliseconds(w.heartbeat_interval_ms());
+        if (w.dead_after_ms() > 0) server_dead_after = milliseconds(w.dead_after_ms());
+        coordinator_max_chunk = w.max_chunk_bytes();
+        link->socket().set(zmq::sockopt::sndtimeo, static_cast<int>(opt.link.send_timeout.count()));
+        handshake_problem.clear();
+        handshake_refused = false;
         link->set_sender(identity);
         backoff = opt.backoff_min;
         last_welcomed = Clock::now();
         owner->sessions_++;
-        log::info("worker: welcomed by coordinator {:016x} as '{}' (job {})", server_instance,
-                  identity, job_id);
+        log::info("worker: welcomed by coordinator {:016x} as '{}' (job {}; heartbeat {} ms)",
+                  server_instance, identity, job_id, heartbeat_interval.count());
         return;
+      }
       case wire::HEARTBEAT:
         return;
       case wire::TASK:
         if (!welcomed || h.instance() != server_instance) return;
         return start_task(m);
+      case wire::CANCEL:
+        if (!welcomed || h.instance() != server_instance) return;
+        return cancel_task(m);
       case wire::ERROR:
         log::warn("worker: coordinator reports {}: {}", error_code_name(h.error().code()),
                   h.error().message());
@@ -267,8 +442,48 @@ struct Worker::Impl {
         return;
       default: {
         Message e = make_error(wire::BAD_TYPE, "a coordinator may not send this type", h.sequence());
-        link->send("", std::move(e));
+        send(std::move(e));
       }
+    }
+  }
+
+  // Reads the connection monitor: logs why a handshake failed, naming the endpoint.
+  void read_monitor() {
+    if (!monitor) return;
+    while (auto e = next_monitor_event(*monitor)) {
+      const uint16_t id = e->id;
+      const uint32_t value = e->value;
+      std::string problem;
+      switch (id) {
+        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+          handshake_ok = true;
+          continue;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+          problem = fmt::format("the coordinator at {} refused this worker's key (status {}): it "
+                                "is not in the coordinator's allow-list", opt.connect, value);
+          break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+          problem = fmt::format("the handshake with {} failed with a protocol error ({:#x}): is it "
+                                "a Conflux coordinator, in the same security mode?", opt.connect, value);
+          break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        case ZMQ_EVENT_DISCONNECTED:
+          if (handshake_ok || opt.insecure) continue;
+          problem = fmt::format("the coordinator at {} closed the connection during the CURVE "
+                                "handshake: the coordinator public key given to this worker "
+                                "(--server-key) does not match the coordinator's", opt.connect);
+          break;
+        default:
+          continue;
+      }
+      // A refused key is followed by a disconnect: keep the more precise reason.
+      if (handshake_refused && id != ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) continue;
+      handshake_refused = handshake_refused || id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+      if (problem != handshake_problem || Clock::now() >= next_problem_log) {
+        log::error("worker: {}", problem);
+        next_problem_log = Clock::now() + std::chrono::seconds(30);
+      }
+      handshake_problem = problem;
     }
   }
 
@@ -278,39 +493,47 @@ struct Worker::Impl {
     }
   }
 
+  bool all_done() const {
+    for (const auto& j : running)
+      if (!j->done.load()) return false;
+    return true;
+  }
+
   int shutdown(const char* why) {
     stopping = true;
-    uint64_t abandoned = 0;
-    if (job) {
-      log::info("worker: stopping; giving task {} up to {} ms to finish", job->ctx.task_id,
+    for (auto& j : waiting) {
+      send_task_error(j->ctx, wire::TASK_ABANDONED, wire::KIND_CANCELLED,
+                      "worker shutting down; task abandoned");
+    }
+    waiting.clear();
+    if (!running.empty()) {
+      log::info("worker: stopping; giving {} task(s) up to {} ms to finish", running.size(),
                 opt.drain_timeout.count());
-      auto until = Clock::now() + opt.drain_timeout;
-      while (!job->done.load() && Clock::now() < until) {
+      const auto until = Clock::now() + opt.drain_timeout;
+      while (!all_done() && Clock::now() < until) {
         if (Clock::now() >= next_heartbeat && welcomed) send_heartbeat();
         pump(milliseconds(20));
       }
-      if (job && job->done.load()) {
-        complete_job();
-      } else if (job) {
-        abandoned = job->ctx.task_id;
-        job->cancel.store(true);
-        log::warn("worker: abandoning task {}", abandoned);
-        send_task_error(job->ctx, wire::TASK_ABANDONED, "worker shutting down; task abandoned");
-        thread.detach();  // it holds only the shared Job
-        job.reset();
+      for (auto& j : running) {
+        if (j->done.load()) {
+          complete(j);
+          continue;
+        }
+        log::warn("worker: abandoning task {}", j->ctx.task_id);
+        stop_job(*j, StopReason::Shutdown);
+        if (j->server_instance == server_instance) {
+          send_task_error(j->ctx, wire::TASK_ABANDONED, wire::KIND_CANCELLED,
+                          "worker shutting down; task abandoned");
+        }
+        j->thread.detach();  // it holds only its shared Job
       }
-    }
-    if (parked) {
-      send_task_error(parked->ctx, wire::TASK_ABANDONED, "worker shutting down; task abandoned");
-      if (!abandoned) abandoned = parked->ctx.task_id;
-      parked.reset();
+      running.clear();
     }
     Message bye;
     bye.header.set_type(wire::BYE);
     bye.header.set_job_id(job_id);
     bye.header.mutable_bye()->set_reason(why);
-    bye.header.mutable_bye()->set_abandoned_task(abandoned);
-    link->send("", std::move(bye));
+    send(std::move(bye));
     link->socket().set(zmq::sockopt::linger, 2000);  // let the bye leave
     link.reset();
     return kExitOk;
@@ -339,13 +562,16 @@ Worker::Worker(WorkerOptions options, std::shared_ptr<const ExecutorRegistry> ex
   impl_->opt = std::move(options);
   impl_->executors = std::move(executors);
   impl_->backoff = impl_->opt.backoff_min;
+  impl_->heartbeat_interval = impl_->opt.heartbeat_interval;
+  impl_->server_dead_after = impl_->opt.server_dead_after;
   impl_->owner = this;
 }
 
 Worker::~Worker() {
-  if (impl_ && impl_->job) {
-    impl_->job->cancel.store(true);
-    if (impl_->thread.joinable()) impl_->thread.detach();
+  if (!impl_) return;
+  for (auto& j : impl_->running) {
+    j->cancel.store(true);
+    if (j->thread.joinable()) j->thread.detach();
   }
 }
 
@@ -357,29 +583,28 @@ int Worker::run(const std::atomic<bool>& stop) {
   for (;;) {
     if (stop.load()) return w.shutdown("worker stopping (signal)");
     if (w.bye_received && w.opt.exit_on_bye) return w.shutdown("coordinator said bye");
+    w.tend_jobs();
+    w.read_monitor();
     auto now = Clock::now();
-    if (w.job && w.job->done.load()) w.complete_job();
-    if (!w.job && w.parked) {
-      auto p = std::move(w.parked);
-      w.launch(std::move(p->ctx), std::move(p->executor));
+    if (w.opt.give_up_after.count() > 0 && !w.welcomed &&
+        now - w.last_welcomed > w.opt.give_up_after) {
+      log::error("worker: no coordinator for {} ms; giving up{}", w.opt.give_up_after.count(),
+                 w.handshake_problem.empty() ? "" : ": " + w.handshake_problem);
+      w.shutdown("no coordinator");
+      return kExitComm;
     }
     if (!w.welcomed && now >= w.next_hello) w.send_hello();
     if (w.welcomed && now >= w.next_heartbeat) w.send_heartbeat();
-    if (now - w.last_heard > w.opt.server_dead_after) {
+    if (now - w.last_heard > w.server_dead_after) {
       log::warn("worker: no word from the coordinator for {} ms; reconnecting in {} ms",
-                w.opt.server_dead_after.count(), w.backoff.count());
+                w.server_dead_after.count(), w.backoff.count());
       auto until = Clock::now() + w.backoff;
+      if (w.opt.give_up_after.count() > 0) until = std::min(until, w.last_welcomed + w.opt.give_up_after);
       while (Clock::now() < until && !stop.load()) std::this_thread::sleep_for(milliseconds(10));
       w.backoff = std::min(w.backoff * 2, w.opt.backoff_max);
       w.connect();
       w.send_hello();
       continue;
-    }
-    if (w.opt.give_up_after.count() > 0 && !w.welcomed &&
-        now - w.last_welcomed > w.opt.give_up_after) {
-      log::error("worker: no coordinator for {} ms; giving up", w.opt.give_up_after.count());
-      w.shutdown("no coordinator");
-      return kExitComm;
     }
     w.pump(milliseconds(20));
   }

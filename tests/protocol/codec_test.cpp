@@ -144,7 +144,7 @@ TEST(ProtocolCodec, RejectsGarbageAndEmpty) {
 
 TEST(ProtocolCodec, RejectsWrongVersionTypeAndIds) {
   auto m = valid_single();
-  m.header.set_version(2);
+  m.header.set_version(1);  // a v1 peer: CANCEL and error kinds are not optional
   auto e = decode_error(m.build());
   EXPECT_EQ(e.code, wire::UNSUPPORTED_VERSION);
   EXPECT_EQ(e.ref_sequence, 1u);

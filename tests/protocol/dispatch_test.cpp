@@ -1,6 +1,8 @@
-// TaskDispatcher policies over real sockets with in-process workers: executor failures retried
-// on other workers up to max_attempts, deadlines re-dispatching and late results refused,
-// result validation hooks, tasks of a kind no worker offers timing out with a clear error.
+// TaskDispatcher policies over real sockets (CURVE on 127.0.0.1) with in-process workers: data
+// errors final and internal ones retried elsewhere, deadlines re-dispatching and late results
+// refused, result validation hooks, tasks of a kind no worker offers timing out with a clear
+// error, shared inputs, targeted tasks, quorum + deadline with stragglers cancelled, slots.
+// The same policies step by step without sockets: jobs_test.cpp.
 #include "net_util.h"
 
 #include <conflux/core/error.h>
@@ -9,7 +11,17 @@ using namespace conflux;
 using namespace conflux::protocol;
 using namespace conflux::protocol::test;
 
-TEST(ProtocolDispatch, FailingExecutorIsRetriedElsewhereThenReported) {
+// A coordinator with two in-process workers, alice and bob, both connected.
+struct TwoWorkers : ::testing::Test {
+  TestKeys k;
+  Server server{server_options(k)};
+  TaskDispatcher d{server};
+  WorkerThread alice{worker_options(server.endpoint(), k, k.alice, "alice")};
+  WorkerThread bob{worker_options(server.endpoint(), k, k.bob, "bob")};
+  void SetUp() override { ASSERT_TRUE(d.wait_for_workers(2, 30s)); }
+};
+
+TEST(ProtocolDispatch, DataErrorIsNotRetried) {
   TestKeys k;
   Server server(server_options(k));
   TaskDispatcher d(server, DispatcherOptions{2, std::chrono::milliseconds(0)});
@@ -25,8 +37,8 @@ TEST(ProtocolDispatch, FailingExecutorIsRetriedElsewhereThenReported) {
   auto out = d.run(30s);
   ASSERT_EQ(out.size(), 2u);
   EXPECT_FALSE(out[0].ok);
-  EXPECT_EQ(out[0].attempts, 2u);
-  EXPECT_NE(out[0].error.find("gave up after 2 attempt(s)"), std::string::npos) << out[0].error;
+  EXPECT_EQ(out[0].attempts, 1u);  // bad inputs stay bad on another worker
+  EXPECT_EQ(out[0].error_kind, TaskErrorKind::Data);
   EXPECT_NE(out[0].error.find("differs in dtype or shape"), std::string::npos) << out[0].error;
   ASSERT_TRUE(out[1].ok) << out[1].error;
   EXPECT_TRUE(out[1].outputs[0].equals(reduce_sum(good.inputs)));
@@ -47,6 +59,7 @@ TEST(ProtocolDispatch, DeadlineRedispatchesAndLateResultsAreRefused) {
   EXPECT_FALSE(out[0].ok);
   EXPECT_EQ(out[0].attempts, 2u);  // alice, then bob, each past the deadline
   EXPECT_NE(out[0].error.find("deadline of 300 ms passed"), std::string::npos) << out[0].error;
+  EXPECT_EQ(out[0].error_kind, TaskErrorKind::Deadline);
   // Both workers finish late; their results are refused, and they become free again.
   TaskSpec next = sum_task(DType::F64, {8}, 3, 5);
   d.submit(next);
@@ -97,13 +110,7 @@ TEST(ProtocolDispatch, KindNoWorkerOffersTimesOutNamingTheTask) {
   }
 }
 
-TEST(ProtocolDispatch, SharedInputsTravelOncePerWorker) {
-  TestKeys k;
-  Server server(server_options(k));
-  TaskDispatcher d(server);
-  WorkerThread alice(worker_options(server.endpoint(), k, k.alice, "alice"));
-  WorkerThread bob(worker_options(server.endpoint(), k, k.bob, "bob"));
-  ASSERT_TRUE(d.wait_for_workers(2, 30s));
+TEST_F(TwoWorkers, SharedInputsTravelOncePerWorker) {
   auto model = std::make_shared<SharedInputs>();
   model->key = "model-step-100";
   model->tensors = {make_tensor("w1", DType::F32, {300, 1000}, 1),  // 1.2 MB: chunked
@@ -134,7 +141,9 @@ TEST(ProtocolDispatch, WorkerWithoutTheSharedInputsGetsThemResent) {
   TaskDispatcher d(server);
   Pump pump(d);
   RawClient c(server.endpoint(), k, &k.bob);
-  c.send(hello_message("", {"reduce_sum"}));
+  Message hello = hello_message("", {"reduce_sum"});
+  hello.header.mutable_hello()->set_shared_cache_bytes(1 << 20);  // we say we cache
+  c.send(std::move(hello));
   auto w = c.expect(5s);
   ASSERT_TRUE(w && w->header.type() == wire::WELCOME);
   auto model = std::make_shared<SharedInputs>();
@@ -177,4 +186,124 @@ TEST(ProtocolDispatch, WorkerWithoutTheSharedInputsGetsThemResent) {
   reply(*t3, t3->tensors);
   ASSERT_TRUE(pump.wait_until([&] { return d.unfinished() == 0; }, 10s));
   EXPECT_EQ(pump.with([&] { return d.shared_sends(); }), 2u);
+}
+
+// An executor that fails with an internal error on one named worker and sums elsewhere.
+class FailsOn : public TaskExecutor {
+ public:
+  FailsOn(std::string me, std::string bad) : me_(std::move(me)), bad_(std::move(bad)) {}
+  TaskOutput execute(const TaskContext& ctx) override {
+    if (me_ == bad_) CONFLUX_THROW(InternalError, "flaky on {}", me_);
+    TaskOutput out;
+    out.tensors.push_back(reduce_sum(ctx.inputs));
+    return out;
+  }
+
+ private:
+  std::string me_, bad_;
+};
+
+TEST(ProtocolDispatch, InternalErrorIsRetriedOnAnotherWorker) {
+  TestKeys k;
+  Server server(server_options(k));
+  TaskDispatcher d(server);
+  auto flaky = [](std::string me) {
+    return [me](ExecutorRegistry& r) { r.add("flaky", std::make_shared<FailsOn>(me, "alice")); };
+  };
+  WorkerThread alice(worker_options(server.endpoint(), k, k.alice, "alice"), flaky("alice"));
+  ASSERT_TRUE(d.wait_for_workers(1, 30s));
+  WorkerThread bob(worker_options(server.endpoint(), k, k.bob, "bob"), flaky("bob"));
+  ASSERT_TRUE(d.wait_for_workers(2, 30s));
+  TaskSpec t = sum_task(DType::I64, {5}, 2, 4);
+  t.kind = "flaky";
+  t.target = "alice";  // first on alice, where it fails ...
+  BatchSpec b;
+  b.tasks = {t};
+  std::vector<TaskResult> got;
+  BatchReport r = d.run_batch(b, [&](TaskResult&& x) { got.push_back(std::move(x)); }, 30s);
+  ASSERT_EQ(r.missing.size(), 1u);  // ... and a targeted task is never run elsewhere
+  EXPECT_EQ(r.missing[0].error_kind, TaskErrorKind::Internal);
+  EXPECT_EQ(r.missing[0].attempts, 3u);  // retried on alice, its only possible worker
+  EXPECT_NE(r.missing[0].detail.find("flaky on alice"), std::string::npos) << r.missing[0].detail;
+  t.target.clear();  // untargeted: the retry goes to bob
+  b.tasks = {t, t};
+  r = d.run_batch(b, [&](TaskResult&& x) { got.push_back(std::move(x)); }, 30s);
+  EXPECT_TRUE(r.quorum_met) << r.describe();
+  ASSERT_EQ(got.size(), 2u);
+  for (auto& g : got) {
+    EXPECT_EQ(g.worker, "bob");
+    EXPECT_TRUE(g.outputs.at(0).equals(reduce_sum(t.inputs)));
+  }
+}
+
+TEST_F(TwoWorkers, TargetedTasksRunOnTheirOwnWorker) {
+  BatchSpec b;
+  std::vector<std::string> targets{"bob", "bob", "alice", "bob", "alice"};
+  for (size_t i = 0; i < targets.size(); ++i) {
+    TaskSpec t = sum_task(DType::F32, {64}, 2, 30 + i);
+    t.target = targets[i];
+    b.tasks.push_back(t);
+  }
+  b.round = 7;
+  const auto specs = b.tasks;
+  std::vector<TaskResult> got;
+  BatchReport r = d.run_batch(b, [&](TaskResult&& x) { got.push_back(std::move(x)); }, 30s);
+  ASSERT_TRUE(r.quorum_met) << r.describe();
+  EXPECT_EQ(r.closed_because, "all tasks finished");
+  ASSERT_EQ(got.size(), targets.size());
+  for (const auto& g : got) {
+    EXPECT_EQ(g.worker, targets.at(g.index));
+    EXPECT_TRUE(g.outputs.at(0).equals(reduce_sum(specs[g.index].inputs)));
+  }
+}
+
+TEST_F(TwoWorkers, QuorumAndDeadlineCancelTheStraggler) {
+  TaskSpec fast = sum_task(DType::I32, {8}, 2, 1);
+  fast.target = "alice";
+  TaskSpec slow = sum_task(DType::I32, {8}, 2, 2, R"({"delay_ms": 60000})");
+  slow.target = "bob";
+  BatchSpec b;
+  b.tasks = {fast, slow};
+  b.quorum = 1;
+  b.deadline = 1500ms;
+  size_t results = 0;
+  BatchReport r = d.run_batch(b, [&](TaskResult&&) { ++results; }, 60s);
+  EXPECT_TRUE(r.quorum_met);
+  EXPECT_EQ(results, 1u);
+  EXPECT_EQ(r.closed_because, "deadline of 1500 ms passed");
+  ASSERT_EQ(r.missing.size(), 1u);
+  EXPECT_EQ(r.missing[0].why, Missing::Cancelled);
+  EXPECT_EQ(r.missing[0].worker, "bob");
+  EXPECT_EQ(d.cancels_sent(), 1u);
+  // bob stops the cancelled task and answers for it, which frees its slot (bounded wait).
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  while (d.slots_in_use("bob") > 0 && std::chrono::steady_clock::now() < until) d.step(50ms);
+  EXPECT_EQ(d.slots_in_use("bob"), 0u);
+  // and it is free for the next round at once.
+  b.tasks = {fast};
+  b.tasks[0].target = "bob";
+  r = d.run_batch(b, [&](TaskResult&&) { ++results; }, 30s);
+  EXPECT_TRUE(r.quorum_met) << r.describe();
+}
+
+TEST(ProtocolDispatch, WorkerRunsAsManyTasksAsItHasSlots) {
+  TestKeys k;
+  Server server(server_options(k));
+  TaskDispatcher d(server);
+  WorkerOptions o = worker_options(server.endpoint(), k, k.alice, "alice");
+  o.slots = 3;
+  WorkerThread alice(o);
+  ASSERT_TRUE(d.wait_for_workers(1, 30s));
+  EXPECT_EQ(server.workers().at("alice").hello.slots(), 3u);
+  BatchSpec b;
+  for (int i = 0; i < 4; ++i) b.tasks.push_back(sum_task(DType::F64, {16}, 2, 50 + i, R"({"delay_ms": 800})"));
+  size_t most = 0;
+  const uint64_t id = d.open(b, [](TaskResult&&) {});
+  const auto until = std::chrono::steady_clock::now() + 30s;
+  while (d.is_open(id) && std::chrono::steady_clock::now() < until) {
+    d.step(20ms);
+    most = std::max(most, d.slots_in_use("alice"));
+  }
+  EXPECT_EQ(most, 3u);  // three at once, never four
+  EXPECT_TRUE(d.take_report(id).quorum_met);
 }

@@ -159,7 +159,7 @@ TEST(ProtocolNet, IdentityCannotBeSpoofed) {
     ASSERT_TRUE(reply);
     ASSERT_EQ(reply->header.type(), wire::ERROR);
     EXPECT_EQ(reply->header.error().code(),
-              sender == "alice" ? wire::IDENTITY_MISMATCH : wire::UNKNOWN_TASK);
+              sender == "alice" ? wire::IDENTITY_MISMATCH : wire::STALE_RESULT);
   }
   ASSERT_TRUE(pump.wait_until([&] { return !done.empty(); }, 20s));
   pump.with([&] {
@@ -268,7 +268,7 @@ TEST(ProtocolNet, MalformedInputGetsErrorsAndServerKeepsServing) {
   }
   // A result for a task nobody assigned.
   c.send(result);
-  expect_error(wire::UNKNOWN_TASK, "unassigned task");
+  expect_error(wire::STALE_RESULT, "unassigned task");
   // A type a worker may not send.
   {
     Message t;

@@ -6,12 +6,14 @@
 #include "test_util.h"
 
 #include <conflux/protocol/dispatcher.h>
+#include <conflux/protocol/server.h>
 #include <conflux/protocol/keys.h>
 #include <conflux/protocol/worker.h>
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -64,9 +66,11 @@ inline WorkerOptions worker_options(const std::string& endpoint, const TestKeys&
 // An in-process worker on its own thread.
 class WorkerThread {
  public:
-  explicit WorkerThread(WorkerOptions o) {
+  explicit WorkerThread(WorkerOptions o,
+                        const std::function<void(ExecutorRegistry&)>& extra = {}) {
     auto reg = std::make_shared<ExecutorRegistry>();
     register_builtin_executors(*reg);
+    if (extra) extra(*reg);
     worker_ = std::make_unique<Worker>(std::move(o), reg);
     thread_ = std::thread([this] { rc_ = worker_->run(stop_); });
   }

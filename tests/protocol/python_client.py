@@ -13,7 +13,8 @@ import time
 import numpy as np
 import zmq
 
-HELLO, WELCOME, TASK, RESULT, HEARTBEAT, ERROR, BYE = range(1, 8)
+HELLO, WELCOME, TASK, RESULT, HEARTBEAT, ERROR, BYE, CANCEL = range(1, 9)
+PROTOCOL_VERSION = 2
 NP = {1: np.float32, 2: np.float64, 4: np.float16, 5: np.int32, 6: np.int64, 7: np.uint8}
 
 
@@ -130,7 +131,7 @@ class Client:
             if data:
                 pieces.append(message((1, i), (2, 0), (3, len(data))))
                 frames.append(data)
-        header = message((1, 1), (2, mtype), (3, self.job), (4, task_id), (5, rnd),
+        header = message((1, PROTOCOL_VERSION), (2, mtype), (3, self.job), (4, task_id), (5, rnd),
                          (7, self.seq), (8, self.instance), (9, descs), (10, pieces),
                          (body_field, body))
         self.seq += 1

@@ -2,13 +2,18 @@
 // binary fills. Executors plug in by kind string ("reduce_sum" built in; "evaluate", "fit" ...
 // registered by the evaluator/trainer integration) without touching the protocol code.
 //
-// Contract: execute() runs on the worker's executor thread, one task at a time, while the
-// protocol thread keeps heartbeating. It must poll ctx.cancelled() in long loops and return
-// (or throw) soon after it turns true: the worker gives the task back on SIGTERM. A thrown
-// conflux::Error or std::exception becomes a TASK_FAILED error for the coordinator (which may
-// retry elsewhere). Inputs are read-only and stay valid during execute(); outputs are moved out.
+// Contract: execute() runs on a task thread of the worker while the protocol thread keeps
+// heartbeating; up to slots() tasks of one kind run at once (so execute() must be safe to call
+// that many times concurrently; the default, 1, needs no care). It must poll ctx.cancelled() in
+// long loops and return (or throw) soon after it turns true: the coordinator cancels stragglers,
+// deadlines stop tasks, and the worker gives tasks back on SIGTERM. A thrown error becomes a
+// TASK_FAILED error whose kind tells the coordinator whether to retry: DataError -> data,
+// ConfigError/UsageError/PrivacyError -> config (neither is retried), IoError/CommError/
+// std::bad_alloc -> resource, anything else -> internal. Inputs are read-only and stay valid
+// during execute(); outputs are moved out.
 #pragma once
 
+#include <conflux/protocol/message.h>
 #include <conflux/protocol/tensor.h>
 
 #include <atomic>
@@ -42,7 +47,12 @@ class TaskExecutor {
  public:
   virtual ~TaskExecutor() = default;
   virtual TaskOutput execute(const TaskContext& ctx) = 0;
+  // How many tasks of this kind may run at once in one worker.
+  virtual uint32_t slots() const { return 1; }
 };
+
+// The wire kind of a failure thrown by an executor (see the contract above).
+wire::TaskErrorKind classify_task_error(const std::exception& e);
 
 class ExecutorRegistry {
  public:

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -45,8 +46,9 @@ class Link {
   const LinkOptions& options() const { return options_; }
 
   // Fills version/sender/instance/sequence, chunks and sends. `peer` is the routing id on a
-  // ROUTER (ignored on a DEALER). False if unroutable or timed out (the peer is gone or stuck).
-  bool send(const std::string& peer, Message msg);
+  // ROUTER (ignored on a DEALER). `max_chunk`, when non-zero, lowers the chunk size to what the
+  // peer accepts. False if unroutable or timed out (the peer is gone or stuck).
+  bool send(const std::string& peer, Message msg, uint64_t max_chunk = 0);
   // Waits up to `timeout` for one wire message. nullopt: nothing, or a chunk of a transfer
   // still in progress.
   std::optional<Inbound> receive(std::chrono::milliseconds timeout);
@@ -75,6 +77,17 @@ class Link {
   uint64_t rejected_ = 0;
   std::map<std::string, PeerState> peers_;
 };
+
+// ZeroMQ socket monitor (zmq_socket_monitor) for `events` on `socket`, read through a PAIR socket
+// in `ctx`; nullptr if monitoring cannot start. `address` must be a unique inproc:// name.
+std::unique_ptr<zmq::socket_t> start_monitor(zmq::context_t& ctx, zmq::socket_t& socket,
+                                             const std::string& address, int events);
+struct MonitorEvent {
+  uint16_t id = 0;     // ZMQ_EVENT_*
+  uint32_t value = 0;  // the event's value (an errno, a status, a protocol error code)
+};
+// The next pending event, without waiting.
+std::optional<MonitorEvent> next_monitor_event(zmq::socket_t& monitor);
 
 // A random non-zero 64-bit instance id (libsodium), new for every process / session.
 uint64_t random_instance_id();

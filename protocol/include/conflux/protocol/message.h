@@ -17,7 +17,7 @@
 
 namespace conflux::protocol {
 
-inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr uint32_t kProtocolVersion = 2;  // v2: CANCEL, error kinds, slots (docs/protocol.md)
 inline constexpr uint64_t kDefaultChunkBytes = 8ull << 20;  // 8 MiB per wire message
 
 using wire::ErrorCode;

@@ -1,7 +1,7 @@
 // Server: the coordinator's end of the wire protocol. Binds a ROUTER (CURVE + ZAP allow-list by
 // default), runs the session layer (hello/welcome, heartbeats both ways, bye, death detection)
 // and hands task-level events (results, task errors, joins, departures, deaths) to its owner,
-// usually a TaskDispatcher.
+// usually a TaskDispatcher (it is the dispatcher's WorkerPool).
 //
 // Step by step, per poll():
 //  a. receive and validate wire messages (Link) until the timeout or an event is ready;
@@ -16,6 +16,7 @@
 
 #include <conflux/protocol/keys.h>
 #include <conflux/protocol/link.h>
+#include <conflux/protocol/worker_pool.h>
 #include <conflux/protocol/zap.h>
 
 #include <zmq.hpp>
@@ -45,22 +46,7 @@ struct ServerOptions {
 void load_server_keys(ServerOptions* options, const std::string& secret_key_file,
                       const std::string& allow_list_file);
 
-struct WorkerInfo {
-  std::string identity;
-  std::string peer;       // current routing id
-  uint64_t instance = 0;  // the worker process's instance id
-  wire::Hello hello;
-  std::chrono::steady_clock::time_point last_seen;
-};
-
-struct ServerEvent {
-  enum Kind { Joined, Left, Died, Result, TaskError } kind = Joined;
-  std::string worker;  // identity
-  Message message;     // Result: the result; TaskError: the ERROR; Left: the BYE
-  std::string reason;
-};
-
-class Server {
+class Server final : public WorkerPool {
  public:
   explicit Server(ServerOptions options);
   ~Server();
@@ -70,14 +56,15 @@ class Server {
   // The bound endpoint with the real port (ZMQ_LAST_ENDPOINT), e.g. "tcp://127.0.0.1:40123".
   const std::string& endpoint() const { return endpoint_; }
   uint64_t instance() const { return link_.instance(); }
-  const std::string& job_id() const { return options_.job_id; }
   const ServerOptions& options() const { return options_; }
 
   // Runs the session layer for up to `timeout`; returns as soon as events are available.
-  std::vector<ServerEvent> poll(std::chrono::milliseconds timeout);
-  // Sends to a registered worker (fills job_id). False if unknown or unreachable.
-  bool send(const std::string& worker, Message msg);
-  const std::map<std::string, WorkerInfo>& workers() const { return workers_; }
+  std::vector<ServerEvent> poll(std::chrono::milliseconds timeout) override;
+  // Sends to a registered worker (fills job_id), in chunks no larger than the worker accepts
+  // (Hello.max_chunk_bytes). False if unknown or unreachable.
+  bool send(const std::string& worker, Message msg) override;
+  const std::map<std::string, WorkerInfo>& workers() const override { return workers_; }
+  const std::string& job_id() const override { return options_.job_id; }
   // Says bye to every worker and forgets them (also done by the destructor).
   void shutdown(const std::string& reason);
 
@@ -89,11 +76,13 @@ class Server {
   void handle_hello(const Inbound& in, const std::string& identity, std::vector<ServerEvent>* ev);
   void housekeeping(std::vector<ServerEvent>* events);
   void drop(const std::string& identity);
+  void read_monitor();
 
   ServerOptions options_;
   zmq::context_t context_;
   std::unique_ptr<ZapHandler> zap_;
   Link link_;
+  std::unique_ptr<zmq::socket_t> monitor_;  // failed handshakes, logged with the reason
   std::string endpoint_;
   std::map<std::string, WorkerInfo> workers_;
   std::chrono::steady_clock::time_point next_heartbeat_;

@@ -1,13 +1,19 @@
 // Worker: the participant's end of the wire protocol (what `conflux-worker` runs). Connects a
 // DEALER out to the coordinator (CURVE by default), says hello (identity, task kinds, a summary
-// of its local data — never the data), runs tasks through the ExecutorRegistry on an executor
-// thread while the protocol thread heartbeats, returns results, and reconnects with exponential
-// backoff when the coordinator goes silent or restarts (a new coordinator instance id, or an
-// UNKNOWN_SESSION error, makes it say hello again).
+// of its local data — never the data), runs up to `slots` tasks at once through the
+// ExecutorRegistry, each on its own thread, while the protocol thread heartbeats, returns
+// results, and reconnects with exponential backoff when the coordinator goes silent or restarts
+// (a new coordinator instance id, or an UNKNOWN_SESSION error, makes it say hello again).
 //
-// Shutdown (stop flag, e.g. from SIGTERM): a running task gets up to drain_timeout to finish
-// and its result is sent; otherwise it is cancelled and explicitly abandoned (ERROR
-// TASK_ABANDONED), then BYE names it. run() returns 0 after that. An executor that ignores
+// Per task: a task beyond its executor's own concurrency (TaskExecutor::slots) waits in a local
+// queue; CANCEL and the task's deadline_ms stop it (ERROR TASK_CANCELLED / DEADLINE_EXCEEDED);
+// a failure carries its kind (executor.h) so the coordinator knows whether to retry. Shared
+// inputs are cached by key, least recently used evicted first, up to shared_cache_bytes. After
+// the welcome the coordinator's heartbeat interval, silence limit and chunk size apply.
+//
+// Shutdown (stop flag, e.g. from SIGTERM): running tasks get up to drain_timeout to finish and
+// their results are sent; the rest are cancelled and explicitly abandoned (ERROR
+// TASK_ABANDONED each), then BYE. run() returns 0 after that. An executor that ignores
 // cancellation is left on a detached thread holding only shared state, so run() never hangs.
 // Contract: run() is called once, from one thread.
 #pragma once
@@ -36,6 +42,8 @@ struct WorkerOptions {
   std::chrono::milliseconds drain_timeout{10000};      // on stop: wait this long for the task
   std::chrono::milliseconds give_up_after{0};          // exit 3 if no coordinator this long (0 = never)
   bool exit_on_bye = false;              // return 0 when the coordinator says bye
+  uint32_t slots = 1;                    // tasks run at once (advertised in hello)
+  uint64_t shared_cache_bytes = 1ull << 30;  // LRU cache of shared inputs (advertised)
   LinkOptions link;
 };
 
