@@ -1,4 +1,4 @@
-// DType names, sizes and half-precision conversions (round to nearest even, NaN preserved).
+// DType lookups (the table is in dtype.h) and half-precision conversions (round to nearest even, NaN preserved).
 #include "conflux/core/dtype.h"
 
 #include <cstdint>
@@ -6,40 +6,38 @@
 
 namespace conflux {
 
-size_t dtype_size(DType t) {
-  switch (t) {
-    case DType::F32: return 4;
-    case DType::F64: return 8;
-    case DType::BF16: return 2;
-    case DType::F16: return 2;
-    case DType::I32: return 4;
-    case DType::I64: return 8;
-    case DType::U8: return 1;
-  }
-  return 0;
+namespace {
+static_assert(sizeof(kDTypes) / sizeof(kDTypes[0]) == static_cast<size_t>(DType::U8) + 1,
+              "kDTypes has one row per DType");
+constexpr bool table_in_enum_order() {
+  for (size_t i = 0; i < sizeof(kDTypes) / sizeof(kDTypes[0]); ++i)
+    if (static_cast<size_t>(kDTypes[i].type) != i) return false;
+  return true;
 }
+static_assert(table_in_enum_order(), "kDTypes rows must follow the DType enum order");
 
-std::string_view dtype_name(DType t) {
-  switch (t) {
-    case DType::F32: return "float32";
-    case DType::F64: return "float64";
-    case DType::BF16: return "bfloat16";
-    case DType::F16: return "float16";
-    case DType::I32: return "int32";
-    case DType::I64: return "int64";
-    case DType::U8: return "uint8";
-  }
-  return "?";
-}
-
-bool parse_dtype(std::string_view name, DType* out) {
-  for (DType t : {DType::F32, DType::F64, DType::BF16, DType::F16, DType::I32, DType::I64, DType::U8}) {
-    if (dtype_name(t) == name) {
-      *out = t;
+template <typename Key>
+bool find(Key key, DType* out) {
+  for (const DTypeInfo& d : kDTypes) {
+    if (key(d)) {
+      *out = d.type;
       return true;
     }
   }
   return false;
+}
+}  // namespace
+
+bool parse_dtype(std::string_view name, DType* out) {
+  return find([&](const DTypeInfo& d) { return d.name == name; }, out);
+}
+
+bool parse_safetensors_dtype(std::string_view name, DType* out) {
+  return find([&](const DTypeInfo& d) { return d.safetensors == name; }, out);
+}
+
+bool dtype_from_wire(int wire, DType* out) {
+  return find([&](const DTypeInfo& d) { return d.wire == wire; }, out);
 }
 
 std::string_view reduce_op_name(ReduceOp op) {

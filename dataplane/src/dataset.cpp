@@ -22,26 +22,6 @@ struct ShardState {
   std::vector<int64_t> field_values;  // per field: number of values (ragged) or rows
 };
 
-bool type_matches(hid_t type, Role role) {
-  H5T_class_t cls = H5Tget_class(type);
-  size_t size = H5Tget_size(type);
-  switch (role) {
-    case Role::Tokens: return cls == H5T_INTEGER && size == 4 && H5Tget_sign(type) == H5T_SGN_2;
-    case Role::Text: return cls == H5T_INTEGER && size == 1;
-    case Role::Features: return cls == H5T_FLOAT && size == 4;
-    default: return cls == H5T_INTEGER && size == 8 && H5Tget_sign(type) == H5T_SGN_2;
-  }
-}
-
-hid_t mem_type(Role role) {
-  switch (role) {
-    case Role::Tokens: return H5T_NATIVE_INT32;
-    case Role::Text: return H5T_NATIVE_UINT8;
-    case Role::Features: return H5T_NATIVE_FLOAT;
-    default: return H5T_NATIVE_INT64;
-  }
-}
-
 }  // namespace
 
 struct Dataset::Impl {
@@ -94,7 +74,7 @@ struct Dataset::Impl {
       hid_t ds = dataset(s, fd.name);
       auto what = fmt::format("{}: dataset /{}", st.path, fd.name);
       h5::Handle type(H5_CHECK(H5Dget_type(ds), "{}", what), h5::Handle::Kind::Datatype);
-      if (!type_matches(type, fd.role))
+      if (!h5::type_matches(type, fd.dtype()))
         CONFLUX_THROW(DataError, "{}: element type does not match role {} ({} expected); schema mismatch "
                       "between the manifest and this shard", what, role_name(fd.role), dtype_name(fd.dtype()));
       h5::Handle space(H5_CHECK(H5Dget_space(ds), "{}", what), h5::Handle::Kind::Dataspace);
@@ -110,7 +90,7 @@ struct Dataset::Impl {
         hid_t ods = dataset(s, oname);
         auto owhat = fmt::format("{}: dataset /{}", st.path, oname);
         h5::Handle otype(H5_CHECK(H5Dget_type(ods), "{}", owhat), h5::Handle::Kind::Datatype);
-        if (!type_matches(otype, Role::Label))
+        if (!h5::type_matches(otype, DType::I64))
           CONFLUX_THROW(DataError, "{}: offsets must be int64", owhat);
         h5::Handle ospace(H5_CHECK(H5Dget_space(ods), "{}", owhat), h5::Handle::Kind::Dataspace);
         hsize_t odims[2] = {0, 0};
@@ -193,7 +173,7 @@ struct Dataset::Impl {
         if (!offsets_only) {
           size_t old = out.data.size();
           out.data.resize(old + static_cast<size_t>(off.back() - off.front()) * es);
-          read_range(s, fd.name, mem_type(fd.role), off.front(), off.back(), 1, out.data.data() + old);
+          read_range(s, fd.name, h5::native_type(fd.dtype()), off.front(), off.back(), 1, out.data.data() + old);
         }
         int64_t base = out.offsets.back() - off.front();
         for (size_t i = 1; i < off.size(); ++i) out.offsets.push_back(base + off[i]);
@@ -201,7 +181,7 @@ struct Dataset::Impl {
         size_t w = static_cast<size_t>(fd.row_width());
         size_t old = out.data.size();
         out.data.resize(old + static_cast<size_t>(le - lb) * w * es);
-        read_range(s, fd.name, mem_type(fd.role), lb, le, static_cast<int64_t>(w), out.data.data() + old);
+        read_range(s, fd.name, h5::native_type(fd.dtype()), lb, le, static_cast<int64_t>(w), out.data.data() + old);
       }
     }
   }

@@ -55,4 +55,38 @@ void Handle::close_checked(const std::string& what) {
   H5_CHECK(close_id(id, kind_), "{}", what);
 }
 
+hid_t file_type(DType t) {
+  switch (t) {
+    case DType::F32: return H5T_IEEE_F32LE;
+    case DType::F64: return H5T_IEEE_F64LE;
+    case DType::I32: return H5T_STD_I32LE;
+    case DType::I64: return H5T_STD_I64LE;
+    case DType::U8: return H5T_STD_U8LE;
+    case DType::BF16:
+    case DType::F16: break;
+  }
+  CONFLUX_THROW(InternalError, "no HDF5 file type for {}", dtype_name(t));
+}
+
+hid_t native_type(DType t) {
+  switch (t) {
+    case DType::F32: return H5T_NATIVE_FLOAT;
+    case DType::F64: return H5T_NATIVE_DOUBLE;
+    case DType::I32: return H5T_NATIVE_INT32;
+    case DType::I64: return H5T_NATIVE_INT64;
+    case DType::U8: return H5T_NATIVE_UINT8;
+    case DType::BF16:
+    case DType::F16: break;
+  }
+  CONFLUX_THROW(InternalError, "no HDF5 memory type for {}", dtype_name(t));
+}
+
+bool type_matches(hid_t type, DType t) {
+  const bool floating = t == DType::F32 || t == DType::F64 || t == DType::BF16 || t == DType::F16;
+  if (H5Tget_size(type) != dtype_size(t)) return false;
+  if (floating) return H5Tget_class(type) == H5T_FLOAT;
+  // Signed types must be stored signed; uint8 text accepts either sign (bytes are bytes).
+  return H5Tget_class(type) == H5T_INTEGER && (t == DType::U8 || H5Tget_sign(type) == H5T_SGN_2);
+}
+
 }  // namespace conflux::dataplane::h5

@@ -5,6 +5,7 @@
 // the messages of the HDF5 error stack (automatic printing of that stack is turned off).
 #pragma once
 
+#include "conflux/core/dtype.h"
 #include "conflux/core/error.h"
 
 #include <hdf5.h>
@@ -17,6 +18,13 @@ namespace conflux::dataplane::h5 {
 void quiet();
 // The current HDF5 error stack as one line (major/minor descriptions), then cleared.
 std::string error_stack();
+
+// HDF5 types of an element type (core's DType table; a field's role fixes its DType): the
+// little-endian type stored in files, the native type for reading and writing memory, and whether
+// a dataset's stored type holds that element type. InternalError for a DType HDF5 cannot store.
+hid_t file_type(DType t);
+hid_t native_type(DType t);
+bool type_matches(hid_t type, DType t);
 
 // An owned hid_t closed with the right H5*close function.
 class Handle {

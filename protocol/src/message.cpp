@@ -22,13 +22,16 @@ const char* error_code_name(ErrorCode c) {
   return wire::ErrorCode_Name(c).c_str();
 }
 
-wire::DType to_wire(DType t) { return static_cast<wire::DType>(static_cast<int>(t) + 1); }
+// The wire values live in core's dtype table; the generated enum must agree with it.
+static_assert(dtype_info(DType::F32).wire == wire::FLOAT32 && dtype_info(DType::F64).wire == wire::FLOAT64 &&
+              dtype_info(DType::BF16).wire == wire::BFLOAT16 && dtype_info(DType::F16).wire == wire::FLOAT16 &&
+              dtype_info(DType::I32).wire == wire::INT32 && dtype_info(DType::I64).wire == wire::INT64 &&
+              dtype_info(DType::U8).wire == wire::UINT8,
+              "conflux_protocol.proto DType values differ from core's kDTypes");
 
-bool to_dtype(int v, DType* out) {
-  if (v < 1 || v > 7) return false;
-  *out = static_cast<DType>(v - 1);
-  return true;
-}
+wire::DType to_wire(DType t) { return static_cast<wire::DType>(dtype_info(t).wire); }
+
+bool to_dtype(int v, DType* out) { return dtype_from_wire(v, out); }
 
 Message make_error(ErrorCode code, const std::string& text, uint64_t ref_sequence) {
   Message m;
