@@ -296,10 +296,10 @@ int evaluate(const conflux::cli::Args& args) {
                          {"config", nlohmann::json::parse(effective_json)}};
   const ev::Report report = set.report(all, meta);
   std::filesystem::create_directories(cfg.output_dir);
-  ev::write_file_atomic(cfg.output_dir + "/config.toml", toml);
-  ev::write_file_atomic(cfg.output_dir + "/run.json", run.dump(2) + "\n");
+  conflux::write_file_atomic(cfg.output_dir + "/config.toml", toml);
+  conflux::write_file_atomic(cfg.output_dir + "/run.json", run.dump(2) + "\n");
   if (plan.generates)
-    ev::write_file_atomic(cfg.output_dir + "/generations.jsonl",
+    conflux::write_file_atomic(cfg.output_dir + "/generations.jsonl",
                           std::string(generations.begin(), generations.end()));
   const auto paths = ev::write_report(report, cfg.output_dir);
   std::string text;

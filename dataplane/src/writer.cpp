@@ -1,10 +1,12 @@
 // Shard files (chunked HDF5, no timestamps, so bytes depend only on the rows) and the atomic
-// publish of a dataset directory (staging dir, fsync, rename or RENAME_EXCHANGE). A shard is
+// publish of a dataset directory (core/atomic_file.h: staging dir, rename or RENAME_EXCHANGE,
+// fsync of the parent). A shard is
 // built in memory (HDF5 core driver), then written with one write() and fsync'ed; its SHA-256 is
 // computed from those same bytes while the kernel writes them back, so nothing is read again
 // (or, by write_image_unhashed's caller, in SIMD lanes with other shards: lane_hasher.h).
 #include "conflux/dataplane/writer.h"
 
+#include "conflux/core/atomic_file.h"
 #include "conflux/core/log.h"
 
 #include "h5.h"
@@ -26,23 +28,6 @@ namespace conflux::dataplane {
 namespace fs = std::filesystem;
 
 namespace {
-
-hid_t h5_type(Role role) {
-  switch (role) {
-    case Role::Tokens: return H5T_STD_I32LE;
-    case Role::Text: return H5T_STD_U8LE;
-    case Role::Features: return H5T_IEEE_F32LE;
-    default: return H5T_STD_I64LE;
-  }
-}
-hid_t mem_type(Role role) {
-  switch (role) {
-    case Role::Tokens: return H5T_NATIVE_INT32;
-    case Role::Text: return H5T_NATIVE_UINT8;
-    case Role::Features: return H5T_NATIVE_FLOAT;
-    default: return H5T_NATIVE_INT64;
-  }
-}
 
 void write_array(hid_t file, const std::string& path, const std::string& name, hid_t file_type,
                  hid_t memtype, const void* data, int rank, const hsize_t* dims, size_t elem_size,
@@ -81,15 +66,6 @@ void write_int_attr(hid_t file, const std::string& path, const char* name, int64
   Handle attr(H5_CHECK(H5Acreate2(file, name, H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT), "{}", what),
               Handle::Kind::Attribute);
   H5_CHECK(H5Awrite(attr, H5T_NATIVE_INT64, &value), "{}", what);
-}
-
-void fsync_path(const std::string& path, bool directory) {
-  int fd = ::open(path.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-  if (fd < 0) CONFLUX_THROW(IoError, "{}: cannot open to fsync: {}", path, std::strerror(errno));
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0) CONFLUX_THROW(IoError, "{}: fsync failed: {}", path, std::strerror(err));
 }
 
 // File image callbacks for the core driver: its buffer is plain malloc memory, and on close it is
@@ -188,7 +164,7 @@ ShardImage shard_image(const Table& table, int64_t begin, int64_t end, const Wri
     if (fd.ragged()) {
       const int64_t first = c.offsets[begin];
       hsize_t n = static_cast<hsize_t>(c.offsets[end] - first);
-      write_array(file, path, fd.name, h5_type(fd.role), mem_type(fd.role), c.data.data() + first * es, 1, &n, es,
+      write_array(file, path, fd.name, h5::file_type(fd.dtype()), h5::native_type(fd.dtype()), c.data.data() + first * es, 1, &n, es,
                   options.chunk_bytes);
       offsets.resize(static_cast<size_t>(rows) + 1);
       for (int64_t r = 0; r <= rows; ++r) offsets[r] = c.offsets[begin + r] - first;
@@ -199,10 +175,10 @@ ShardImage shard_image(const Table& table, int64_t begin, int64_t end, const Wri
       const uint8_t* data = c.data.data() + static_cast<size_t>(begin * fd.row_width()) * es;
       if (fd.role == Role::Features) {
         hsize_t dims[2] = {static_cast<hsize_t>(rows), static_cast<hsize_t>(fd.dim)};
-        write_array(file, path, fd.name, h5_type(fd.role), mem_type(fd.role), data, 2, dims, es, options.chunk_bytes);
+        write_array(file, path, fd.name, h5::file_type(fd.dtype()), h5::native_type(fd.dtype()), data, 2, dims, es, options.chunk_bytes);
       } else {
         hsize_t n = static_cast<hsize_t>(rows);
-        write_array(file, path, fd.name, h5_type(fd.role), mem_type(fd.role), data, 1, &n, es, options.chunk_bytes);
+        write_array(file, path, fd.name, h5::file_type(fd.dtype()), h5::native_type(fd.dtype()), data, 1, &n, es, options.chunk_bytes);
       }
     }
   }
@@ -343,33 +319,14 @@ ShardInfo DatasetWriter::write_image_unhashed(int64_t index, int64_t rows, const
 }
 
 void DatasetWriter::commit(const Manifest& manifest) {
-  std::string mpath = staging_ + "/" + kManifestFile;
-  std::string text = manifest.to_json_text();
-  std::FILE* f = std::fopen(mpath.c_str(), "wb");
-  if (!f) CONFLUX_THROW(IoError, "{}: cannot create: {}", mpath, std::strerror(errno));
-  size_t n = std::fwrite(text.data(), 1, text.size(), f);
-  if (std::fclose(f) != 0 || n != text.size())
-    CONFLUX_THROW(IoError, "{}: write failed: {}", mpath, std::strerror(errno));
-  fsync_path(mpath, false);
-  fsync_path(staging_, true);
-  std::error_code ec;
-  bool exists = fs::exists(out_dir_, ec);
-  if (exists) {
-    // Swap old and new in one step, then delete the old dataset (now at the staging path).
-    if (::renameat2(AT_FDCWD, staging_.c_str(), AT_FDCWD, out_dir_.c_str(), RENAME_EXCHANGE) != 0)
-      CONFLUX_THROW(IoError, "cannot replace '{}' with '{}': {}", out_dir_, staging_, std::strerror(errno));
-    committed_ = true;
-    const auto t = std::chrono::steady_clock::now();
-    fs::remove_all(staging_, ec);
-    log::debug("write: removed the previous dataset in {:.0f} ms",
-               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
-  } else {
-    if (std::rename(staging_.c_str(), out_dir_.c_str()) != 0)
-      CONFLUX_THROW(IoError, "cannot rename '{}' to '{}': {}", staging_, out_dir_, std::strerror(errno));
-    committed_ = true;
-  }
-  fs::path parent = fs::absolute(out_dir_).lexically_normal().parent_path();
-  fsync_path(parent.string(), true);
+  // Every shard was fsync'ed as it was written; the manifest is written atomically inside the
+  // staging directory, which is then published (swapped with an existing dataset in one step).
+  write_file_atomic(staging_ + "/" + kManifestFile, manifest.to_json_text());
+  const auto t = std::chrono::steady_clock::now();
+  publish_directory(staging_, out_dir_, PublishOptions{/*sync_files=*/false});
+  committed_ = true;
+  log::debug("write: published '{}' in {:.0f} ms", out_dir_,
+             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
 }
 
 }  // namespace conflux::dataplane

@@ -183,8 +183,8 @@ std::vector<std::string> write_report(const Report& report, const std::string& d
     CONFLUX_THROW(IoError, "cannot create report directory '{}': {}", dir, std::strerror(errno));
   const std::string json_path = dir + "/report.json";
   const std::string html_path = dir + "/report.html";
-  write_file_atomic(json_path, report.to_json().dump(2) + "\n");
-  write_file_atomic(html_path, render_report_html(report));
+  conflux::write_file_atomic(json_path, report.to_json().dump(2) + "\n");
+  conflux::write_file_atomic(html_path, render_report_html(report));
   return {json_path, html_path};
 }
 

@@ -1,6 +1,7 @@
-// CURVE keypair generation, atomic key-file writing, key-file reading and allow-list parsing.
+// CURVE keypair generation, key-file writing (core/atomic_file.h), key-file reading and allow-list parsing.
 #include <conflux/protocol/keys.h>
 
+#include <conflux/core/atomic_file.h>
 #include <conflux/core/error.h>
 
 #include <zmq.h>
@@ -47,35 +48,6 @@ std::vector<std::pair<int, std::string>> content_lines(const std::string& path) 
   return out;
 }
 
-void write_atomic(const std::string& path, const std::string& text, mode_t mode, bool overwrite) {
-  if (!overwrite && ::access(path.c_str(), F_OK) == 0) {
-    CONFLUX_THROW(IoError, "{} exists; refusing to overwrite a key (pass --force)", path);
-  }
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0) CONFLUX_THROW(IoError, "cannot create {}: {}", tmp, std::strerror(errno));
-  ::fchmod(fd, mode);  // umask may have removed bits we want (never adds any)
-  size_t done = 0;
-  bool ok = true;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      ok = false;
-      break;
-    }
-    done += static_cast<size_t>(n);
-  }
-  int saved = errno;
-  if (ok && ::fsync(fd) != 0) ok = false;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    saved = errno ? errno : saved;
-    ::unlink(tmp.c_str());
-    CONFLUX_THROW(IoError, "cannot write {}: {}", path, std::strerror(saved));
-  }
-}
-
 }  // namespace
 
 bool is_z85_key(const std::string& text) {
@@ -110,11 +82,16 @@ void write_keypair(const std::string& base, const CurveKeyPair& keys, const std:
   if (name.find_first_of(" \t\r\n#") != std::string::npos) {
     CONFLUX_THROW(UsageError, "key name '{}' must not contain spaces or '#'", name);
   }
-  write_atomic(base + ".key",
-               "# Conflux CURVE secret key for '" + name + "' (keep private)\n" + keys.secret_key +
-                   "\n",
-               0600, overwrite);
-  write_atomic(base + ".pub", keys.public_key + " " + name + "\n", 0644, overwrite);
+  // Checked for both files before writing either; the no-replace rename checks again.
+  for (const char* ext : {".key", ".pub"})
+    if (!overwrite && ::access((base + ext).c_str(), F_OK) == 0)
+      CONFLUX_THROW(IoError, "{}{} exists; refusing to overwrite a key (pass --force)", base, ext);
+  write_file_atomic(base + ".key",
+                    "# Conflux CURVE secret key for '" + name + "' (keep private)\n" +
+                        keys.secret_key + "\n",
+                    AtomicWriteOptions{0600, overwrite});
+  write_file_atomic(base + ".pub", keys.public_key + " " + name + "\n",
+                    AtomicWriteOptions{0644, overwrite});
 }
 
 CurveKeyPair read_secret_key_file(const std::string& path) {

@@ -78,9 +78,9 @@ TEST(Report, WritesJsonAndHtmlAtomically) {
   closedir(dh);
   EXPECT_EQ(entries, 2);
   // Overwriting replaces the file whole.
-  write_file_atomic(paths[0], "{}\n");
+  conflux::write_file_atomic(paths[0], "{}\n");
   EXPECT_EQ(slurp(paths[0]), "{}\n");
-  EXPECT_THROW(write_file_atomic(dir + "/missing/dir/x.json", "x"), IoError);
+  EXPECT_THROW(conflux::write_file_atomic(dir + "/missing/dir/x.json", "x"), IoError);
   std::remove(paths[0].c_str());
   std::remove(paths[1].c_str());
   rmdir((dir + "/out").c_str());

@@ -2,11 +2,13 @@
 // inline SVG charts: reliability diagrams for ece/calibration, per-group bars for fairness, PSI
 // per feature for drift, clean vs perturbed bars for robustness).
 //
-// Every file is written atomically: to "<path>.tmp.<pid>" in the same directory, flushed, then
-// renamed over <path>, so a reader never sees a half-written report and a crash leaves no partial
-// file behind (the temp file is removed on error). Pure functions otherwise; thread-safe.
+// Every file is written with conflux::write_file_atomic (core/atomic_file.h: temp file in the
+// same directory, fsync, rename, fsync of the directory), so a reader never sees a half-written
+// report and a crash leaves no partial file under the report's name. Pure functions otherwise;
+// thread-safe.
 #pragma once
 
+#include "conflux/core/atomic_file.h"
 #include "conflux/evaluator/metric.h"
 
 #include <nlohmann/json.hpp>
@@ -26,8 +28,5 @@ struct Report {
 std::string render_report_html(const Report& report);
 // Writes <dir>/report.json and <dir>/report.html (creating dir); returns the two paths.
 std::vector<std::string> write_report(const Report& report, const std::string& dir);
-
-// Writes `content` to `path` atomically (temp file + fsync + rename). Throws IoError.
-void write_file_atomic(const std::string& path, const std::string& content);
 
 }  // namespace conflux::evaluator
