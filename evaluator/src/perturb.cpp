@@ -7,15 +7,13 @@
 namespace conflux::evaluator {
 namespace {
 
-// Splits UTF-8 text into code points (as byte strings); invalid bytes stand alone.
+// Splits UTF-8 text into code points (as byte strings); ill-formed bytes (overlongs and
+// surrogates included: core's strict decoder) stand alone.
 std::vector<std::string> code_points(std::string_view s) {
   std::vector<std::string> out;
   for (size_t i = 0; i < s.size();) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    size_t len = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 1;
-    if (i + len > s.size()) len = 1;
-    for (size_t k = 1; k < len; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) len = 1;
+    const utf8::Decoded d = utf8::decode(s, i);
+    const size_t len = d.valid() ? d.len : 1;
     out.emplace_back(s.substr(i, len));
     i += len;
   }

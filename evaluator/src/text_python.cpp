@@ -10,25 +10,12 @@
 namespace conflux::evaluator {
 namespace {
 
-// Decodes the code point at s[i]; returns its byte length (1 for an invalid byte, cp = byte).
+// Decodes the code point at s[i] (core's strict decoder); returns its byte length. An ill-formed
+// byte is one ordinary (non-space) character on its own, as Python's surrogateescape sees it.
 size_t decode(std::string_view s, size_t i, uint32_t* cp) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  auto cont = [&](size_t k) {
-    return i + k < s.size() && (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
-  };
-  auto at = [&](size_t k) { return static_cast<uint32_t>(static_cast<unsigned char>(s[i + k]) & 0x3F); };
-  if (b0 < 0x80) { *cp = b0; return 1; }
-  if (b0 >= 0xC2 && b0 < 0xE0 && cont(1)) { *cp = ((b0 & 0x1Fu) << 6) | at(1); return 2; }
-  if (b0 >= 0xE0 && b0 < 0xF0 && cont(1) && cont(2)) {
-    *cp = ((b0 & 0x0Fu) << 12) | (at(1) << 6) | at(2);
-    if (*cp >= 0x800) return 3;
-  }
-  if (b0 >= 0xF0 && b0 < 0xF5 && cont(1) && cont(2) && cont(3)) {
-    *cp = ((b0 & 0x07u) << 18) | (at(1) << 12) | (at(2) << 6) | at(3);
-    if (*cp >= 0x10000 && *cp <= 0x10FFFF) return 4;
-  }
-  *cp = 0xFFFFFFFFu;  // invalid byte: an ordinary character
-  return 1;
+  const utf8::Decoded d = utf8::decode(s, i);
+  *cp = d.cp;
+  return d.valid() ? d.len : 1;
 }
 
 bool is_python_space(uint32_t c) {

@@ -1,6 +1,8 @@
 // Invalid UTF-8 (overlong forms, surrogates, code points above U+10FFFF, truncated sequences):
-// a vectorised ASCII prefix of 64-byte blocks, then the full decoder.
+// a vectorised ASCII prefix of 64-byte blocks and 8-byte ASCII steps, then core's strict decoder
+// (core/utf8.h) for each multi-byte sequence.
 #include "conflux/core/error.h"
+#include "conflux/core/utf8.h"
 #include "conflux/dataplane/ops.h"
 #include "scan.h"
 
@@ -22,34 +24,9 @@ bool valid_utf8(std::string_view s) {
       i += 8;
     }
     if (i >= n) break;
-    unsigned char c = p[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    int len;
-    uint32_t cp;
-    if ((c & 0xE0) == 0xC0) {
-      len = 2;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + len > n) return false;
-    for (int k = 1; k < len; ++k) {
-      if ((p[i + k] & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (p[i + k] & 0x3F);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-      return false;
-    i += len;
+    const utf8::Decoded d = utf8::decode(s, i);
+    if (!d.valid()) return false;
+    i += d.len;
   }
   return true;
 }

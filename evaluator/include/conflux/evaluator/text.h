@@ -13,6 +13,8 @@
 // All functions are pure and thread-safe.
 #pragma once
 
+#include "conflux/core/utf8.h"
+
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,7 +29,8 @@ std::string tokenize_13a(std::string_view line);
 
 // Valid UTF-8 for arbitrary bytes: every maximal subpart of an ill-formed sequence (Unicode
 // 3.9 "best practice", as CPython's decoder) is replaced by U+FFFD; valid input is returned as is.
-std::string utf8_replace_invalid(std::string_view bytes);
+// (core's strict decoder, utf8.h; the name is kept for the evaluator's callers.)
+inline std::string utf8_replace_invalid(std::string_view bytes) { return utf8::replace_invalid(bytes); }
 
 std::vector<std::string> rouge_tokenize(std::string_view text, bool use_stemmer);
 std::string porter_stem(std::string_view word);
