@@ -1,8 +1,11 @@
 // Internal: compile one always-inline kernel body for several ISA levels (AVX-512 F+DQ+BW+VL,
 // AVX2, baseline) and dispatch to the widest the CPU supports on first call. Kernels written with
 // IEEE basic operations and exact integer arithmetic (and compiled without FMA contraction) give
-// the same bits on every level; name##_at(isa) exposes each level for tests.
+// the same bits on every level; name##_at(isa) exposes each level for tests. Which level the
+// process may use is core's one CPU check (cpu_features.h: CPUID and the OS's register state).
 #pragma once
+
+#include "conflux/core/cpu_features.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define CONFLUX_KERNEL_MULTIVERSION 1
@@ -28,25 +31,17 @@
   void name##_base params { body args; }                                                        \
   using name##_fn = void(*) params;                                                             \
   name##_fn name##_pick() {                                                                     \
-    __builtin_cpu_init();                                                                       \
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&              \
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))               \
-      return name##_avx512;                                                                     \
-    if (__builtin_cpu_supports("avx2")) return name##_avx2;                                     \
+    if (::conflux::isa_usable(::conflux::IsaLevel::Avx512)) return name##_avx512;               \
+    if (::conflux::isa_usable(::conflux::IsaLevel::Avx2)) return name##_avx2;                   \
     return name##_base;                                                                         \
   }                                                                                             \
   void name params {                                                                            \
     static const name##_fn fn = name##_pick();                                                  \
     fn args;                                                                                    \
   }                                                                                             \
-  [[maybe_unused]] name##_fn name##_at(int isa) {                                                              \
-    __builtin_cpu_init();                                                                       \
-    if (isa == 2)                                                                               \
-      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&         \
-                     __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")   \
-                 ? name##_avx512                                                                \
-                 : nullptr;                                                                     \
-    if (isa == 1) return __builtin_cpu_supports("avx2") ? name##_avx2 : nullptr;                \
+  [[maybe_unused]] name##_fn name##_at(int isa) {                                              \
+    if (isa == 2) return ::conflux::isa_usable(::conflux::IsaLevel::Avx512) ? name##_avx512 : nullptr; \
+    if (isa == 1) return ::conflux::isa_usable(::conflux::IsaLevel::Avx2) ? name##_avx2 : nullptr; \
     return name##_base;                                                                         \
   }
 #else

@@ -2,6 +2,7 @@
 // (message pieces, padding, finalisation, refilling) and hashing whole buffers (see sha256_mb.h).
 #include "sha256_mb.h"
 
+#include "conflux/core/cpu_features.h"
 #include "conflux/core/error.h"
 #include "parallel.h"
 #include "sha256_mb_kernels.h"
@@ -24,22 +25,8 @@ constexpr uint32_t kH0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
 constexpr size_t kMaxLanes = 16;
 alignas(64) const uint8_t kIdleBlock[64] = {};  // what idle lanes read (their state is restored)
 
-bool cpu_avx2() {
-#if defined(__x86_64__)
-  return __builtin_cpu_supports("avx2");
-#else
-  return false;
-#endif
-}
-
-bool cpu_avx512() {
-#if defined(__x86_64__)
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vl");
-#else
-  return false;
-#endif
-}
+bool cpu_avx2() { return isa_usable(IsaLevel::Avx2); }
+bool cpu_avx512() { return isa_usable(IsaLevel::Avx512); }  // F+DQ+BW+VL and the OS's ZMM state
 
 BlockKernel kernel_fn(Sha256Kernel k) {
   switch (k) {
