@@ -3,7 +3,7 @@ include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 set(CONFLUX_EXPORT_TARGETS conflux_core conflux_core_torch conflux_options)
-foreach(lib conflux_dataplane conflux_trainer conflux_evaluator conflux_protocol)
+foreach(lib conflux_dataplane conflux_trainer_meta conflux_trainer conflux_evaluator conflux_protocol)
   if(TARGET ${lib})
     list(APPEND CONFLUX_EXPORT_TARGETS ${lib})
   endif()

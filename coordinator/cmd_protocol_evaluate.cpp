@@ -21,7 +21,7 @@
 #include "conflux/evaluator/report.h"
 #include "conflux/protocol/dispatcher.h"
 #include "conflux/protocol/server.h"
-#include "conflux/trainer/checkpoint.h"
+#include "conflux/trainer/checkpoint_meta.h"
 #include "evaluate_task.h"
 
 #include <nlohmann/json.hpp>

@@ -12,6 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include <array>
+#include <cmath>
+#include <limits>
+#include <map>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -61,7 +64,7 @@ TEST(Safetensors, RoundTripAndPythonReader) {
   EXPECT_TRUE(f.find("b.weight")->equal(b));
   EXPECT_TRUE(f.find("c")->equal(c));
   EXPECT_EQ(f.metadata.at("k"), "v");
-  EXPECT_FALSE(fs::exists(path + ".tmp"));
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator{}), 1);  // no temp file
 
   auto j = nlohmann::json::parse(run("/usr/bin/python3 " CONFLUX_TRAINER_TEST_DIR "/read_safetensors.py " + path));
   EXPECT_EQ(j["metadata"]["k"], "v");
@@ -146,6 +149,71 @@ TEST(Checkpoint, SaveLoadKeepLastAndState) {
     FAIL() << "expected DataError";
   } catch (const DataError& e) {
     EXPECT_NE(std::string(e.what()).find("global shape"), std::string::npos) << e.what();
+  }
+}
+
+// A one-layer model checkpointed once into `root`; returns the step directory.
+std::string small_checkpoint(const fs::path& root, GptConfig* c) {
+  c->vocab_size = 32;
+  c->context = 8;
+  c->d_model = 16;
+  c->n_head = 2;
+  c->n_layer = 1;
+  Gpt model(*c);
+  TrainerState st;
+  st.model = *c;
+  st.step = 1;
+  return save_checkpoint(root.string(), st, *model, nullptr, Lineage{}, nullptr, 0, 1);
+}
+
+// Rewrites tensor `name` of a checkpoint's model file with `value` in its first element.
+void poison(const std::string& dir, const std::string& name, float value,
+            std::map<std::string, std::string>* meta_override = nullptr) {
+  const std::string path = dir + "/model-tp00-of-01.safetensors";
+  SafetensorsFile f = read_safetensors(path);
+  for (auto& [n, t] : f.tensors)
+    if (n == name) t.view({-1})[0] = value;
+  if (meta_override)
+    for (auto& [k, v] : *meta_override) f.metadata[k] = v;
+  write_safetensors(path, f.tensors, f.metadata);
+}
+
+TEST(Checkpoint, NonFiniteWeightsAreADataErrorNamingFileAndTensor) {
+  fs::path root = temp_dir("nan");
+  GptConfig c;
+  const std::string dir = small_checkpoint(root, &c);
+  const std::string file = dir + "/model-tp00-of-01.safetensors";
+  poison(dir, "ln_f.weight", std::numeric_limits<float>::quiet_NaN());
+  Gpt model(c);
+  try {
+    load_model(dir, *model);
+    FAIL() << "NaN weights loaded";
+  } catch (const DataError& e) {
+    EXPECT_EQ(e.message(), file + ": tensor 'ln_f.weight' has 1 non-finite value(s) (NaN or Inf): the "
+                              "checkpoint is corrupt or training diverged");
+  }
+  poison(dir, "ln_f.weight", -std::numeric_limits<float>::infinity());
+  EXPECT_THROW(load_model(dir, *model), DataError);
+  load_model(dir, *model, NonFinite::Warn);  // inspection opt-out: loads, with a warning
+  EXPECT_TRUE(std::isinf(model->named_parameters()["ln_f.weight"].view({-1})[0].item<float>()));
+}
+
+TEST(Checkpoint, MalformedShardMetadataIsADataErrorNamingFileAndTensor) {
+  fs::path root = temp_dir("shardmeta");
+  GptConfig c;
+  const std::string dir = small_checkpoint(root, &c);
+  const std::string file = dir + "/model-tp00-of-01.safetensors";
+  Gpt model(c);
+  for (const std::string& bad : {std::string("{\"dim\": -1"), std::string(R"({"dim": -1, "offset": 0})"),
+                                 std::string(R"({"global_shape": [3], "dim": -1, "offset": 0})")}) {
+    std::map<std::string, std::string> meta{{"shard.ln_f.bias", bad}};
+    poison(dir, "ln_f.bias", 0.0f, &meta);
+    try {
+      load_model(dir, *model);
+      FAIL() << "loaded with shard metadata " << bad;
+    } catch (const DataError& e) {
+      EXPECT_EQ(e.message().rfind(file + ": tensor 'ln_f.bias'", 0), 0u) << e.message();
+    }
   }
 }
 

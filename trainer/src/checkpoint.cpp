@@ -1,8 +1,10 @@
 // Checkpoint directories (see checkpoint.h).
 #include "conflux/trainer/checkpoint.h"
 
+#include "conflux/core/atomic_file.h"
 #include "conflux/core/communicator.h"
 #include "conflux/core/error.h"
+#include "conflux/core/log.h"
 #include "conflux/trainer/safetensors.h"
 
 #include <fmt/format.h>
@@ -17,40 +19,9 @@ namespace fs = std::filesystem;
 namespace conflux::trainer {
 namespace {
 
-std::string step_name(int64_t step) { return fmt::format("step-{:08d}", step); }
-
 std::string shard_json(const ShardSpec& s) {
   nlohmann::json j = {{"global_shape", s.global_shape}, {"dim", s.dim}, {"offset", s.offset}};
   return j.dump();
-}
-
-void write_text(const fs::path& path, const std::string& text) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) CONFLUX_THROW(IoError, "cannot create {}", tmp.string());
-    out << text;
-    out.flush();
-    if (!out) CONFLUX_THROW(IoError, "write to {} failed", tmp.string());
-  }
-  fs::rename(tmp, path);
-}
-
-nlohmann::json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) CONFLUX_THROW(IoError, "cannot open {}", path.string());
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const std::exception& e) {
-    CONFLUX_THROW(DataError, "{}: not valid JSON: {}", path.string(), e.what());
-  }
-}
-
-nlohmann::json model_json(const GptConfig& c) {
-  return {{"vocab_size", c.vocab_size}, {"context", c.context}, {"n_layer", c.n_layer},
-          {"n_head", c.n_head},         {"d_model", c.d_model}, {"dropout", c.dropout},
-          {"init_seed", c.init_seed}};
 }
 
 void barrier(Communicator* world) {
@@ -71,33 +42,15 @@ std::vector<std::string> files_of(const std::string& dir, const std::string& kin
 
 }  // namespace
 
-std::vector<std::string> list_checkpoints(const std::string& root) {
-  std::vector<std::string> out;
-  if (!fs::exists(root)) return out;
-  for (const auto& e : fs::directory_iterator(root)) {
-    const std::string n = e.path().filename().string();
-    if (e.is_directory() && n.rfind("step-", 0) == 0 && fs::exists(e.path() / "trainer_state.json"))
-      out.push_back(e.path().string());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-std::optional<std::string> latest_checkpoint(const std::string& root) {
-  auto all = list_checkpoints(root);
-  if (all.empty()) return std::nullopt;
-  return all.back();
-}
-
 std::string save_checkpoint(const std::string& root, const TrainerState& state, GptImpl& model,
                             AdamW* optimizer, const Lineage& lineage, Communicator* world,
                             int dp_rank, int keep_last) {
   const int rank = world ? world->rank() : 0;
-  const fs::path final_dir = fs::path(root) / step_name(state.step);
-  const fs::path tmp_dir = fs::path(root) / (".tmp-" + step_name(state.step));
+  const fs::path final_dir = fs::path(root) / checkpoint_dir_name(state.step);
+  const fs::path tmp_dir = fs::path(root) / (std::string(kCheckpointLeftoverPrefix) + checkpoint_dir_name(state.step));
   if (rank == 0) {
     fs::create_directories(root);
-    fs::remove_all(tmp_dir);
+    remove_checkpoint_leftovers(root);
     fs::create_directories(tmp_dir);
   }
   barrier(world);
@@ -126,97 +79,93 @@ std::string save_checkpoint(const std::string& root, const TrainerState& state, 
     if (optimizer) write_safetensors((tmp_dir / ("optim" + suffix)).string(), moments, opt_meta);
   }
   if (rank == 0) {
-    nlohmann::json acc = nlohmann::json::array();
-    for (const auto& e : state.accountant)
-      acc.push_back({{"noise_multiplier", e.noise_multiplier}, {"sample_rate", e.sample_rate},
-                     {"steps", e.steps}});
-    nlohmann::json st = {
-        {"step", state.step},
-        {"optimizer_step", optimizer ? optimizer->steps() : 0},
-        {"data", {{"epoch", state.epoch}, {"epoch_position", state.epoch_position},
-                  {"tokens_seen", state.tokens_seen}}},
-        {"rng", {{"seed", state.seed},
-                 {"scheme", "derived: shuffle=Stream(seed,'shuffle',epoch), dropout/sampling/noise "
-                            "seeds=Stream(seed,purpose,step,rank)"}}},
-        {"privacy", {{"noise_private", state.noise_private}, {"accountant", acc}}},
-        {"model", model_json(state.model)}};
-    write_text(tmp_dir / "trainer_state.json", st.dump(2) + "\n");
-    nlohmann::json config = lineage.config_json.empty() ? nlohmann::json::object()
-                                                        : nlohmann::json::parse(lineage.config_json);
-    nlohmann::json lin = {{"config", config},
-                          {"dataset", {{"dir", lineage.dataset_dir},
-                                       {"manifest_sha256", lineage.manifest_sha256}}},
-                          {"world", {{"dp", lineage.dp}, {"tp", lineage.tp}}}};
-    write_text(tmp_dir / "lineage.json", lin.dump(2) + "\n");
+    write_file_atomic((tmp_dir / "trainer_state.json").string(),
+                      trainer_state_text(state, optimizer ? optimizer->steps() : 0));
+    write_file_atomic((tmp_dir / "lineage.json").string(), lineage_text(lineage));
   }
   barrier(world);
   if (rank == 0) {
-    fs::remove_all(final_dir);
-    fs::rename(tmp_dir, final_dir);
+    publish_directory(tmp_dir.string(), final_dir.string());
+    // An old step directory is first renamed to a leftover name, so a crash while deleting it
+    // never leaves a partly deleted directory that still looks complete.
     auto all = list_checkpoints(root);
-    for (size_t i = 0; keep_last > 0 && i + static_cast<size_t>(keep_last) < all.size(); ++i)
-      fs::remove_all(all[i]);
+    for (size_t i = 0; keep_last > 0 && i + static_cast<size_t>(keep_last) < all.size(); ++i) {
+      const fs::path doomed = fs::path(root) / (std::string(kCheckpointLeftoverPrefix) + "old-" + fs::path(all[i]).filename().string());
+      fs::rename(all[i], doomed);
+      fs::remove_all(doomed);
+    }
   }
   barrier(world);
   return final_dir.string();
 }
 
-TrainerState load_trainer_state(const std::string& dir) {
-  const fs::path path = fs::path(dir) / "trainer_state.json";
-  nlohmann::json j = read_json(path);
-  TrainerState s;
+namespace {
+
+// The "shard.<name>" metadata of one tensor of `path`, checked against the tensor it describes.
+ShardSpec parse_shard(const std::string& text, const std::string& path, const std::string& name,
+                      const torch::Tensor& t) {
+  ShardSpec spec;
   try {
-    s.step = j.at("step").get<int64_t>();
-    s.epoch = j.at("data").at("epoch").get<int64_t>();
-    s.epoch_position = j.at("data").at("epoch_position").get<int64_t>();
-    s.tokens_seen = j.at("data").at("tokens_seen").get<int64_t>();
-    s.seed = j.at("rng").at("seed").get<uint64_t>();
-    s.noise_private = j.at("privacy").at("noise_private").get<bool>();
-    for (const auto& e : j.at("privacy").at("accountant"))
-      s.accountant.push_back({e.at("noise_multiplier").get<double>(),
-                              e.at("sample_rate").get<double>(), e.at("steps").get<int64_t>()});
-    const auto& m = j.at("model");
-    s.model.vocab_size = m.at("vocab_size").get<int64_t>();
-    s.model.context = m.at("context").get<int64_t>();
-    s.model.n_layer = m.at("n_layer").get<int64_t>();
-    s.model.n_head = m.at("n_head").get<int64_t>();
-    s.model.d_model = m.at("d_model").get<int64_t>();
-    s.model.dropout = m.at("dropout").get<double>();
-    s.model.init_seed = m.at("init_seed").get<uint64_t>();
+    const nlohmann::json j = nlohmann::json::parse(text);
+    spec.global_shape = j.at("global_shape").get<std::vector<int64_t>>();
+    spec.dim = j.at("dim").get<int64_t>();
+    spec.offset = j.at("offset").get<int64_t>();
   } catch (const nlohmann::json::exception& e) {
-    CONFLUX_THROW(DataError, "{}: missing or malformed field: {}", path.string(), e.what());
+    CONFLUX_THROW(DataError, "{}: tensor '{}': metadata 'shard.{}' is malformed: {}", path, name, name, e.what());
   }
-  return s;
+  const auto local = t.sizes().vec();
+  bool ok = std::all_of(spec.global_shape.begin(), spec.global_shape.end(), [](int64_t d) { return d >= 0; });
+  if (spec.dim < 0) {
+    ok = ok && spec.global_shape == local;
+  } else {
+    ok = ok && spec.global_shape.size() == local.size() && spec.dim < t.dim() && spec.offset >= 0 &&
+         spec.offset + local[spec.dim] <= spec.global_shape[spec.dim];
+    for (int64_t d = 0; ok && d < t.dim(); ++d)
+      ok = d == spec.dim || spec.global_shape[d] == local[d];
+  }
+  if (!ok)
+    CONFLUX_THROW(DataError, "{}: tensor '{}' of shape {} does not fit its shard metadata {}", path,
+                  name, fmt::join(local, "x"), text);
+  return spec;
 }
 
+void check_finite(const torch::Tensor& t, const std::string& path, const std::string& name,
+                  NonFinite policy) {
+  if (!t.is_floating_point()) return;
+  const int64_t bad = t.numel() - torch::isfinite(t).sum().item<int64_t>();
+  if (bad == 0) return;
+  if (policy == NonFinite::Reject)
+    CONFLUX_THROW(DataError, "{}: tensor '{}' has {} non-finite value(s) (NaN or Inf): the "
+                  "checkpoint is corrupt or training diverged", path, name, bad);
+  log::warn("LOADING NON-FINITE WEIGHTS: {}: tensor '{}' has {} NaN/Inf value(s); results computed "
+            "from this checkpoint are meaningless", path, name, bad);
+}
+
+}  // namespace
+
 std::vector<std::pair<std::string, torch::Tensor>> load_global_tensors(const std::string& dir,
-                                                                      const std::string& kind) {
+                                                                      const std::string& kind,
+                                                                      NonFinite non_finite) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   std::map<std::string, size_t> index;
   for (const auto& path : files_of(dir, kind)) {
     SafetensorsFile f = read_safetensors(path);
     for (const auto& [name, t] : f.tensors) {
+      check_finite(t, path, name, non_finite);
       auto mit = f.metadata.find("shard." + name);
       if (mit == f.metadata.end())
         CONFLUX_THROW(DataError, "{}: tensor '{}' has no shard metadata", path, name);
-      nlohmann::json spec = nlohmann::json::parse(mit->second);
-      auto global_shape = spec.at("global_shape").get<std::vector<int64_t>>();
-      const int64_t dim = spec.at("dim").get<int64_t>(), offset = spec.at("offset").get<int64_t>();
+      const ShardSpec spec = parse_shard(mit->second, path, name, t);
       auto it = index.find(name);
       if (it == index.end()) {
         index[name] = out.size();
-        out.emplace_back(name, dim < 0 ? t : torch::zeros(global_shape, t.options()));
+        out.emplace_back(name, spec.dim < 0 ? t : torch::zeros(spec.global_shape, t.options()));
         it = index.find(name);
       }
       torch::Tensor& g = out[it->second].second;
-      if (g.sizes().vec() != global_shape)
-        CONFLUX_THROW(DataError, "{}: tensor '{}' global shape differs between tp files", path, name);
-      if (dim >= 0) {
-        if (dim >= t.dim() || offset < 0 || offset + t.size(dim) > global_shape[dim])
-          CONFLUX_THROW(DataError, "{}: tensor '{}' slice [{}, +{}) on dim {} is outside {}", path,
-                        name, offset, t.size(dim), dim, fmt::join(global_shape, "x"));
-        g.narrow(dim, offset, t.size(dim)).copy_(t);
-      }
+      if (g.sizes().vec() != spec.global_shape || g.scalar_type() != t.scalar_type())
+        CONFLUX_THROW(DataError, "{}: tensor '{}' global shape or dtype differs between tp files", path, name);
+      if (spec.dim >= 0) g.narrow(spec.dim, spec.offset, t.size(spec.dim)).copy_(t);
     }
   }
   return out;
@@ -224,8 +173,9 @@ std::vector<std::pair<std::string, torch::Tensor>> load_global_tensors(const std
 
 namespace {
 void load_into(const std::string& dir, const std::string& kind, const std::string& prefix,
-               const std::vector<ParamInfo>& infos, std::vector<torch::Tensor> targets) {
-  auto globals = load_global_tensors(dir, kind);
+               const std::vector<ParamInfo>& infos, std::vector<torch::Tensor> targets,
+               NonFinite non_finite = NonFinite::Reject) {
+  auto globals = load_global_tensors(dir, kind, non_finite);
   std::map<std::string, torch::Tensor> by_name(globals.begin(), globals.end());
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < infos.size(); ++i) {
@@ -242,18 +192,17 @@ void load_into(const std::string& dir, const std::string& kind, const std::strin
 }
 }  // namespace
 
-void load_model(const std::string& dir, GptImpl& model) {
+void load_model(const std::string& dir, GptImpl& model, NonFinite non_finite) {
   auto infos = model.param_infos();
   std::vector<torch::Tensor> targets;
   for (auto& p : infos) targets.push_back(p.tensor);
-  load_into(dir, "model", "", infos, targets);
+  load_into(dir, "model", "", infos, targets, non_finite);
 }
 
 void load_optimizer(const std::string& dir, AdamW& optimizer) {
   load_into(dir, "optim", "exp_avg.", optimizer.params(), optimizer.exp_avg());
   load_into(dir, "optim", "exp_avg_sq.", optimizer.params(), optimizer.exp_avg_sq());
-  nlohmann::json j = read_json(fs::path(dir) / "trainer_state.json");
-  optimizer.set_steps(j.value("optimizer_step", int64_t{0}));
+  optimizer.set_steps(load_optimizer_step(dir));
 }
 
 }  // namespace conflux::trainer

@@ -152,6 +152,10 @@ void Loop::resume_or_init() {
   state_.seed = static_cast<uint64_t>(cfg_.seed);
   state_.model = model_->config();
   state_.noise_private = cfg_.dp_noise_seed < 0;
+  if (world_rank_ == 0) {  // before any rank writes; the first save barriers after it
+    const size_t gone = remove_checkpoint_leftovers(cfg_.checkpoint_dir);
+    if (gone > 0) log::info("removed {} leftover(s) of an interrupted checkpoint in {}", gone, cfg_.checkpoint_dir);
+  }
   auto latest = cfg_.resume ? latest_checkpoint(cfg_.checkpoint_dir) : std::nullopt;
   if (latest) {
     TrainerState st = load_trainer_state(*latest);

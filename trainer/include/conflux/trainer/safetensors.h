@@ -3,8 +3,8 @@
 // The header maps each tensor name to {"dtype": "F32"|..., "shape": [...], "data_offsets":
 // [begin, end]} (offsets relative to the byte after the header) and may hold "__metadata__", a
 // string -> string map. Tensors are written in the given order, contiguous, little-endian.
-// Writes go to `path + ".tmp"` and are renamed; reads validate every offset and size and throw
-// DataError naming the file and tensor.
+// Writes are atomic and durable (core/atomic_file.h: temp file, fsync, rename, fsync of the
+// directory); reads validate every offset and size and throw DataError naming the file and tensor.
 // Thread safety: free functions, no shared state.
 #pragma once
 
