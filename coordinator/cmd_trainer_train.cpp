@@ -37,11 +37,7 @@ int run_train(const conflux::cli::Args& args) {
     return 0;
   std::string toml, json;
   auto cfg = conflux::load_config<tr::TrainConfig>(config, conflux::cli::overrides(vm), &toml, &json);
-  conflux::GridOptions go;
-  go.tp = cfg.tp;
-  go.comm.timeout = std::chrono::milliseconds(static_cast<int64_t>(cfg.comm_timeout_s * 1000));
-  go.comm.enable_shm = cfg.comm_shm;
-  conflux::ProcessGrid grid(go);
+  conflux::ProcessGrid grid(cfg.grid.options());
   tr::TrainerComms comms;
   comms.world = &grid.world();
   comms.dp = &grid.dp();

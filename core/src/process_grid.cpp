@@ -39,8 +39,8 @@ int cuda_device_count(std::string* why) {
 #endif
 
 void GridConfig::bind(ConfigBinder& b) {
-  b.field("parallel.tp", tp, "tensor-parallel size (divides the number of ranks)").min(1);
-  b.field("comm.timeout_s", timeout_s, "timeout of every collective, seconds").min(0.1);
+  b.field("parallel.tp", tp, "tensor-parallel size (divides the number of ranks)").range(1, 4096);
+  b.field("comm.timeout_s", timeout_s, "timeout of every collective, seconds (a dead rank is named)").min(0.1);
   b.field("comm.shm", shm, "shared-memory all-reduce between ranks of one node");
   b.field("comm.shm_small_bytes", shm_small_bytes, "one-phase shared-memory all-reduce up to this size").min(0);
   b.field("comm.shm_large_bytes", shm_large_bytes, "shared-memory reduce-scatter/all-gather from this size (MPI between)").min(0);

@@ -31,11 +31,9 @@ void TrainConfig::bind(ConfigBinder& b) {
   b.field("train.eval_windows", eval_windows, "held-out windows per validation").min(1);
   b.field("train.device", device, "cpu or cuda").one_of({"cpu", "cuda"});
 
-  b.field("parallel.tp", tp, "tensor-parallel size (world = dp x tp)").range(1, 4096);
+  grid.bind(b);  // parallel.tp, comm.*
   b.field("parallel.bucket_mb", bucket_mb, "gradient bucket size in MB").range(0.001, 4096);
   b.field("parallel.overlap", overlap, "all-reduce buckets during backward");
-  b.field("comm.timeout_s", comm_timeout_s, "timeout of every collective, seconds (a dead rank is named)").min(0.1);
-  b.field("comm.shm", comm_shm, "shared-memory all-reduce between ranks of one node");
 
   b.field("checkpoint.dir", checkpoint_dir, "checkpoint root directory");
   b.field("checkpoint.every", checkpoint_every, "checkpoint every N steps (0: only at the end)").min(0);

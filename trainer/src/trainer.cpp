@@ -75,8 +75,8 @@ class Loop {
         device_(cfg.device == "cuda" ? torch::Device(torch::kCUDA, comms.local_rank) : torch::Device(torch::kCPU)),
         sampler_(source, cfg.model.context, cfg.val_fraction, static_cast<uint64_t>(cfg.seed)) {
     world_rank_ = comms.world ? comms.world->rank() : 0;
-    if (cfg.tp != comms.tp_size)
-      CONFLUX_THROW(ConfigError, "parallel.tp = {} but the process grid has tp = {}", cfg.tp, comms.tp_size);
+    if (cfg.grid.tp != comms.tp_size)
+      CONFLUX_THROW(ConfigError, "parallel.tp = {} but the process grid has tp = {}", cfg.grid.tp, comms.tp_size);
     if (cfg.device == "cuda" && !torch::cuda::is_available())
       CONFLUX_THROW(ConfigError, "train.device = \"cuda\" but no CUDA device is visible");
     if (!cfg.dp_enabled && cfg.batch_size % (comms.dp_size * cfg.micro_batches) != 0)

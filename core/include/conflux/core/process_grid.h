@@ -22,9 +22,10 @@ struct GridOptions {
 };
 
 class ConfigBinder;
-// The [parallel] and [comm] sections every MPI stage's config embeds:
-//   parallel.tp, comm.timeout_s, comm.shm, comm.shm_small_bytes, comm.shm_large_bytes,
-//   comm.shm_chunk_bytes
+// The [parallel] and [comm] sections of an MPI stage's config, bound and turned into GridOptions
+// in one place: parallel.tp, comm.timeout_s, comm.shm, comm.shm_small_bytes,
+// comm.shm_large_bytes, comm.shm_chunk_bytes. TrainConfig embeds it (`conflux config show --kind
+// grid` prints it); a stage without these sections runs with GridOptions' defaults.
 struct GridConfig {
   int tp = 1;
   double timeout_s = 300;

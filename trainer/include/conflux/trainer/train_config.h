@@ -6,7 +6,8 @@
 //                warmup_steps, weight_decay, beta1, beta2, grad_clip, seed, threads, eval_every,
 //                eval_windows, device ("cpu" | "cuda")
 //   [parallel]   tp (dp = world / tp), bucket_mb, overlap
-//   [comm]       timeout_s (every collective), shm (shared-memory all-reduce on one node)
+//   [comm]       timeout_s (every collective), shm (shared-memory all-reduce on one node),
+//                shm_small_bytes, shm_large_bytes, shm_chunk_bytes (core's GridConfig)
 //   [checkpoint] dir, every, keep_last, resume, init_from, freeze (parameter-name prefixes)
 //   [privacy]    enabled, clip, noise_multiplier, target_epsilon (then the multiplier is solved
 //                for `train.steps`), sample_rate, delta, noise_seed (-1: SecureRandom)
@@ -14,6 +15,7 @@
 #pragma once
 
 #include "conflux/core/config.h"
+#include "conflux/core/process_grid.h"
 #include "conflux/trainer/gpt_config.h"
 
 #include <string>
@@ -40,11 +42,9 @@ struct TrainConfig {
   int64_t eval_windows = 32;
   std::string device = "cpu";
 
-  int tp = 1;
+  GridConfig grid;  // parallel.tp and [comm] (core: shared by every MPI stage's config)
   double bucket_mb = 25.0;
   bool overlap = true;
-  double comm_timeout_s = 300;  // every collective; a dead or diverging rank is named within this
-  bool comm_shm = true;         // shared-memory all-reduce between ranks of one node
 
   std::string checkpoint_dir = "checkpoints";
   int64_t checkpoint_every = 100;
