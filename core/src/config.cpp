@@ -8,7 +8,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cerrno>
+#include <cstring>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -271,6 +274,9 @@ FieldSpec& ConfigBinder::bind_one(const std::string& path, T& v, const std::stri
   spec.json_ = [&v] { return to_json_text(v); };
   if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) spec.number_ = [&v] { return static_cast<double>(v); };
   if constexpr (std::is_same_v<T, std::string>) spec.text_ = [&v] { return v; };
+  if constexpr (std::is_same_v<T, double>) spec.finite_ = [&v] { return std::isfinite(v); };
+  if constexpr (std::is_same_v<T, std::vector<double>>)
+    spec.finite_ = [&v] { return std::all_of(v.begin(), v.end(), [](double x) { return std::isfinite(x); }); };
   if (mode_ == Mode::Load) {
     const toml::node* node = lookup(impl_->doc->root, path);
     impl_->consumed.insert(path);
@@ -321,6 +327,10 @@ void ConfigBinder::finish() {
     if (s.required_ && !s.present_)
       CONFLUX_THROW(ConfigError, "{}: required key '{}' is missing ({})", name, s.path_, s.doc_);
     if (!s.present_) continue;
+    // NaN passes every comparison below (it compares false), so non-finite values are refused first.
+    if (s.finite_ && !s.finite_())
+      CONFLUX_THROW(ConfigError, "{}: key '{}' = {} is not a finite number ({})", where, s.path_, s.render_(),
+                    s.doc_);
     if (s.number_) {
       double v = s.number_();
       if ((s.min_ && v < *s.min_) || (s.max_ && v > *s.max_)) {
@@ -459,8 +469,12 @@ std::shared_ptr<ConfigDocument> parse_config_text(const std::string& text, const
 
 std::shared_ptr<ConfigDocument> parse_config_file(const std::string& path,
                                                   const std::vector<std::string>& overrides) {
+  // An ifstream opens a directory and reads nothing, which would bind as an empty config.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    CONFLUX_THROW(ConfigError, "config file '{}' is a directory, not a TOML file", path);
   std::ifstream in(path);
-  if (!in) CONFLUX_THROW(ConfigError, "cannot read config file '{}'", path);
+  if (!in) CONFLUX_THROW(ConfigError, "cannot read config file '{}': {}", path, std::strerror(errno));
   std::stringstream ss;
   ss << in.rdbuf();
   return parse_config_text(ss.str(), path, overrides);

@@ -26,6 +26,8 @@ struct Sample {
   std::string dataset;
   std::string mode = "fast";
   std::vector<int64_t> dims{1, 2};
+  std::vector<double> weights{1.0};
+  double margin = 0;  // no declared range: must still be finite
   std::vector<Op> ops;
   void bind(ConfigBinder& b) {
     b.field("train.steps", steps, "optimizer steps").min(1);
@@ -35,6 +37,8 @@ struct Sample {
     b.field("data.path", dataset, "dataset directory").required();
     b.field("data.mode", mode, "read mode").one_of({"fast", "safe"});
     b.field("data.dims", dims, "dimensions");
+    b.field("data.weights", weights, "mixing weights");
+    b.field("train.margin", margin, "margin");
     if (b.mode() == ConfigBinder::Mode::Load) ops.resize(b.array_length("augment"));
     for (size_t i = 0; i < ops.size(); ++i) ops[i].bind(b, "augment[" + std::to_string(i) + "]");
   }
@@ -79,6 +83,31 @@ TEST(Config, OutOfRangeAndChoices) {
             "run.toml:2: key 'train.lr' = 2.5 is out of range [0.0, 1.0] (learning rate)");
   EXPECT_EQ(error_of("data.path = \"x\"\ndata.mode = \"slow\"\n"),
             "run.toml:2: key 'data.mode' = \"slow\" is not one of: fast, safe");
+}
+
+// NaN compares false with every bound, so it used to pass range checks (issue 17): every float
+// setting must be finite, with a range or without, in the file, in arrays and in --set.
+TEST(Config, NonFiniteFloatsAreRefused) {
+  EXPECT_EQ(error_of("data.path = \"x\"\ntrain.lr = nan\n"),
+            "run.toml:2: key 'train.lr' = nan is not a finite number (learning rate)");
+  EXPECT_EQ(error_of("data.path = \"x\"\ntrain.margin = -inf\n"),
+            "run.toml:2: key 'train.margin' = -inf is not a finite number (margin)");
+  EXPECT_EQ(error_of("data.path = \"x\"\n", {"train.margin=inf"}),
+            "--set train.margin: key 'train.margin' = inf is not a finite number (margin)");
+  EXPECT_EQ(error_of("data.path = \"x\"\ndata.weights = [0.5, nan]\n"),
+            "run.toml:2: key 'data.weights' = [0.5, nan] is not a finite number (mixing weights)");
+  EXPECT_EQ(error_of("data.path = \"x\"\n[[augment]]\nname = \"mask\"\np = nan\n"),
+            "run.toml:4: key 'augment[0].p' = nan is not a finite number (probability)");
+  EXPECT_EQ(error_of("data.path = \"x\"\ntrain.margin = 1e308\n"), "");
+}
+
+TEST(Config, DirectoryAsConfigFileIsNamed) {
+  try {
+    load_config<Sample>("/tmp");
+    FAIL() << "a directory was read as a config";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.message(), "config file '/tmp' is a directory, not a TOML file");
+  }
 }
 
 TEST(Config, MissingRequiredKey) {
