@@ -27,7 +27,8 @@ class ConfigDocument {
 
 namespace {
 
-// Splits "a.b[2].c" into {"a", "b", "[2]", "c"}.
+// Splits "a.b[2].c" into {"a", "b", "[2]", "c"}. Paths come from --set too: an unclosed '['
+// is a ConfigError (it used to restart the scan forever: `--set 'a[0=1'` hung).
 std::vector<std::string> split_path(const std::string& path) {
   std::vector<std::string> parts;
   std::string cur;
@@ -40,6 +41,7 @@ std::vector<std::string> split_path(const std::string& path) {
       if (!cur.empty()) parts.push_back(cur);
       cur.clear();
       size_t end = path.find(']', i);
+      if (end == std::string::npos) CONFLUX_THROW(ConfigError, "key path '{}': '[' without ']'", path);
       parts.push_back(path.substr(i, end - i + 1));
       i = end;
     } else {
@@ -300,7 +302,13 @@ std::vector<std::string> ConfigBinder::table_keys(const std::string& path) const
   if (!tbl)
     CONFLUX_THROW(ConfigError, "{}: key '{}' must be a table, got {}", impl_->where(path, node), path,
                   type_name(*node));
-  for (auto& [k, v] : *tbl) keys.emplace_back(k.str());
+  for (auto& [k, v] : *tbl) {
+    // The key becomes part of a field path ("fields.NAME.p"), where '.', '[' and ']' separate.
+    if (k.str().find_first_of(".[]") != std::string_view::npos)
+      CONFLUX_THROW(ConfigError, "{}: key '{}' under '{}' cannot contain '.', '[' or ']'", impl_->where(path, &v),
+                    k.str(), path);
+    keys.emplace_back(k.str());
+  }
   return keys;
 }
 

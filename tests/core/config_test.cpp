@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 
 using namespace conflux;
 
@@ -101,6 +102,30 @@ TEST(Config, NonFiniteFloatsAreRefused) {
   EXPECT_EQ(error_of("data.path = \"x\"\ntrain.margin = 1e308\n"), "");
 }
 
+// Free-form table keys become parts of field paths, so they cannot hold the path separators (a
+// quoted "x[abc]" next to an array x reached std::stoul: found by fuzz/config_fuzz.cpp).
+TEST(Config, FreeTableKeysCannotHoldPathSeparators) {
+  struct Free {
+    std::map<std::string, double> v;
+    void bind(ConfigBinder& b) {
+      if (b.mode() == ConfigBinder::Mode::Load)
+        for (auto& k : b.table_keys("free")) v[k];
+      for (auto& [k, x] : v) b.field("free." + k, x, "free number");
+    }
+  };
+  auto err = [](const std::string& text) {
+    try {
+      bind_config<Free>(parse_config_text(text, "run.toml", {}));
+    } catch (const ConfigError& e) {
+      return e.message();
+    }
+    return std::string();
+  };
+  EXPECT_EQ(err("[free]\nx = 1.5\n"), "");
+  EXPECT_EQ(err("[free]\n\"x[abc]\" = 2\n"), "run.toml:2: key 'x[abc]' under 'free' cannot contain '.', '[' or ']'");
+  EXPECT_EQ(err("[free]\n\"a.b\" = 2\n"), "run.toml:2: key 'a.b' under 'free' cannot contain '.', '[' or ']'");
+}
+
 TEST(Config, DirectoryAsConfigFileIsNamed) {
   try {
     load_config<Sample>("/tmp");
@@ -130,6 +155,7 @@ TEST(Config, OverridesApplyAndAreNamedInErrors) {
             "--set train.steps: key 'train.steps' = 0 is out of range [1.0, inf] (optimizer steps)");
   EXPECT_EQ(error_of("data.path = \"x\"\n", {"train.stesp=3"}),
             "--set train.stesp: unknown key 'train.stesp' (did you mean 'train.steps'?)");
+  EXPECT_EQ(error_of("data.path = \"x\"\n", {"a[0=1"}), "key path 'a[0': '[' without ']'");  // hung
   EXPECT_EQ(error_of("data.path = \"x\"\n", {"novalue"}),
             "--set 'novalue': expected KEY=VALUE, e.g. --set train.steps=100");
 }
