@@ -423,7 +423,29 @@ std::string ConfigBinder::to_json() const {
 }
 
 namespace {
+// TOML files are UTF-8 (toml++ checks while parsing); --set text is not parsed as a whole, and
+// invalid UTF-8 in a key or bare-word value reached the JSON of the effective config as an
+// internal error (found by fuzz/config_fuzz.cpp).
+bool valid_utf8(const std::string& s) {
+  static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};  // below: an overlong encoding
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t n = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xE ? 2 : (c >> 3) == 0x1E ? 3 : 4;
+    if (n == 4 || i + n >= s.size()) return false;  // a bad lead byte, or a sequence cut short
+    uint32_t cp = n == 0 ? c : c & (0x3Fu >> n);
+    for (size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc >> 6) != 0x2) return false;
+      cp = (cp << 6) | (cc & 0x3Fu);
+    }
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
 void apply_override(ConfigDocument& doc, const std::string& ov) {
+  if (!valid_utf8(ov)) CONFLUX_THROW(ConfigError, "--set '{}': not valid UTF-8", ov);
   auto eq = ov.find('=');
   if (eq == std::string::npos || eq == 0)
     CONFLUX_THROW(ConfigError, "--set '{}': expected KEY=VALUE, e.g. --set train.steps=100", ov);

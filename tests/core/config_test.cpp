@@ -156,6 +156,11 @@ TEST(Config, OverridesApplyAndAreNamedInErrors) {
   EXPECT_EQ(error_of("data.path = \"x\"\n", {"train.stesp=3"}),
             "--set train.stesp: unknown key 'train.stesp' (did you mean 'train.steps'?)");
   EXPECT_EQ(error_of("data.path = \"x\"\n", {"a[0=1"}), "key path 'a[0': '[' without ']'");  // hung
+  EXPECT_EQ(error_of("data.path = \"x\"\n", {"data.mode=\xd0"}), "--set 'data.mode=\xd0': not valid UTF-8");
+  EXPECT_EQ(error_of("data.path = \"x\"\n", {"data.mode=\xed\xa0\x80"}),  // a surrogate
+            "--set 'data.mode=\xed\xa0\x80': not valid UTF-8");
+  EXPECT_EQ(error_of("data.path = \"x\"\n", {"data.mode=\xc0\xaf"}), "--set 'data.mode=\xc0\xaf': not valid UTF-8");
+  EXPECT_EQ(error_of("data.path = \"x\"\n", {"data.path=d\xc3\xa9j\xe0\xa4\xb9\xf0\x9f\x98\x80"}), "");
   EXPECT_EQ(error_of("data.path = \"x\"\n", {"novalue"}),
             "--set 'novalue': expected KEY=VALUE, e.g. --set train.steps=100");
 }
