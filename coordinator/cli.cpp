@@ -5,6 +5,9 @@
 
 #include <dlfcn.h>
 
+#include <fmt/format.h>
+
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -54,6 +57,41 @@ std::vector<ConfigSchema>& config_schemas() {
 
 ConfigSchemaRegistrar::ConfigSchemaRegistrar(ConfigSchema schema) { config_schemas().push_back(std::move(schema)); }
 
+void check_number(double v, double lo, double hi, const std::string& token) {
+  std::string want;
+  if (!std::isfinite(v)) {
+    want = "a finite number";
+  } else if (v < lo || v > hi) {
+    auto bound = [](double b) { return fmt::format("{}", b); };
+    if (hi == kNoBound) want = fmt::format("at least {}", bound(lo));
+    else if (lo == -kNoBound) want = fmt::format("at most {}", bound(hi));
+    else want = fmt::format("in [{}, {}]", bound(lo), bound(hi));
+  } else {
+    return;
+  }
+  po::validation_error e(po::validation_error::invalid_option_value);
+  // boost fills in the option's name; %value% is what the user typed.
+  e.m_error_template = "option '%canonical_option%' = %value% must be " + want;
+  e.set_substitute("value", token);
+  throw e;
+}
+
+namespace {
+// The backstop for flags declared with a plain po::value<double>: no double flag is ever non-finite.
+void refuse_non_finite(const po::variables_map& vm) {
+  for (const auto& [name, value] : vm) {
+    if (value.defaulted() || value.value().type() != typeid(double)) continue;
+    const double v = boost::any_cast<double>(value.value());
+    try {
+      check_number(v, -kNoBound, kNoBound, fmt::format("{}", v));
+    } catch (po::error_with_option_name& e) {
+      e.add_context(name, "", po::command_line_style::allow_long);
+      throw;
+    }
+  }
+}
+}  // namespace
+
 bool parse(const Args& args, po::options_description& options,
            const po::positional_options_description* positional, po::variables_map& vm,
            const VerbHelp& help) {
@@ -70,6 +108,7 @@ bool parse(const Args& args, po::options_description& options,
       return false;
     }
     po::notify(vm);
+    refuse_non_finite(vm);
   } catch (const po::error& e) {
     CONFLUX_THROW(UsageError, "conflux {}: {} (usage: conflux {} {})", help.verb, e.what(), help.verb,
                   help.usage);

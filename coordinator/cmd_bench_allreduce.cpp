@@ -89,11 +89,11 @@ int bench_allreduce(const Args& args) {
   std::string buffers = "user";
   opts.add_options()("dtype", po::value(&dtype_name_s), "float32, float64, int32 or int64")(
       "min-bytes", po::value(&min_s), "smallest size (suffix K/M)")("max-bytes", po::value(&max_s), "largest size")(
-      "rounds", po::value(&rounds), "interleaved measurement rounds per size (median reported)")(
-      "target-ms", po::value(&target_ms), "time per measurement; sets the iteration count")(
-      "shm-small-bytes", po::value(&small), "override the one-phase shared-memory threshold")(
-      "shm-chunk-bytes", po::value(&chunk), "override the shared-memory staging slot size")(
-      "shm-large-bytes", po::value(&large), "override where the chunked shared-memory algorithm starts")(
+      "rounds", number(&rounds, 1), "interleaved measurement rounds per size (median reported)")(
+      "target-ms", number(&target_ms, 0.0), "time per measurement; sets the iteration count")(
+      "shm-small-bytes", number(&small, 0), "override the one-phase shared-memory threshold")(
+      "shm-chunk-bytes", number(&chunk, 1), "override the shared-memory staging slot size")(
+      "shm-large-bytes", number(&large, 0), "override where the chunked shared-memory algorithm starts")(
       "buffers", po::value(&buffers),
       "user: ordinary memory (staged through shared memory); shared: Communicator::alloc_buffer memory "
       "(zero-copy in place), for both Conflux and MPI")(
@@ -124,7 +124,6 @@ int bench_allreduce(const Args& args) {
     CONFLUX_THROW(UsageError, "--dtype must be float32, float64, int32 or int64 (got '{}')", dtype_name_s);
   size_t lo = parse_size(min_s), hi = parse_size(max_s);
   if (lo < dtype_size(dt) || hi < lo) CONFLUX_THROW(UsageError, "need {} <= --min-bytes <= --max-bytes", dtype_size(dt));
-  if (rounds < 1) CONFLUX_THROW(UsageError, "--rounds must be >= 1");
   if (buffers != "user" && buffers != "shared")
     CONFLUX_THROW(UsageError, "--buffers must be user or shared (got '{}')", buffers);
 

@@ -13,7 +13,8 @@ int config_show(const Args& args) {
   po::options_description opts("options");
   std::string file, kind;
   opts.add_options()("file", po::value(&file)->required(), "config file (TOML)")(
-      "kind", po::value(&kind), "config kind (train, prepare, ...); inferred from the file's sections if omitted")(
+      "kind", po::value(&kind), "config kind: grid, prepare, train, evaluate (every verb that reads a config "
+      "registers its kind); inferred from the file if omitted")(
       "set", po::value<std::vector<std::string>>()->composing(), "override a key: --set a.b=c (repeatable)");
   po::positional_options_description pos;
   pos.add("file", 1);

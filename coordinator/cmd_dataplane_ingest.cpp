@@ -18,7 +18,7 @@ int run_ingest(const conflux::cli::Args& args) {
   po::options_description opts("options");
   opts.add_options()
       ("input,i", po::value(&o.inputs)->multitoken()->required(), "input files or directories (repeatable)")
-      ("output,o", po::value(&o.output)->required(), "output dataset directory (replaced atomically)")
+      ("output,o", po::value(&o.output)->required(), "output dataset directory (replaced atomically; never by an empty one)")
       ("format,f", po::value(&o.format)->default_value("jsonl"), "jsonl | text | lines | fortune | csv")
       ("text-field", po::value(&o.text_field)->default_value("text"), "jsonl: the field holding the document")
       ("label-field", po::value(&o.label_field), "jsonl: field with an integer or string label")
@@ -28,9 +28,11 @@ int run_ingest(const conflux::cli::Args& args) {
       ("keep-text", po::bool_switch(&o.keep_text), "also store the original UTF-8 text in a `text` field")
       ("no-eos", "do not end each document with the eos token (257)")
       ("keep-empty", "keep documents that are empty or whitespace only")
+      ("allow-empty", po::bool_switch(&o.allow_empty),
+       "write a dataset of zero rows when no document is found (never over a dataset that has rows)")
       ("exclude", po::value(&o.exclude_suffixes)->multitoken(),
        "skip files with this suffix when expanding directories (default for fortune: .dat)")
-      ("rows-per-shard", po::value(&o.rows_per_shard)->default_value(65536), "rows per part-NNNNN.h5 shard")
+      ("rows-per-shard", conflux::cli::number(&o.rows_per_shard, 1)->default_value(65536), "rows per part-NNNNN.h5 shard")
       ("json", "print a JSON summary");
   po::positional_options_description pos;
   po::variables_map vm;

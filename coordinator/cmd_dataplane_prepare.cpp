@@ -76,6 +76,7 @@ int run_prepare(const conflux::cli::Args& args) {
   return 0;
 }
 
+CONFLUX_CONFIG_SCHEMA("prepare", "dataset pipeline (conflux prepare)", dp::PrepareConfig);
 CONFLUX_VERB("prepare", "validate, dedup, DP-noise, augment and rewrite a dataset (MPI)", run_prepare);
 
 }  // namespace

@@ -29,9 +29,9 @@ int run_gaussian(const conflux::cli::Args& args) {
   std::string mechanism;
   po::options_description opts("options");
   opts.add_options()
-      ("epsilon", po::value(&epsilon)->required(), "target epsilon (> 0)")
-      ("delta", po::value(&delta)->required(), "target delta, in (0, 1)")
-      ("sensitivity", po::value(&sensitivity)->required(), "L2 sensitivity of the query (> 0)")
+      ("epsilon", conflux::cli::number(&epsilon)->required(), "target epsilon (> 0)")
+      ("delta", conflux::cli::number(&delta)->required(), "target delta, in (0, 1)")
+      ("sensitivity", conflux::cli::number(&sensitivity)->required(), "L2 sensitivity of the query (> 0)")
       ("mechanism", po::value(&mechanism)->default_value("both"),
        "calibration to report: both, classic (Dwork & Roth; epsilon < 1 only) or analytic "
        "(Balle & Wang 2018)")
@@ -88,8 +88,8 @@ int run_laplace(const conflux::cli::Args& args) {
   double epsilon = 0, sensitivity = 0;
   po::options_description opts("options");
   opts.add_options()
-      ("epsilon", po::value(&epsilon)->required(), "target epsilon (> 0)")
-      ("sensitivity", po::value(&sensitivity)->required(), "L1 sensitivity of the query (> 0)")
+      ("epsilon", conflux::cli::number(&epsilon)->required(), "target epsilon (> 0)")
+      ("sensitivity", conflux::cli::number(&sensitivity)->required(), "L1 sensitivity of the query (> 0)")
       ("json", "print {\"scale\": ...} instead of text");
   po::variables_map vm;
   if (!conflux::cli::parse(args, opts, nullptr, vm,
@@ -108,12 +108,12 @@ int run_dpsgd(const conflux::cli::Args& args) {
   int64_t steps = 0;
   po::options_description opts("options");
   opts.add_options()
-      ("sample-rate", po::value(&sample_rate)->required(), "Poisson sampling rate q = batch / dataset, in (0, 1]")
-      ("steps", po::value(&steps)->required(), "number of noisy steps")
-      ("delta", po::value(&delta)->required(), "target delta, in (0, 1)")
-      ("noise-multiplier", po::value(&noise), "noise std / clipping norm: report the epsilon spent")
-      ("epsilon", po::value(&epsilon), "target epsilon: report the smallest noise multiplier that meets it")
-      ("tolerance", po::value(&tolerance)->default_value(0.01), "epsilon tolerance of the noise search")
+      ("sample-rate", conflux::cli::number(&sample_rate)->required(), "Poisson sampling rate q = batch / dataset, in (0, 1]")
+      ("steps", conflux::cli::number(&steps, 0)->required(), "number of noisy steps (0: nothing spent, epsilon 0)")
+      ("delta", conflux::cli::number(&delta)->required(), "target delta, in (0, 1)")
+      ("noise-multiplier", conflux::cli::number(&noise), "noise std / clipping norm: report the epsilon spent")
+      ("epsilon", conflux::cli::number(&epsilon), "target epsilon: report the smallest noise multiplier that meets it")
+      ("tolerance", conflux::cli::number(&tolerance)->default_value(0.01), "epsilon tolerance of the noise search")
       ("json", "print {\"epsilon\": ..., \"order\": ...} or {\"noise_multiplier\": ...}");
   po::variables_map vm;
   if (!conflux::cli::parse(args, opts, nullptr, vm,
@@ -138,12 +138,14 @@ int run_dpsgd(const conflux::cli::Args& args) {
     return 0;
   }
   const auto r = cp::dpsgd_epsilon(sample_rate, noise, steps, delta);
-  const std::string eps_text =
-      std::isfinite(r.epsilon) ? fmt::format("{}", r.epsilon) : std::string("inf (no noise: no privacy)");
+  const std::string eps_text = !std::isfinite(r.epsilon) ? std::string("inf (no noise: no privacy)")
+                               : std::isnan(r.order)     ? fmt::format("{} (nothing released)", r.epsilon)
+                                                         : fmt::format("{}", r.epsilon);
   conflux::cli::emit(json,
                      fmt::format("{{\"epsilon\": {}, \"order\": {}}}", json_number(r.epsilon), json_number(r.order)),
                      fmt::format("epsilon {} at delta {} (best Renyi order {}; q {}, noise multiplier {}, {} steps)",
-                                 eps_text, delta, r.order, sample_rate, noise, steps));
+                                 eps_text, delta, std::isnan(r.order) ? "none" : fmt::format("{}", r.order),
+                                 sample_rate, noise, steps));
   return 0;
 }
 

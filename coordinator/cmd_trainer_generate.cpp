@@ -21,10 +21,10 @@ int run_generate(const conflux::cli::Args& args) {
   opts.add_options()
       ("checkpoint", po::value(&checkpoint)->required(), "checkpoint step directory (or a checkpoint root: newest step)")
       ("prompt", po::value(&prompt)->required(), "prompt text (UTF-8 bytes are the tokens)")
-      ("max-tokens", po::value(&so.max_tokens)->default_value(64), "tokens to sample")
-      ("temperature", po::value(&so.temperature)->default_value(1.0), "softmax temperature (0: greedy)")
-      ("top-k", po::value(&so.top_k)->default_value(0), "sample among the k most likely tokens (0: all)")
-      ("seed", po::value(&seed)->default_value(0), "sampling seed")
+      ("max-tokens", conflux::cli::number(&so.max_tokens, 1)->default_value(64), "tokens to sample (>= 1)")
+      ("temperature", conflux::cli::number(&so.temperature, 0.0)->default_value(1.0), "softmax temperature, finite, >= 0 (0: greedy)")
+      ("top-k", conflux::cli::number(&so.top_k, 0)->default_value(0), "sample among the k most likely tokens (0: all)")
+      ("seed", conflux::cli::number(&seed, 0)->default_value(0), "sampling seed")
       ("json", "print JSON {prompt, completion, tokens}");
   po::variables_map vm;
   if (!conflux::cli::parse(args, opts, nullptr, vm,
@@ -35,7 +35,6 @@ int run_generate(const conflux::cli::Args& args) {
                             "conflux generate --checkpoint checkpoints/step-00000200 --prompt 'The ' "
                             "--max-tokens 80 --temperature 0.8 --top-k 40 --seed 1"}))
     return 0;
-  if (seed < 0) CONFLUX_THROW(UsageError, "--seed {} must be >= 0", seed);
   so.seed = static_cast<uint64_t>(seed);
   if (prompt.empty()) CONFLUX_THROW(UsageError, "--prompt must not be empty");
   if (!std::filesystem::exists(std::filesystem::path(checkpoint) / "trainer_state.json")) {

@@ -78,6 +78,7 @@ int run_train(const conflux::cli::Args& args) {
   return r.status == tr::TrainStatus::Preempted ? conflux::kExitPreempted : conflux::kExitOk;
 }
 
+CONFLUX_CONFIG_SCHEMA("train", "GPT training run (conflux train)", tr::TrainConfig);
 CONFLUX_VERB("train", "train a GPT (data x tensor parallel, DP-SGD, resume, preemption)", run_train);
 
 }  // namespace

@@ -3,8 +3,10 @@
 // exits 0. Exit codes: 0 ok, 1 user error (keys, files), 2 usage, 3 no coordinator, 4 internal.
 #include "executors.h"
 
+#include <conflux/cli/cli.h>
 #include <conflux/core/error.h>
 #include <conflux/core/log.h>
+#include <conflux/protocol/endpoint.h>
 #include <conflux/protocol/worker.h>
 
 #include <boost/program_options.hpp>
@@ -43,14 +45,14 @@ int run(int argc, char** argv) {
     ("data", po::value(&w.data_path), "local dataset directory (only a summary is sent)")
     ("name", po::value(&w.name), "display name (the identity in --insecure mode)")
     ("insecure", po::bool_switch(&w.insecure), "plaintext, unauthenticated (local tests only)")
-    ("heartbeat-ms", po::value(&heartbeat_ms), "heartbeat interval (default 1000)")
-    ("dead-after-ms", po::value(&dead_after_ms), "silence before reconnecting (default 5000)")
-    ("drain-timeout", po::value(&drain_s), "seconds a running task may finish on SIGTERM (10)")
-    ("give-up-after", po::value(&give_up_s), "exit 3 after this many seconds without coordinator (0 = never)")
+    ("heartbeat-ms", cli::number(&heartbeat_ms, 1), "heartbeat interval (default 1000)")
+    ("dead-after-ms", cli::number(&dead_after_ms, 1), "silence before reconnecting (default 5000)")
+    ("drain-timeout", cli::number(&drain_s, 0.0), "seconds a running task may finish on SIGTERM (10)")
+    ("give-up-after", cli::number(&give_up_s, 0.0), "exit 3 after this many seconds without coordinator (0 = never)")
     ("exit-on-bye", po::bool_switch(&w.exit_on_bye), "exit 0 when the coordinator says bye")
-    ("chunk-mib", po::value(&chunk_mib), "payload per wire message for results (8)")
-    ("slots", po::value(&slots), "tasks run at once (1); an executor may allow fewer of its kind")
-    ("shared-cache-mib", po::value(&cache_mib), "cache of shared inputs (models), LRU (1024)")
+    ("chunk-mib", cli::number(&chunk_mib, 1, 64), "payload per wire message for results (8; 1-64, under the 72 MiB frame limit)")
+    ("slots", cli::number(&slots, 1, 1024), "tasks run at once (1; 1-1024); an executor may allow fewer of its kind")
+    ("shared-cache-mib", cli::number(&cache_mib, 0, 1 << 20), "cache of shared inputs (models), LRU (1024; at most 1 TiB)")
     ("log-level", po::value(&level), "trace|debug|info|warn|error");
   po::variables_map vm;
   try {
@@ -68,6 +70,7 @@ int run(int argc, char** argv) {
   } catch (const po::error& e) {
     CONFLUX_THROW(UsageError, "{} (see conflux-worker --help)", e.what());
   }
+  protocol::check_endpoint(w.connect, protocol::EndpointUse::Connect, "--connect");
   if (!level.empty()) {
     log::Level l;
     if (!log::parse_level(level, &l)) CONFLUX_THROW(UsageError, "bad --log-level '{}'", level);
@@ -84,7 +87,6 @@ int run(int argc, char** argv) {
   w.drain_timeout = std::chrono::milliseconds(static_cast<int64_t>(drain_s * 1000));
   w.give_up_after = std::chrono::milliseconds(static_cast<int64_t>(give_up_s * 1000));
   w.link.chunk_bytes = chunk_mib << 20;
-  if (slots < 1 || slots > 1024) CONFLUX_THROW(UsageError, "--slots must be 1..1024, got {}", slots);
   w.slots = slots;
   w.shared_cache_bytes = cache_mib << 20;
   auto registry = std::make_shared<protocol::ExecutorRegistry>();

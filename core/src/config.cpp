@@ -8,7 +8,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cerrno>
+#include <cstring>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -24,7 +27,8 @@ class ConfigDocument {
 
 namespace {
 
-// Splits "a.b[2].c" into {"a", "b", "[2]", "c"}.
+// Splits "a.b[2].c" into {"a", "b", "[2]", "c"}. Paths come from --set too: an unclosed '['
+// is a ConfigError (it used to restart the scan forever: `--set 'a[0=1'` hung).
 std::vector<std::string> split_path(const std::string& path) {
   std::vector<std::string> parts;
   std::string cur;
@@ -37,6 +41,7 @@ std::vector<std::string> split_path(const std::string& path) {
       if (!cur.empty()) parts.push_back(cur);
       cur.clear();
       size_t end = path.find(']', i);
+      if (end == std::string::npos) CONFLUX_THROW(ConfigError, "key path '{}': '[' without ']'", path);
       parts.push_back(path.substr(i, end - i + 1));
       i = end;
     } else {
@@ -271,6 +276,9 @@ FieldSpec& ConfigBinder::bind_one(const std::string& path, T& v, const std::stri
   spec.json_ = [&v] { return to_json_text(v); };
   if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) spec.number_ = [&v] { return static_cast<double>(v); };
   if constexpr (std::is_same_v<T, std::string>) spec.text_ = [&v] { return v; };
+  if constexpr (std::is_same_v<T, double>) spec.finite_ = [&v] { return std::isfinite(v); };
+  if constexpr (std::is_same_v<T, std::vector<double>>)
+    spec.finite_ = [&v] { return std::all_of(v.begin(), v.end(), [](double x) { return std::isfinite(x); }); };
   if (mode_ == Mode::Load) {
     const toml::node* node = lookup(impl_->doc->root, path);
     impl_->consumed.insert(path);
@@ -294,7 +302,13 @@ std::vector<std::string> ConfigBinder::table_keys(const std::string& path) const
   if (!tbl)
     CONFLUX_THROW(ConfigError, "{}: key '{}' must be a table, got {}", impl_->where(path, node), path,
                   type_name(*node));
-  for (auto& [k, v] : *tbl) keys.emplace_back(k.str());
+  for (auto& [k, v] : *tbl) {
+    // The key becomes part of a field path ("fields.NAME.p"), where '.', '[' and ']' separate.
+    if (k.str().find_first_of(".[]") != std::string_view::npos)
+      CONFLUX_THROW(ConfigError, "{}: key '{}' under '{}' cannot contain '.', '[' or ']'", impl_->where(path, &v),
+                    k.str(), path);
+    keys.emplace_back(k.str());
+  }
   return keys;
 }
 
@@ -321,6 +335,10 @@ void ConfigBinder::finish() {
     if (s.required_ && !s.present_)
       CONFLUX_THROW(ConfigError, "{}: required key '{}' is missing ({})", name, s.path_, s.doc_);
     if (!s.present_) continue;
+    // NaN passes every comparison below (it compares false), so non-finite values are refused first.
+    if (s.finite_ && !s.finite_())
+      CONFLUX_THROW(ConfigError, "{}: key '{}' = {} is not a finite number ({})", where, s.path_, s.render_(),
+                    s.doc_);
     if (s.number_) {
       double v = s.number_();
       if ((s.min_ && v < *s.min_) || (s.max_ && v > *s.max_)) {
@@ -405,7 +423,29 @@ std::string ConfigBinder::to_json() const {
 }
 
 namespace {
+// TOML files are UTF-8 (toml++ checks while parsing); --set text is not parsed as a whole, and
+// invalid UTF-8 in a key or bare-word value reached the JSON of the effective config as an
+// internal error (found by fuzz/config_fuzz.cpp).
+bool valid_utf8(const std::string& s) {
+  static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};  // below: an overlong encoding
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t n = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xE ? 2 : (c >> 3) == 0x1E ? 3 : 4;
+    if (n == 4 || i + n >= s.size()) return false;  // a bad lead byte, or a sequence cut short
+    uint32_t cp = n == 0 ? c : c & (0x3Fu >> n);
+    for (size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc >> 6) != 0x2) return false;
+      cp = (cp << 6) | (cc & 0x3Fu);
+    }
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
 void apply_override(ConfigDocument& doc, const std::string& ov) {
+  if (!valid_utf8(ov)) CONFLUX_THROW(ConfigError, "--set '{}': not valid UTF-8", ov);
   auto eq = ov.find('=');
   if (eq == std::string::npos || eq == 0)
     CONFLUX_THROW(ConfigError, "--set '{}': expected KEY=VALUE, e.g. --set train.steps=100", ov);
@@ -459,8 +499,12 @@ std::shared_ptr<ConfigDocument> parse_config_text(const std::string& text, const
 
 std::shared_ptr<ConfigDocument> parse_config_file(const std::string& path,
                                                   const std::vector<std::string>& overrides) {
+  // An ifstream opens a directory and reads nothing, which would bind as an empty config.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    CONFLUX_THROW(ConfigError, "config file '{}' is a directory, not a TOML file", path);
   std::ifstream in(path);
-  if (!in) CONFLUX_THROW(ConfigError, "cannot read config file '{}'", path);
+  if (!in) CONFLUX_THROW(ConfigError, "cannot read config file '{}': {}", path, std::strerror(errno));
   std::stringstream ss;
   ss << in.rdbuf();
   return parse_config_text(ss.str(), path, overrides);

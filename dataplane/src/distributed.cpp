@@ -11,10 +11,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <future>
 #include <map>
 
 namespace conflux::dataplane {
+
+namespace fs = std::filesystem;
 
 namespace {
 // A built shard image waiting to be written (and hashed) as shard `index`.
@@ -107,6 +110,35 @@ void agree(Communicator& comm, std::exception_ptr local, const std::string& out_
   CONFLUX_THROW(IoError, "{} failed on another rank (see its error); '{}' was not written", what, out_dir);
 }
 
+// The zero-row policy of WriterOptions (see writer.h); `total` is the global row count, so every
+// rank decides the same way.
+void check_empty_output(Communicator& comm, const std::string& out_dir, int64_t total, const WriterOptions& o) {
+  if (total > 0) return;
+  if (!o.allow_empty)
+    CONFLUX_THROW(DataError,
+                  "refusing to write an empty dataset to '{}': {}; nothing was written (to write an empty "
+                  "dataset anyway: {})",
+                  out_dir, o.empty_reason, o.allow_empty_how);
+  // Rank 0 reads the existing manifest (if any); every rank then raises the same error.
+  std::exception_ptr err;
+  int64_t existing = 0;
+  if (comm.rank() == 0) {
+    try {
+      std::error_code ec;
+      if (fs::exists(fs::path(out_dir) / kManifestFile, ec)) existing = Manifest::load(out_dir).num_rows();
+    } catch (...) {
+      err = std::current_exception();
+    }
+  }
+  agree(comm, err, out_dir, "reading the existing output's manifest");
+  comm.broadcast(&existing, 1, DType::I64, 0);
+  if (existing > 0)
+    CONFLUX_THROW(DataError,
+                  "refusing to replace the dataset at '{}' ({} rows) with an empty one ({}); it is unchanged "
+                  "(remove it first, or choose another output)",
+                  out_dir, existing, o.empty_reason);
+}
+
 }  // namespace
 
 Manifest write_distributed(Communicator& comm, const std::string& out_dir, const Table& rows,
@@ -118,6 +150,7 @@ Manifest write_distributed(Communicator& comm, const std::string& out_dir, const
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   };
   RankOffset off = rank_offsets(comm, rows.rows());
+  check_empty_output(comm, out_dir, off.total, options);
   const int64_t nshards = (off.total + rows_per_shard - 1) / rows_per_shard;
 
   // 1. Route each shard's slice of my rows to the shard's owner: [u64 start][u64 bytes][rows].

@@ -464,7 +464,12 @@ IngestResult ingest(Communicator& comm, const IngestOptions& o) {
     stage["group_names"] = names;
   }
   m.provenance = json::array({stage});
-  m = write_distributed(comm, o.output, table, o.rows_per_shard, m);
+  WriterOptions wo;
+  wo.allow_empty = o.allow_empty;
+  wo.empty_reason = fmt::format("no documents in {} input file(s) of {} bytes ({} empty document(s) skipped)",
+                                res.files, res.bytes_in, res.skipped_empty);
+  wo.allow_empty_how = "--allow-empty";
+  m = write_distributed(comm, o.output, table, o.rows_per_shard, m, wo);
   int64_t rows = table.rows();
   comm.allreduce(&rows, 1, DType::I64, ReduceOp::Sum);
   res.rows = rows;

@@ -262,6 +262,11 @@ PrepareResult prepare(Communicator& comm, const PrepareConfig& cfg, const json& 
     lap("verify_wait", t);
     WriterOptions wo;
     wo.threads = threads;
+    wo.allow_empty = cfg.allow_empty;
+    std::string why;
+    for (auto& [name, n] : res.dropped) why += fmt::format("{}{}={}", why.empty() ? "" : ", ", name, n);
+    wo.empty_reason = fmt::format("every one of the {} input rows was dropped ({})", res.rows_in, why);
+    wo.allow_empty_how = "prepare.allow_empty = true";
     m = write_distributed(comm, cfg.output, rows.table, cfg.rows_per_shard, m, wo);
     lap("write", t);
     timings["total"] = seconds_since(t0);

@@ -23,6 +23,8 @@ void PrepareConfig::bind(ConfigBinder& b) {
   b.field("prepare.threads", threads, "threads per rank for shard checksums and shard writes "
           "(0 = hardware threads / ranks on the node)").min(0);
   b.field("prepare.require_fields", require_fields, "fields the input must have (schema conformance)");
+  b.field("prepare.allow_empty", allow_empty, "write an empty dataset when every row is dropped (never over a "
+          "dataset that has rows); otherwise that is an error and the output is left as it was");
 
   b.field("validate.enabled", validate, "run the validators");
   b.field("validate.nonfinite", checks.nonfinite, "NaN/Inf in features").one_of({"drop", "error", "allow"});

@@ -1,6 +1,8 @@
 // Server: the coordinator's session layer over a ROUTER socket (see server.h for the steps).
 #include <conflux/protocol/server.h>
 
+#include <conflux/protocol/endpoint.h>
+
 #include <conflux/core/error.h>
 #include <conflux/core/log.h>
 
@@ -16,6 +18,7 @@ constexpr int kDrainBurst = 64;
 
 zmq::socket_t make_router(zmq::context_t& ctx, const ServerOptions& o,
                           std::unique_ptr<ZapHandler>* zap) {
+  check_endpoint(o.bind, EndpointUse::Bind, "server bind endpoint");
   zmq::socket_t s(ctx, zmq::socket_type::router);
   s.set(zmq::sockopt::linger, 1000);
   s.set(zmq::sockopt::router_mandatory, 1);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 
 using namespace conflux;
 
@@ -26,6 +27,8 @@ struct Sample {
   std::string dataset;
   std::string mode = "fast";
   std::vector<int64_t> dims{1, 2};
+  std::vector<double> weights{1.0};
+  double margin = 0;  // no declared range: must still be finite
   std::vector<Op> ops;
   void bind(ConfigBinder& b) {
     b.field("train.steps", steps, "optimizer steps").min(1);
@@ -35,6 +38,8 @@ struct Sample {
     b.field("data.path", dataset, "dataset directory").required();
     b.field("data.mode", mode, "read mode").one_of({"fast", "safe"});
     b.field("data.dims", dims, "dimensions");
+    b.field("data.weights", weights, "mixing weights");
+    b.field("train.margin", margin, "margin");
     if (b.mode() == ConfigBinder::Mode::Load) ops.resize(b.array_length("augment"));
     for (size_t i = 0; i < ops.size(); ++i) ops[i].bind(b, "augment[" + std::to_string(i) + "]");
   }
@@ -81,6 +86,55 @@ TEST(Config, OutOfRangeAndChoices) {
             "run.toml:2: key 'data.mode' = \"slow\" is not one of: fast, safe");
 }
 
+// NaN compares false with every bound, so it used to pass range checks (issue 17): every float
+// setting must be finite, with a range or without, in the file, in arrays and in --set.
+TEST(Config, NonFiniteFloatsAreRefused) {
+  EXPECT_EQ(error_of("data.path = \"x\"\ntrain.lr = nan\n"),
+            "run.toml:2: key 'train.lr' = nan is not a finite number (learning rate)");
+  EXPECT_EQ(error_of("data.path = \"x\"\ntrain.margin = -inf\n"),
+            "run.toml:2: key 'train.margin' = -inf is not a finite number (margin)");
+  EXPECT_EQ(error_of("data.path = \"x\"\n", {"train.margin=inf"}),
+            "--set train.margin: key 'train.margin' = inf is not a finite number (margin)");
+  EXPECT_EQ(error_of("data.path = \"x\"\ndata.weights = [0.5, nan]\n"),
+            "run.toml:2: key 'data.weights' = [0.5, nan] is not a finite number (mixing weights)");
+  EXPECT_EQ(error_of("data.path = \"x\"\n[[augment]]\nname = \"mask\"\np = nan\n"),
+            "run.toml:4: key 'augment[0].p' = nan is not a finite number (probability)");
+  EXPECT_EQ(error_of("data.path = \"x\"\ntrain.margin = 1e308\n"), "");
+}
+
+// Free-form table keys become parts of field paths, so they cannot hold the path separators (a
+// quoted "x[abc]" next to an array x reached std::stoul: found by fuzz/config_fuzz.cpp).
+TEST(Config, FreeTableKeysCannotHoldPathSeparators) {
+  struct Free {
+    std::map<std::string, double> v;
+    void bind(ConfigBinder& b) {
+      if (b.mode() == ConfigBinder::Mode::Load)
+        for (auto& k : b.table_keys("free")) v[k];
+      for (auto& [k, x] : v) b.field("free." + k, x, "free number");
+    }
+  };
+  auto err = [](const std::string& text) {
+    try {
+      bind_config<Free>(parse_config_text(text, "run.toml", {}));
+    } catch (const ConfigError& e) {
+      return e.message();
+    }
+    return std::string();
+  };
+  EXPECT_EQ(err("[free]\nx = 1.5\n"), "");
+  EXPECT_EQ(err("[free]\n\"x[abc]\" = 2\n"), "run.toml:2: key 'x[abc]' under 'free' cannot contain '.', '[' or ']'");
+  EXPECT_EQ(err("[free]\n\"a.b\" = 2\n"), "run.toml:2: key 'a.b' under 'free' cannot contain '.', '[' or ']'");
+}
+
+TEST(Config, DirectoryAsConfigFileIsNamed) {
+  try {
+    load_config<Sample>("/tmp");
+    FAIL() << "a directory was read as a config";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.message(), "config file '/tmp' is a directory, not a TOML file");
+  }
+}
+
 TEST(Config, MissingRequiredKey) {
   EXPECT_EQ(error_of("train.steps = 3\n"), "run.toml: required key 'data.path' is missing (dataset directory)");
 }
@@ -101,6 +155,12 @@ TEST(Config, OverridesApplyAndAreNamedInErrors) {
             "--set train.steps: key 'train.steps' = 0 is out of range [1.0, inf] (optimizer steps)");
   EXPECT_EQ(error_of("data.path = \"x\"\n", {"train.stesp=3"}),
             "--set train.stesp: unknown key 'train.stesp' (did you mean 'train.steps'?)");
+  EXPECT_EQ(error_of("data.path = \"x\"\n", {"a[0=1"}), "key path 'a[0': '[' without ']'");  // hung
+  EXPECT_EQ(error_of("data.path = \"x\"\n", {"data.mode=\xd0"}), "--set 'data.mode=\xd0': not valid UTF-8");
+  EXPECT_EQ(error_of("data.path = \"x\"\n", {"data.mode=\xed\xa0\x80"}),  // a surrogate
+            "--set 'data.mode=\xed\xa0\x80': not valid UTF-8");
+  EXPECT_EQ(error_of("data.path = \"x\"\n", {"data.mode=\xc0\xaf"}), "--set 'data.mode=\xc0\xaf': not valid UTF-8");
+  EXPECT_EQ(error_of("data.path = \"x\"\n", {"data.path=d\xc3\xa9j\xe0\xa4\xb9\xf0\x9f\x98\x80"}), "");
   EXPECT_EQ(error_of("data.path = \"x\"\n", {"novalue"}),
             "--set 'novalue': expected KEY=VALUE, e.g. --set train.steps=100");
 }

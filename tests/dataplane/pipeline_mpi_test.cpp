@@ -415,6 +415,44 @@ TEST_F(Pipeline, BadInputFailsOnEveryRankAndLeavesNoOutput) {
   world().barrier();
 }
 
+// An empty input never replaces a dataset (issue 17): zero rows in all is a DataError on every
+// rank before anything is written, unless allow_empty, which still refuses to replace a dataset
+// that has rows; the existing dataset stays byte for byte and no staging directory is left.
+TEST_F(Pipeline, EmptyOutputIsRefusedOnEveryRankAndKeepsTheDataset) {
+  if (world().rank() == 0) {
+    fs::create_directories(path("empty_in"));
+    test::write_file(path("empty_in") + "/a.jsonl", "");
+    test::write_file(path("empty_in") + "/b.jsonl", "{\"body\": \"  \"}\n");
+  }
+  world().barrier();
+  const std::string manifest_before = test::read_file(path("text") + "/" + kManifestFile);
+  IngestOptions io = text_ingest(path("text"));
+  io.inputs = {path("empty_in")};
+  io.label_field = io.group_field = "";
+  auto expect_refused = [&](const std::string& needle) {
+    try {
+      ingest(world(), io);
+      ADD_FAILURE() << "an empty ingest replaced " << io.output;
+    } catch (const DataError& e) {
+      EXPECT_NE(e.message().find(needle), std::string::npos) << e.message();
+    }
+    EXPECT_FALSE(fs::exists(staging_dir_for(io.output)));
+  };
+  expect_refused(fmt::format("refusing to write an empty dataset to '{}': no documents in 2 input file(s) of 15 "
+                             "bytes (1 empty document(s) skipped)", path("text")));
+  io.allow_empty = true;
+  expect_refused(fmt::format("refusing to replace the dataset at '{}' ({} rows) with an empty one", path("text"),
+                             corpus_->docs.size()));
+  EXPECT_EQ(test::read_file(path("text") + "/" + kManifestFile), manifest_before);
+  // Asked for, to a new path: an empty dataset, the same on every rank.
+  io.output = path("empty_ds");
+  EXPECT_EQ(ingest(world(), io).rows, 0);
+  if (world().rank() == 0) {
+    EXPECT_EQ(Dataset::open(path("empty_ds")).num_rows(), 0);
+  }
+  world().barrier();
+}
+
 // Rows validation drops and exact duplicates are removed in one pass: dedup sees only the valid
 // rows (a duplicate of a NaN row is counted as nonfinite, not as a duplicate), with the same rows
 // and counts on any number of ranks.

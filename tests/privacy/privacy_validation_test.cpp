@@ -156,10 +156,19 @@ TEST(PrivacyAccountant, MergesRepeatedStepsLikeOpacus) {
 TEST(PrivacyAccountant, NoNoiseMeansNoPrivacy) {
   const auto r = cp::dpsgd_epsilon(0.01, 0.0, 10, 1e-5);
   EXPECT_TRUE(std::isinf(r.epsilon));
-  // Opacus's compute_rdp gives inf * 0 = NaN at every order for zero steps: (inf, NaN).
-  const auto z = cp::dpsgd_epsilon(0.01, 0.0, 0, 1e-5);
-  EXPECT_TRUE(std::isinf(z.epsilon));
-  EXPECT_TRUE(std::isnan(z.order));
+  // Zero steps release nothing, with or without noise: epsilon 0 and no best order (Opacus
+  // computes inf * 0 = NaN here and reports inf; the conversion's floor, ~0.1, is no cost either).
+  for (double z : {0.0, 1.0}) {
+    const auto none = cp::dpsgd_epsilon(0.01, z, 0, 1e-5);
+    EXPECT_EQ(none.epsilon, 0.0) << "noise " << z;
+    EXPECT_TRUE(std::isnan(none.order));
+    EXPECT_EQ(cp::compute_rdp(0.01, z, 0, cp::default_rdp_orders()),
+              std::vector<double>(cp::default_rdp_orders().size(), 0.0));
+  }
+  EXPECT_EQ(cp::compose_gaussian_rdp(1.0, 0, 1e-5).epsilon, 0.0);
+  EXPECT_EQ(cp::rdp_to_epsilon({2.0, 3.0}, {0.0, 0.0}, 1e-5).epsilon, 0.0);
+  // Any positive cost keeps the usual conversion (its floor included).
+  EXPECT_GT(cp::rdp_to_epsilon({2.0, 3.0}, {1e-12, 1e-12}, 1e-5).epsilon, 0.1);
 }
 
 TEST(PrivacyAccountant, EpsilonGrowsWithStepsAndShrinksWithNoise) {

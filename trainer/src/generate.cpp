@@ -5,6 +5,8 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <cmath>
+
 namespace conflux::trainer {
 
 InferenceModel load_for_inference(const std::string& dir) {
@@ -33,7 +35,10 @@ torch::Tensor next_token_logprobs(GptImpl& model, const std::vector<int64_t>& to
 
 std::vector<int64_t> generate(GptImpl& model, const std::vector<int64_t>& prompt,
                               const SamplingOptions& o) {
-  if (o.temperature < 0) CONFLUX_THROW(UsageError, "--temperature {} must be >= 0", o.temperature);
+  // Written so that NaN fails too (it compares false).
+  if (!(std::isfinite(o.temperature) && o.temperature >= 0))
+    CONFLUX_THROW(UsageError, "--temperature {} must be a finite number >= 0", o.temperature);
+  if (o.max_tokens < 0) CONFLUX_THROW(UsageError, "--max-tokens {} must be >= 0", o.max_tokens);
   if (o.top_k < 0) CONFLUX_THROW(UsageError, "--top-k {} must be >= 0", o.top_k);
   std::vector<int64_t> out = prompt;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);

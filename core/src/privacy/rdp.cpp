@@ -11,6 +11,7 @@
 #include "conflux/core/privacy.h"
 #include "privacy_internal.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -125,7 +126,10 @@ std::vector<double> compute_rdp(double sample_rate, double noise_multiplier, int
   require_noise_multiplier(fn, noise_multiplier);
   require_steps(fn, "steps", steps);
   require_orders(fn, orders);
-  std::vector<double> rdp(orders.size());
+  std::vector<double> rdp(orders.size(), 0.0);
+  // Zero compositions release nothing: RDP 0 at every order (Opacus computes inf * 0 = NaN for
+  // zero noise and zero steps and so reports infinite epsilon for nothing released).
+  if (steps == 0) return rdp;
   for (size_t i = 0; i < orders.size(); ++i)
     rdp[i] = rdp_one_step(sample_rate, noise_multiplier, orders[i]) * static_cast<double>(steps);
   return rdp;
@@ -139,6 +143,12 @@ EpsilonAtOrder rdp_to_epsilon(const std::vector<double>& orders, const std::vect
   if (orders.size() != rdp.size())
     CONFLUX_THROW(PrivacyError, "{}: orders and rdp must have the same length ({} vs {})", fn,
                   orders.size(), rdp.size());
+  // RDP 0 at every order means identical output distributions: nothing was spent. The
+  // conversion below would report its floor, -(log delta + log alpha)/(alpha - 1) + ..., about
+  // 0.1 at delta 1e-5, a cost of nothing (issue 17: `privacy dpsgd --steps 0` said 0.103). No
+  // order is the best one: NaN.
+  if (std::all_of(rdp.begin(), rdp.end(), [](double r) { return r == 0; }))
+    return {0.0, std::numeric_limits<double>::quiet_NaN()};
   // eps(alpha) = rdp - (log delta + log alpha)/(alpha - 1) + log((alpha - 1)/alpha); keep the
   // first minimum, ignoring NaN (np.nanargmin); all NaN means no privacy at all.
   size_t best = orders.size();

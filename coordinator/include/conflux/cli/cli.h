@@ -11,7 +11,9 @@
 
 #include <boost/program_options.hpp>
 
+#include <cmath>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -57,6 +59,36 @@ struct VerbHelp {
 bool parse(const Args& args, po::options_description& options,
            const po::positional_options_description* positional, po::variables_map& vm,
            const VerbHelp& help);
+
+// Numeric flags: every verb declares a numeric flag with number(&v, lo, hi) instead of
+// po::value(&v). The parsed value must lie in [lo, hi], and a floating-point one must be finite
+// (boost reads "nan" and "inf" as doubles, and NaN compares false with every bound). A violation
+// is a usage error naming the flag, the value and what was expected:
+//   ("max-tokens", cli::number(&so.max_tokens, 1)->default_value(64), "tokens to sample")
+//   ("temperature", cli::number(&t, 0.0), "softmax temperature (0: greedy)")
+// As a backstop, parse() refuses a non-finite value of any double flag, number() or not.
+// Usable outside the `conflux` verbs (conflux-worker) with plain po::store.
+constexpr double kNoBound = std::numeric_limits<double>::infinity();
+// Throws a po::validation_error naming the flag (boost adds the name) if `v` is out of [lo, hi]
+// or not finite; `token` is the text the user typed.
+void check_number(double v, double lo, double hi, const std::string& token);
+template <typename T>
+class NumberValue : public po::typed_value<T> {
+ public:
+  NumberValue(T* store, double lo, double hi) : po::typed_value<T>(store), lo_(lo), hi_(hi) {}
+  void xparse(boost::any& out, const std::vector<std::string>& tokens) const override {
+    po::typed_value<T>::xparse(out, tokens);
+    check_number(static_cast<double>(boost::any_cast<T>(out)), lo_, hi_, tokens.empty() ? "" : tokens.front());
+  }
+
+ private:
+  double lo_, hi_;
+};
+template <typename T>
+NumberValue<T>* number(T* store, double lo = -kNoBound, double hi = kNoBound) {
+  static_assert(std::is_arithmetic_v<T> && !std::is_same_v<T, bool>, "number() is for numeric flags");
+  return new NumberValue<T>(store, lo, hi);
+}
 
 // Reads `--set a.b=c` values (repeatable) from a parsed variables_map, if the verb declared them.
 std::vector<std::string> overrides(const po::variables_map& vm);

@@ -14,7 +14,9 @@
 //   auto cfg = load_config<TrainSection>("run.toml", {"train.steps=10"});
 //
 // Errors (ConfigError) name file:line and the key path: unknown keys (with a "did you mean"),
-// wrong types, out-of-range values, missing required keys, malformed overrides.
+// wrong types, out-of-range values, missing required keys, malformed overrides. Every float
+// setting (double and arrays of doubles) must be finite: TOML's nan and +-inf are refused in
+// finish(), the one place ranges are checked, whatever range (if any) the field declares.
 // Thread safety: none needed; configs are loaded once at start-up.
 #pragma once
 
@@ -49,6 +51,7 @@ class FieldSpec {
   std::string doc_;
   std::string type_;                       // "integer", "float", "string", ...
   std::function<double()> number_;         // set for numeric fields
+  std::function<bool()> finite_;           // set for float fields: false if a value is NaN or +-inf
   std::function<std::string()> text_;      // set for string fields
   std::function<std::string()> render_;    // the value as TOML text
   std::function<std::string()> json_;      // the value as JSON text

@@ -59,7 +59,8 @@ void collective_try(Communicator& comm, const std::string& what, const std::func
 
 // Writes the rows held by all ranks as one dataset (see above). `manifest` supplies schema,
 // tokenizer, provenance and privacy (rank 0's copy is used); shards are filled in. Returns the
-// published manifest on rank 0 (an empty one elsewhere).
+// published manifest on rank 0 (an empty one elsewhere). Zero rows in all are refused before
+// anything is written, unless options.allow_empty (and never over a dataset with rows).
 Manifest write_distributed(Communicator& comm, const std::string& out_dir, const Table& rows,
                            int64_t rows_per_shard, Manifest manifest, const WriterOptions& options = {});
 

@@ -16,7 +16,9 @@
 // by path; hidden files, files with an excluded suffix, and second paths to the same file — such
 // as fortune's *.u8 symlinks — are skipped). Under MPI the sorted file list is split into
 // contiguous byte-balanced ranges, one per rank; rows keep the global file order, so the dataset
-// is identical for any number of ranks. Errors name the file and line.
+// is identical for any number of ranks. Errors name the file and line. Inputs that give no
+// document (0-byte or blank files) are a DataError, and the output is left as it was, unless
+// allow_empty (see WriterOptions).
 #pragma once
 
 #include "conflux/core/communicator.h"
@@ -41,6 +43,7 @@ struct IngestOptions {
   bool skip_empty = true;        // drop documents that are empty after trimming whitespace
   std::vector<std::string> exclude_suffixes;  // default for fortune: ".dat"
   int64_t rows_per_shard = 65536;
+  bool allow_empty = false;      // write a dataset of zero rows (never over one that has rows)
   std::string command_line;      // recorded in provenance
 };
 

@@ -43,6 +43,7 @@ struct PrepareConfig {
   bool verify_input = true;
   int64_t threads = 0;  // per rank, for checksums and shard writes (0 = hardware / local ranks)
   std::vector<std::string> require_fields;
+  bool allow_empty = false;  // write zero rows if every row is dropped (never over a dataset with rows)
   // [validate]
   bool validate = true;
   ValidateConfig checks;

@@ -41,6 +41,13 @@ struct ShardImage {
 struct WriterOptions {
   int64_t chunk_bytes = 1 << 20;  // target HDF5 chunk size per dataset (1 MiB)
   int threads = 0;  // shard files hashed + written in parallel (0: hardware threads / ranks per node)
+  // An empty input must never replace a dataset (issue 17): write_distributed refuses to write
+  // zero rows (DataError, nothing touched) unless allow_empty; even then it never replaces an
+  // existing dataset that has rows. The stage says why it has no rows and how the user asks for
+  // an empty output, for the message.
+  bool allow_empty = false;
+  std::string empty_reason = "no rows";           // e.g. "every one of 12 rows was dropped"
+  std::string allow_empty_how = "allow_empty";    // e.g. "--allow-empty", "prepare.allow_empty = true"
 };
 
 // Creates (replacing a stale one) the staging directory for `out_dir` and returns its path.
