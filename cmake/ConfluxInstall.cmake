@@ -23,10 +23,10 @@ if(TARGET conflux_cli)
   install(TARGETS conflux_cli LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
   install(TARGETS conflux_torch_verbs LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/conflux)
 endif()
-if(TARGET conflux_evaluate_task)  # used by the plugin's `evaluate` and by conflux-worker
-  install(TARGETS conflux_evaluate_task LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+if(TARGET conflux_tasks)  # used by the plugin's `evaluate` and by conflux-worker
+  install(TARGETS conflux_tasks LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 endif()
-foreach(comp core dataplane trainer evaluator protocol coordinator worker)
+foreach(comp core dataplane trainer evaluator protocol tasks coordinator worker)
   if(EXISTS ${PROJECT_SOURCE_DIR}/${comp}/include)
     install(DIRECTORY ${PROJECT_SOURCE_DIR}/${comp}/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
   endif()

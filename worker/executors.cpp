@@ -1,11 +1,11 @@
 // Registry of the worker's task kinds. Built in: "reduce_sum" (protocol machinery checks).
 // "evaluate" (perplexity, token accuracy, ECE, calibration of a GPT checkpoint on row ranges of
-// the local --data dataset; worker/src/evaluate_task.h) when the build has the trainer, evaluator
+// the local --data dataset; tasks/include/conflux/tasks/evaluate_task.h) when the build has the trainer, evaluator
 // and dataplane libraries (CONFLUX_WORKER_EVALUATE). Federated ("fit") executors go here too.
 #include "executors.h"
 
 #ifdef CONFLUX_WORKER_EVALUATE
-#include "src/evaluate_executor.h"
+#include <conflux/tasks/evaluate_executor.h>
 #endif
 
 namespace conflux::worker {
@@ -13,7 +13,7 @@ namespace conflux::worker {
 void register_worker_executors(protocol::ExecutorRegistry& registry) {
   protocol::register_builtin_executors(registry);
 #ifdef CONFLUX_WORKER_EVALUATE
-  registry.add("evaluate", make_evaluate_executor());
+  registry.add("evaluate", tasks::make_evaluate_executor());
 #endif
 }
 

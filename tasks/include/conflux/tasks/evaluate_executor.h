@@ -9,8 +9,8 @@
 
 #include <memory>
 
-namespace conflux::worker {
+namespace conflux::tasks {
 
 std::shared_ptr<protocol::TaskExecutor> make_evaluate_executor();
 
-}  // namespace conflux::worker
+}  // namespace conflux::tasks

@@ -1,7 +1,7 @@
 // The evaluate task: packs the windows of a row range into fixed-shape (batch_size, T) batches,
 // runs the checkpoint's GPT forward in eval mode, and feeds the real positions' logits to the
 // evaluator's MetricSet (see evaluate_task.h for the window and exactness rules).
-#include "evaluate_task.h"
+#include <conflux/tasks/evaluate_task.h>
 
 #include <conflux/core/error.h>
 #include <conflux/core/log.h>
@@ -15,7 +15,7 @@
 #include <algorithm>
 #include <filesystem>
 
-namespace conflux::worker {
+namespace conflux::tasks {
 
 namespace fs = std::filesystem;
 namespace ev = conflux::evaluator;
@@ -203,4 +203,4 @@ EvaluateResult EvaluateTask::run(const EvaluateParams& p, const std::string& dat
   return r;
 }
 
-}  // namespace conflux::worker
+}  // namespace conflux::tasks

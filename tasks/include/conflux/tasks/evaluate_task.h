@@ -22,7 +22,7 @@
 // thread; it caches the last model and dataset it opened.
 #pragma once
 
-#include "generation.h"
+#include <conflux/tasks/generation.h>
 
 #include <conflux/evaluator/metric_set.h>
 
@@ -34,7 +34,7 @@
 #include <optional>
 #include <string>
 
-namespace conflux::worker {
+namespace conflux::tasks {
 
 struct EvaluateParams {
   std::string checkpoint;            // checkpoint step directory (absolute path)
@@ -84,4 +84,4 @@ class EvaluateTask {
 // else the newest complete step under it. Throws UsageError when there is none.
 std::string resolve_checkpoint(const std::string& path);
 
-}  // namespace conflux::worker
+}  // namespace conflux::tasks

@@ -31,7 +31,7 @@ namespace conflux::trainer {
 class GptImpl;
 }
 
-namespace conflux::worker {
+namespace conflux::tasks {
 
 struct GenerationParams {
   int64_t prompt_tokens = 32;     // k: prompt = the first k content tokens of the row
@@ -67,4 +67,4 @@ evaluator::Batch text_batch(const std::vector<GeneratedExample>& examples);
 std::vector<uint8_t> examples_to_jsonl(const std::vector<GeneratedExample>& examples);
 std::vector<GeneratedExample> examples_from_jsonl(const uint8_t* data, size_t size);
 
-}  // namespace conflux::worker
+}  // namespace conflux::tasks

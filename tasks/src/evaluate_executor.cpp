@@ -1,14 +1,14 @@
 // The "evaluate" executor: decodes the task params, runs EvaluateTask on the worker's dataset
 // (model and dataset cached between tasks) and returns the serialised Stats, plus the generated
 // texts as JSON lines when the task has generation params.
-#include "evaluate_executor.h"
+#include <conflux/tasks/evaluate_executor.h>
 
-#include "evaluate_task.h"
+#include <conflux/tasks/evaluate_task.h>
 
 #include <conflux/core/error.h>
 #include <conflux/core/log.h>
 
-namespace conflux::worker {
+namespace conflux::tasks {
 namespace {
 
 class EvaluateExecutor final : public protocol::TaskExecutor {
@@ -50,4 +50,4 @@ std::shared_ptr<protocol::TaskExecutor> make_evaluate_executor() {
   return std::make_shared<EvaluateExecutor>();
 }
 
-}  // namespace conflux::worker
+}  // namespace conflux::tasks

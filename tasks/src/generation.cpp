@@ -1,6 +1,6 @@
 // Greedy continuations of dataset prompts for the text metrics of the evaluate task, and their
 // JSON-lines form (see generation.h for the exact rules).
-#include "generation.h"
+#include <conflux/tasks/generation.h>
 
 #include <conflux/core/error.h>
 #include <conflux/dataplane/dataset.h>
@@ -12,7 +12,7 @@
 
 #include <algorithm>
 
-namespace conflux::worker {
+namespace conflux::tasks {
 
 namespace {
 constexpr int64_t kFirstSpecialId = 256;  // ids >= 256 are pad/eos/mask, not bytes
@@ -150,4 +150,4 @@ std::vector<GeneratedExample> examples_from_jsonl(const uint8_t* data, size_t si
   return out;
 }
 
-}  // namespace conflux::worker
+}  // namespace conflux::tasks
