@@ -2,6 +2,7 @@
 // evaluate_job.h.
 #include <conflux/tasks/evaluate_job.h>
 
+#include <conflux/core/atomic_file.h>
 #include <conflux/core/error.h>
 #include <conflux/core/log.h>
 #include <conflux/core/process_grid.h>
@@ -10,7 +11,6 @@
 #include <conflux/evaluator/metric_set.h>
 #include <conflux/protocol/dispatcher.h>
 #include <conflux/protocol/server.h>
-#include <conflux/core/atomic_file.h>
 #include <conflux/trainer/checkpoint_meta.h>
 
 #include <nlohmann/json.hpp>
