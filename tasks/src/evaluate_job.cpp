@@ -10,6 +10,7 @@
 #include <conflux/evaluator/distributed.h>
 #include <conflux/evaluator/metric_set.h>
 #include <conflux/protocol/dispatcher.h>
+#include <conflux/protocol/endpoint.h>
 #include <conflux/protocol/server.h>
 #include <conflux/trainer/checkpoint_meta.h>
 
@@ -200,6 +201,8 @@ void EvaluateConfig::bind(ConfigBinder& b) {
 
 EvaluateOutput run_evaluation(const EvaluateConfig& cfg, const std::string& toml,
                               const std::string& effective_json, ProcessGrid* grid) {
+  // A bad endpoint is a config error before anything is loaded, not when the server binds.
+  if (!grid) proto::check_endpoint(cfg.endpoint, proto::EndpointUse::Bind, "server.bind");
   const ev::MetricSet set(metric_specs(cfg.metrics));
   const Plan plan = make_plan(cfg, set);
   std::vector<uint8_t> generations;  // JSON lines, task (= row) order

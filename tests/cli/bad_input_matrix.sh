@@ -33,6 +33,8 @@ sed "s|^dataset = .*|dataset = \"$T/ds\"|; s|^dir = \"checkpoints/fortunes\"|dir
 sed 's|^lr = .*|lr = nan|' "$T/train.toml" >"$T/train-nan.toml"
 printf '[prepare]\ninput = "%s"\noutput = "%s"\nseed = 1\n[validate]\nmin_tokens = 1000000\n' "$T/ds" "$T/ds2" \
   >"$T/drop-all.toml"
+printf '[evaluate]\ncheckpoint = "%s/none"\ndataset = "%s"\n[server]\nbind = "tcp://127.0.0.1:99999"\ninsecure = true\n' \
+  "$T" "$T/ds" >"$T/eval-bad-bind.toml"
 
 # Checksum of a path: every file's relative name and contents; "absent" if it does not exist.
 digest() {
