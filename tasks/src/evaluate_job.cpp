@@ -6,6 +6,7 @@
 #include <conflux/core/error.h>
 #include <conflux/core/log.h>
 #include <conflux/core/process_grid.h>
+#include <conflux/dataplane/dataset.h>
 #include <conflux/dataplane/manifest.h>
 #include <conflux/evaluator/distributed.h>
 #include <conflux/evaluator/metric_set.h>
@@ -13,6 +14,7 @@
 #include <conflux/protocol/endpoint.h>
 #include <conflux/protocol/server.h>
 #include <conflux/trainer/checkpoint_meta.h>
+#include <conflux/trainer/data.h>
 
 #include <nlohmann/json.hpp>
 
@@ -37,7 +39,9 @@ nlohmann::json metric_specs(const std::vector<std::string>& names) {
 struct Plan {
   std::string checkpoint;  // resolved step directory
   int64_t step = 0;
-  int64_t rows = 0;
+  int64_t rows = 0;        // rows of the dataset
+  int64_t row_begin = 0, row_end = 0;  // the rows of the split evaluated
+  std::string split;
   std::string manifest_sha256;
   std::vector<cw::EvaluateParams> tasks;
   bool generates = false;  // some metric reads text: tasks carry generation params
@@ -49,6 +53,63 @@ bool reads_text(const ev::MetricSet& set) {
   return false;
 }
 
+// The rows of the split `c.split` (see EvaluateConfig): with "validation" or "train", the
+// checkpoint's lineage must name this very dataset (same manifest SHA-256), and the windows the
+// training run held out (data.val_fraction of its windows of model.context tokens, the last ones
+// of the token stream; trainer::split_windows) decide the boundary: validation = the rows that
+// start at or after the first held-out window (no token of them was trained on), train = the
+// rows before (a row straddling the boundary counts as train: part of it was seen).
+void choose_rows(const EvaluateConfig& c, Plan* p) {
+  p->split = c.split;
+  if (c.split == "all") {
+    p->row_begin = 0;
+    p->row_end = p->rows;
+    return;
+  }
+  const trainer::Lineage lineage = trainer::load_lineage(p->checkpoint);
+  if (lineage.manifest_sha256 != p->manifest_sha256) {
+    CONFLUX_THROW(ConfigError,
+                  "evaluate.split = \"{}\" needs the dataset checkpoint {} was trained on ({}, manifest "
+                  "SHA-256 {}), but {} has manifest SHA-256 {}; set evaluate.split = \"all\" to "
+                  "evaluate every row of another dataset",
+                  c.split, p->checkpoint, lineage.dataset_dir, lineage.manifest_sha256, c.dataset,
+                  p->manifest_sha256);
+  }
+  nlohmann::json cfg = nlohmann::json::parse(lineage.config_json.empty() ? "{}" : lineage.config_json,
+                                             nullptr, false);
+  const auto* val = cfg.is_object() && cfg.contains("data") ? &cfg["data"] : nullptr;
+  const auto* model = cfg.is_object() && cfg.contains("model") ? &cfg["model"] : nullptr;
+  if (!val || !model || !(*val).value("val_fraction", nlohmann::json()).is_number() ||
+      !(*model).value("context", nlohmann::json()).is_number_integer()) {
+    CONFLUX_THROW(DataError, "{}/lineage.json: config lacks data.val_fraction or model.context, "
+                  "so the held-out rows are unknown; set evaluate.split = \"all\"", p->checkpoint);
+  }
+  const double val_fraction = (*val)["val_fraction"].get<double>();
+  const int64_t context = (*model)["context"].get<int64_t>();
+  if (val_fraction <= 0 && c.split == "validation") {
+    CONFLUX_THROW(ConfigError, "checkpoint {} was trained with data.val_fraction = 0: no rows were "
+                  "held out; evaluate data it never saw with evaluate.split = \"all\"", p->checkpoint);
+  }
+  const dataplane::Dataset ds = dataplane::Dataset::open(c.dataset);
+  const std::vector<int64_t> offsets = ds.token_offsets(0, p->rows);  // rows + 1 stream positions
+  const trainer::WindowSplit w = trainer::split_windows(offsets.back(), context, val_fraction);
+  const int64_t boundary = w.val_start_token(context);
+  const auto first = std::lower_bound(offsets.begin(), offsets.end() - 1, boundary);
+  const int64_t r0 = static_cast<int64_t>(first - offsets.begin());
+  if (c.split == "validation") {
+    p->row_begin = r0;
+    p->row_end = p->rows;
+  } else {
+    p->row_begin = 0;
+    p->row_end = r0;
+  }
+  if (p->row_begin == p->row_end) {
+    CONFLUX_THROW(DataError, "dataset {}: no row lies in the {} split (held-out windows start at "
+                  "token {} of {}); set evaluate.split = \"all\"", c.dataset, c.split, boundary,
+                  offsets.back());
+  }
+}
+
 Plan make_plan(const EvaluateConfig& c, const ev::MetricSet& set) {
   Plan p;
   p.checkpoint = cw::resolve_checkpoint(c.checkpoint);
@@ -56,11 +117,13 @@ Plan make_plan(const EvaluateConfig& c, const ev::MetricSet& set) {
   p.rows = conflux::dataplane::Manifest::load(c.dataset).num_rows();
   p.manifest_sha256 = conflux::dataplane::sha256_file(c.dataset + "/manifest.json");
   p.generates = reads_text(set);
-  for (int64_t b = 0; b < p.rows; b += c.rows_per_task) {
+  choose_rows(c, &p);
+  log::info("evaluate: split '{}': rows [{}, {}) of {}", p.split, p.row_begin, p.row_end, p.rows);
+  for (int64_t b = p.row_begin; b < p.row_end; b += c.rows_per_task) {
     cw::EvaluateParams t;
     t.checkpoint = p.checkpoint;
     t.row_begin = b;
-    t.row_end = std::min(p.rows, b + c.rows_per_task);
+    t.row_end = std::min(p.row_end, b + c.rows_per_task);
     t.metrics = metric_specs(c.metrics);
     t.context = c.context;
     t.batch_size = c.batch_size;
@@ -174,7 +237,9 @@ void EvaluateConfig::bind(ConfigBinder& b) {
             "workers use their own --data copy, checked by manifest SHA-256)").required();
     b.field("evaluate.metrics", metrics, "token metrics (perplexity, ece, calibration) and text "
             "metrics of generations (bleu, rouge_l, distinct)");
-    b.field("evaluate.rows_per_task", rows_per_task, "dataset rows per task").min(1);
+    b.field("evaluate.split", split, "rows to evaluate: validation (held out by the checkpoint's "
+          "training run), train, or all (any dataset)").one_of({"validation", "train", "all"});
+  b.field("evaluate.rows_per_task", rows_per_task, "dataset rows per task").min(1);
     b.field("evaluate.context", context, "window length (0 = the model's context)").min(0);
     b.field("evaluate.batch_size", batch_size, "windows per forward pass").min(1);
     b.field("evaluate.threads", threads, "torch threads per worker/rank (same everywhere)").min(1);
@@ -243,7 +308,10 @@ EvaluateOutput run_evaluation(const EvaluateConfig& cfg, const std::string& toml
                          {"checkpoint_step", plan.step},
                          {"dataset", std::filesystem::absolute(cfg.dataset).string()},
                          {"manifest_sha256", plan.manifest_sha256},
-                         {"rows", plan.rows},
+                         {"split", plan.split},
+                         {"split_rows", {plan.row_begin, plan.row_end}},
+                         {"rows", plan.row_end - plan.row_begin},
+                         {"dataset_rows", plan.rows},
                          {"tasks", plan.tasks.size()},
                          {"generations", plan.generates ? nlohmann::json(std::count(
                                                               generations.begin(), generations.end(), '\n'))

@@ -32,6 +32,7 @@ write_config() {  # NAME WORKERS PORT ROWS_PER_TASK [server lines...]
 checkpoint = "$T/ckpt"
 dataset = "$T/data"
 metrics = ["perplexity", "ece", "bleu", "rouge_l", "distinct"]
+split = "all"
 rows_per_task = $rows
 context = 24
 batch_size = 4
@@ -158,6 +159,48 @@ print("perplexity", ppl["perplexity"], "tokens", ppl["tokens"], "tasks", rep["me
       "generations", len(lines))
 PY
 python3 "$(dirname "$0")/gen_oracle_check.py" "$T/out-one" || fail "text metrics differ from the oracles"
+
+# f. the default split is the validation rows the training run held out: rows from the first
+# held-out window on (its windows of model.context = 32 tokens; the last max(1, floor(0.05 *
+# windows)) are held out), re-derived here from the shards with h5py; "train" is the rest; a
+# dataset the checkpoint was not trained on needs split = "all" (exit 1, naming it).
+write_config val 1 0 5
+sed -i '/^split = "all"$/d' "$T/val.toml"
+"$CONFLUX" evaluate "$T/val.toml" --mpi > "$T/val.log" 2>&1 || fail "evaluate on the validation split"
+write_config train 1 0 5
+sed -i 's/^split = "all"$/split = "train"/' "$T/train.toml"
+"$CONFLUX" evaluate "$T/train.toml" --mpi > "$T/train.log" 2>&1 || fail "evaluate on the train split"
+$PY - "$T" <<'PY' || fail "validation split"
+import glob, json, math, sys
+import h5py
+t = sys.argv[1]
+m = json.load(open(f"{t}/data/manifest.json"))
+lengths = []
+for sh in m["shards"]:
+    with h5py.File(f"{t}/data/{sh['file']}", "r") as f:
+        o = f["offsets"][:]
+        lengths += [int(o[i + 1] - o[i]) for i in range(len(o) - 1)]
+starts = [0]
+for n in lengths:
+    starts.append(starts[-1] + n)
+total = (starts[-1] - 1) // 32
+held = max(1, math.floor(0.05 * total))
+boundary = (total - held) * 32
+r0 = next(i for i, s in enumerate(starts) if s >= boundary)
+val = json.load(open(f"{t}/out-val/report.json"))["meta"]
+train = json.load(open(f"{t}/out-train/report.json"))["meta"]
+assert val["split"] == "validation" and val["split_rows"] == [r0, len(lengths)], (val, r0)
+assert val["rows"] == len(lengths) - r0 > 0 and val["dataset_rows"] == len(lengths), val
+assert train["split"] == "train" and train["split_rows"] == [0, r0], train
+print("validation rows", val["split_rows"], "of", len(lengths))
+PY
+write_config valother 1 0 5
+sed -i '/^split = "all"$/d; s|^dataset = .*|dataset = "'"$T"'/other"|' "$T/valother.toml"
+set +e
+"$CONFLUX" evaluate "$T/valother.toml" --mpi > "$T/valother.log" 2>&1; RC=$?
+set -e
+[ "$RC" = 1 ] || fail "validation split of another dataset exited $RC, expected 1"
+grep -q 'set evaluate.split = "all"' "$T/valother.log" || fail "no advice to use split = all"
 for f in "$T"/out-*; do ls "$f" | grep -q tmp && fail "temp files left in $f"; done
 "$CONFLUX" evaluate --help | grep -q Example || fail "--help has no example"
 echo "evaluate e2e ok"

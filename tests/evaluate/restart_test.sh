@@ -30,6 +30,7 @@ write_config() {  # NAME
 checkpoint = "$T/ckpt"
 dataset = "$T/data"
 metrics = ["perplexity", "ece", "bleu", "rouge_l", "distinct"]
+split = "all"
 rows_per_task = 1
 context = 24
 batch_size = 4

@@ -56,16 +56,25 @@ std::unique_ptr<TokenSource> open_token_dataset(const std::string& dir, int64_t*
 }
 #endif
 
+WindowSplit split_windows(int64_t num_tokens, int64_t context, double val_fraction) {
+  WindowSplit s;
+  s.total = (num_tokens - 1) / context;
+  if (s.total < 2)
+    CONFLUX_THROW(DataError, "dataset has {} tokens: fewer than two windows of {} + 1 tokens",
+                  num_tokens, context);
+  s.val = val_fraction > 0 ? std::max<int64_t>(1, static_cast<int64_t>(std::floor(val_fraction * s.total))) : 0;
+  s.train = s.total - s.val;
+  if (s.train < 1) CONFLUX_THROW(ConfigError, "data.val_fraction = {} leaves no training windows", val_fraction);
+  return s;
+}
+
 WindowSampler::WindowSampler(const TokenSource& source, int64_t context, double val_fraction,
                              uint64_t seed)
     : source_(source), context_(context), seed_(seed) {
-  total_ = (source.num_tokens() - 1) / context;
-  if (total_ < 2)
-    CONFLUX_THROW(DataError, "dataset has {} tokens: fewer than two windows of {} + 1 tokens",
-                  source.num_tokens(), context);
-  val_ = val_fraction > 0 ? std::max<int64_t>(1, static_cast<int64_t>(std::floor(val_fraction * total_))) : 0;
-  train_ = total_ - val_;
-  if (train_ < 1) CONFLUX_THROW(ConfigError, "data.val_fraction = {} leaves no training windows", val_fraction);
+  const WindowSplit s = split_windows(source.num_tokens(), context, val_fraction);
+  total_ = s.total;
+  val_ = s.val;
+  train_ = s.train;
 }
 
 const std::vector<int64_t>& WindowSampler::permutation(int64_t epoch) {

@@ -26,6 +26,7 @@ namespace conflux::tasks {
 struct EvaluateConfig {
   std::string checkpoint, dataset, output_dir = "eval-out";
   std::vector<std::string> metrics{"perplexity", "ece"};
+  std::string split = "validation";  // validation | train | all (choose_rows in evaluate_job.cpp)
   int64_t rows_per_task = 64, context = 0, batch_size = 8;
   int threads = 1;
   std::string endpoint = "tcp://127.0.0.1:5555", key, allow;

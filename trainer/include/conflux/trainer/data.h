@@ -51,6 +51,17 @@ struct DataPosition {
   int64_t position = 0;  // training windows of `epoch` already consumed (global)
 };
 
+// How a stream of `num_tokens` tokens splits into training and validation windows of
+// `context` tokens: `total` = (num_tokens - 1) / context windows, the last `val` of them
+// (max(1, floor(val_fraction * total)) when val_fraction > 0, else 0) held out. Validation
+// windows start at stream position train * context. Used by training (WindowSampler) and by
+// evaluation to find the rows the model never trained on. Throws like WindowSampler.
+struct WindowSplit {
+  int64_t total = 0, train = 0, val = 0;
+  int64_t val_start_token(int64_t context) const { return train * context; }
+};
+WindowSplit split_windows(int64_t num_tokens, int64_t context, double val_fraction);
+
 class WindowSampler {
  public:
   WindowSampler(const TokenSource& source, int64_t context, double val_fraction, uint64_t seed);
