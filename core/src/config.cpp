@@ -2,6 +2,8 @@
 // report unknown keys with file:line, and print the effective config.
 #include "conflux/core/config.h"
 
+#include "conflux/core/utf8.h"
+
 #include <nlohmann/json.hpp>
 #include <toml++/toml.h>
 
@@ -425,27 +427,9 @@ std::string ConfigBinder::to_json() const {
 namespace {
 // TOML files are UTF-8 (toml++ checks while parsing); --set text is not parsed as a whole, and
 // invalid UTF-8 in a key or bare-word value reached the JSON of the effective config as an
-// internal error (found by fuzz/config_fuzz.cpp).
-bool valid_utf8(const std::string& s) {
-  static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};  // below: an overlong encoding
-  for (size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    const size_t n = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xE ? 2 : (c >> 3) == 0x1E ? 3 : 4;
-    if (n == 4 || i + n >= s.size()) return false;  // a bad lead byte, or a sequence cut short
-    uint32_t cp = n == 0 ? c : c & (0x3Fu >> n);
-    for (size_t k = 1; k <= n; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc >> 6) != 0x2) return false;
-      cp = (cp << 6) | (cc & 0x3Fu);
-    }
-    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += n + 1;
-  }
-  return true;
-}
-
+// internal error (found by fuzz/config_fuzz.cpp): checked with the one strict decoder.
 void apply_override(ConfigDocument& doc, const std::string& ov) {
-  if (!valid_utf8(ov)) CONFLUX_THROW(ConfigError, "--set '{}': not valid UTF-8", ov);
+  if (!utf8::valid(ov)) CONFLUX_THROW(ConfigError, "--set '{}': not valid UTF-8", ov);
   auto eq = ov.find('=');
   if (eq == std::string::npos || eq == 0)
     CONFLUX_THROW(ConfigError, "--set '{}': expected KEY=VALUE, e.g. --set train.steps=100", ov);
@@ -495,6 +479,49 @@ std::shared_ptr<ConfigDocument> parse_config_text(const std::string& text, const
                   e.description());
   }
   return finish_doc(doc, overrides);
+}
+
+namespace {
+// JSON -> TOML nodes for parse_config_json: objects become tables, arrays arrays; null has no
+// TOML form and is refused naming the key.
+toml::table json_table(const nlohmann::json& j, const std::string& name, const std::string& path);
+toml::array json_array(const nlohmann::json& j, const std::string& name, const std::string& path);
+template <typename Insert>
+void json_value(const nlohmann::json& v, const std::string& name, const std::string& path, Insert insert) {
+  if (v.is_object()) insert(json_table(v, name, path));
+  else if (v.is_array()) insert(json_array(v, name, path));
+  else if (v.is_boolean()) insert(v.get<bool>());
+  else if (v.is_number_integer()) insert(v.get<int64_t>());
+  else if (v.is_number_float()) insert(v.get<double>());
+  else if (v.is_string()) insert(v.get<std::string>());
+  else CONFLUX_THROW(ConfigError, "{}: key '{}' is null", name, path);
+}
+toml::table json_table(const nlohmann::json& j, const std::string& name, const std::string& path) {
+  toml::table t;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string key = path.empty() ? it.key() : path + "." + it.key();
+    json_value(*it, name, key, [&](auto&& v) { t.insert(it.key(), std::forward<decltype(v)>(v)); });
+  }
+  return t;
+}
+toml::array json_array(const nlohmann::json& j, const std::string& name, const std::string& path) {
+  toml::array a;
+  for (size_t i = 0; i < j.size(); ++i) {
+    json_value(j[i], name, path + "[" + std::to_string(i) + "]",
+               [&](auto&& v) { a.push_back(std::forward<decltype(v)>(v)); });
+  }
+  return a;
+}
+}  // namespace
+
+std::shared_ptr<ConfigDocument> parse_config_json(const std::string& text, const std::string& name) {
+  const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded()) CONFLUX_THROW(ConfigError, "{}: not valid JSON", name);
+  if (!j.is_object()) CONFLUX_THROW(ConfigError, "{}: expected a JSON object", name);
+  auto doc = std::make_shared<ConfigDocument>();
+  doc->name = name;
+  doc->root = json_table(j, name, "");
+  return finish_doc(doc, {});
 }
 
 std::shared_ptr<ConfigDocument> parse_config_file(const std::string& path,

@@ -14,13 +14,7 @@ namespace {
 class EvaluateExecutor final : public protocol::TaskExecutor {
  public:
   protocol::TaskOutput execute(const protocol::TaskContext& ctx) override {
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(ctx.params);
-    } catch (const nlohmann::json::exception& e) {
-      CONFLUX_THROW(DataError, "evaluate task {}: params are not JSON: {}", ctx.task_id, e.what());
-    }
-    const EvaluateParams p = EvaluateParams::from_json(j);
+    const EvaluateParams p = EvaluateParams::from_json(ctx.params);
     log::info("evaluate: task {} attempt {}: rows [{}, {})", ctx.task_id, ctx.attempt, p.row_begin,
               p.row_end);
     EvaluateResult r = task_.run(p, ctx.data_path, ctx.cancel);

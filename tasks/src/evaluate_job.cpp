@@ -30,12 +30,6 @@ namespace cw = conflux::tasks;
 namespace proto = conflux::protocol;
 using std::chrono::milliseconds;
 
-nlohmann::json metric_specs(const std::vector<std::string>& names) {
-  nlohmann::json specs = nlohmann::json::array();
-  for (const auto& n : names) specs.push_back({{"metric", n}});
-  return specs;
-}
-
 struct Plan {
   std::string checkpoint;  // resolved step directory
   int64_t step = 0;
@@ -124,7 +118,7 @@ Plan make_plan(const EvaluateConfig& c, const ev::MetricSet& set) {
     t.checkpoint = p.checkpoint;
     t.row_begin = b;
     t.row_end = std::min(p.row_end, b + c.rows_per_task);
-    t.metrics = metric_specs(c.metrics);
+    t.metrics = c.metrics;
     t.context = c.context;
     t.batch_size = c.batch_size;
     t.threads = c.threads;
@@ -170,7 +164,7 @@ ev::SetStats run_with_workers(const EvaluateConfig& c, const Plan& plan, const e
   for (const auto& t : plan.tasks) {
     proto::TaskSpec spec;
     spec.kind = "evaluate";
-    spec.params = t.to_json().dump();
+    spec.params = t.to_json();
     spec.validate = [&plan, begin = t.row_begin,
                      end = t.row_end](const proto::Message& m) -> std::string {
       const size_t want = plan.generates ? 2 : 1;
@@ -254,13 +248,7 @@ void EvaluateConfig::bind(ConfigBinder& b) {
     b.field("server.max_attempts", max_attempts, "dispatches per task before failing").min(1);
     b.field("server.heartbeat_ms", heartbeat_ms, "heartbeat interval").min(10);
     b.field("server.dead_after_ms", dead_after_ms, "silence before a worker is declared dead").min(50);
-    b.field("generation.prompt_tokens", generation.prompt_tokens,
-            "prompt = the first N content tokens of a row").min(1);
-    b.field("generation.max_new_tokens", generation.max_new_tokens, "greedy tokens per prompt").min(1);
-    b.field("generation.reference_tokens", generation.reference_tokens,
-            "reference = the next N content tokens (0 = the rest of the row)").min(0);
-    b.field("generation.every", generation.every, "prompt rows with row % every == 0").min(1);
-    b.field("generation.stop_at_eos", generation.stop_at_eos, "stop a continuation after EOS");
+    generation.bind(b, "generation");
     b.field("output.dir", output_dir, "directory for report.json, report.html, config.toml");
 }
 

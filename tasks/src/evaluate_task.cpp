@@ -20,51 +20,41 @@ namespace conflux::tasks {
 namespace fs = std::filesystem;
 namespace ev = conflux::evaluator;
 
-nlohmann::json EvaluateParams::to_json() const {
-  nlohmann::json j = {{"checkpoint", checkpoint},         {"rows", {row_begin, row_end}},
-          {"metrics", metrics},               {"context", context},
-          {"batch_size", batch_size},         {"threads", threads},
-          {"manifest_sha256", manifest_sha256}, {"checkpoint_step", checkpoint_step}};
-  if (generation) j["generation"] = generation->to_json();
-  return j;
+void EvaluateParams::bind(ConfigBinder& b) {
+  b.field("checkpoint", checkpoint, "checkpoint step directory (absolute path)").required();
+  b.field("row_begin", row_begin, "first row of the worker's dataset").min(0);
+  b.field("row_end", row_end, "end row (exclusive)").min(0);
+  b.field("metrics", metrics, "metric names");
+  b.field("context", context, "window length T (0 = the model's context)").min(0);
+  b.field("batch_size", batch_size, "windows per forward pass").min(1);
+  b.field("threads", threads, "torch intra-op threads").min(1);
+  b.field("manifest_sha256", manifest_sha256, "expected SHA-256 of the dataset's manifest.json");
+  b.field("checkpoint_step", checkpoint_step, "expected trainer step (-1 = any)").min(-1);
+  const bool present = b.mode() == ConfigBinder::Mode::Load ? b.has("generation") : generation.has_value();
+  if (present) {
+    if (!generation) generation.emplace();
+    generation->bind(b, "generation");
+  }
 }
 
-EvaluateParams EvaluateParams::from_json(const nlohmann::json& j) {
-  if (!j.is_object()) CONFLUX_THROW(DataError, "evaluate params: expected a JSON object");
-  static const char* kKnown[] = {"checkpoint", "rows",    "metrics",         "context",
-                                 "batch_size", "threads", "manifest_sha256", "checkpoint_step",
-                                 "generation"};
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    const std::string& k = it.key();
-    if (std::find_if(std::begin(kKnown), std::end(kKnown), [&](const char* s) { return k == s; }) ==
-        std::end(kKnown))
-      CONFLUX_THROW(DataError, "evaluate params: unknown field '{}'", k);
-  }
-  EvaluateParams p;
-  try {
-    p.checkpoint = j.at("checkpoint").get<std::string>();
-    const auto& rows = j.at("rows");
-    if (!rows.is_array() || rows.size() != 2)
-      CONFLUX_THROW(DataError, "evaluate params: 'rows' must be [begin, end]");
-    p.row_begin = rows[0].get<int64_t>();
-    p.row_end = rows[1].get<int64_t>();
-    if (j.contains("metrics")) p.metrics = j.at("metrics");
-    if (j.contains("context")) p.context = j.at("context").get<int64_t>();
-    if (j.contains("batch_size")) p.batch_size = j.at("batch_size").get<int64_t>();
-    if (j.contains("threads")) p.threads = j.at("threads").get<int>();
-    if (j.contains("manifest_sha256")) p.manifest_sha256 = j.at("manifest_sha256").get<std::string>();
-    if (j.contains("checkpoint_step")) p.checkpoint_step = j.at("checkpoint_step").get<int64_t>();
-    if (j.contains("generation")) p.generation = GenerationParams::from_json(j.at("generation"));
-  } catch (const nlohmann::json::exception& e) {
-    CONFLUX_THROW(DataError, "evaluate params: {}", e.what());
-  }
-  if (p.checkpoint.empty()) CONFLUX_THROW(DataError, "evaluate params: 'checkpoint' is empty");
-  if (p.row_begin < 0 || p.row_end < p.row_begin)
-    CONFLUX_THROW(DataError, "evaluate params: bad row range [{}, {})", p.row_begin, p.row_end);
-  if (p.context < 0) CONFLUX_THROW(DataError, "evaluate params: 'context' must be >= 0");
-  if (p.batch_size < 1) CONFLUX_THROW(DataError, "evaluate params: 'batch_size' must be >= 1");
-  if (p.threads < 1) CONFLUX_THROW(DataError, "evaluate params: 'threads' must be >= 1");
+std::string EvaluateParams::to_json() const {
+  EvaluateParams copy = *this;
+  ConfigBinder dump(ConfigBinder::Mode::Dump, nullptr);
+  copy.bind(dump);
+  return dump.to_json();
+}
+
+EvaluateParams EvaluateParams::from_json(const std::string& text) {
+  auto p = bind_config<EvaluateParams>(parse_config_json(text, "evaluate task params"));
+  if (p.row_end < p.row_begin)
+    CONFLUX_THROW(ConfigError, "evaluate task params: row_end {} < row_begin {}", p.row_end, p.row_begin);
   return p;
+}
+
+nlohmann::json metric_specs(const std::vector<std::string>& names) {
+  nlohmann::json specs = nlohmann::json::array();
+  for (const auto& n : names) specs.push_back({{"metric", n}});
+  return specs;
 }
 
 nlohmann::json EvaluateResult::summary() const {
@@ -136,7 +126,7 @@ EvaluateResult EvaluateTask::run(const EvaluateParams& p, const std::string& dat
     CONFLUX_THROW(DataError, "context {} exceeds the model's context {}", T, mc.context);
   const int64_t B = p.batch_size, V = mc.vocab_size;
 
-  ev::MetricSet metrics(p.metrics);
+  ev::MetricSet metrics(metric_specs(p.metrics));
   r.stats = metrics.empty();
   bool token_metrics = false, text_metrics = false;
   for (const auto& name : metrics.names()) {

@@ -23,36 +23,13 @@ std::string text_of(const std::vector<int64_t>& ids) {
 }
 }  // namespace
 
-nlohmann::json GenerationParams::to_json() const {
-  return {{"prompt_tokens", prompt_tokens},
-          {"max_new_tokens", max_new_tokens},
-          {"reference_tokens", reference_tokens},
-          {"every", every},
-          {"stop_at_eos", stop_at_eos}};
-}
-
-GenerationParams GenerationParams::from_json(const nlohmann::json& j) {
-  if (!j.is_object()) CONFLUX_THROW(DataError, "generation params: expected a JSON object");
-  GenerationParams p;
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    const std::string& k = it.key();
-    try {
-      if (k == "prompt_tokens") p.prompt_tokens = it->get<int64_t>();
-      else if (k == "max_new_tokens") p.max_new_tokens = it->get<int64_t>();
-      else if (k == "reference_tokens") p.reference_tokens = it->get<int64_t>();
-      else if (k == "every") p.every = it->get<int64_t>();
-      else if (k == "stop_at_eos") p.stop_at_eos = it->get<bool>();
-      else CONFLUX_THROW(DataError, "generation params: unknown field '{}'", k);
-    } catch (const nlohmann::json::exception& e) {
-      CONFLUX_THROW(DataError, "generation params: field '{}': {}", k, e.what());
-    }
-  }
-  if (p.prompt_tokens < 1) CONFLUX_THROW(DataError, "generation params: 'prompt_tokens' must be >= 1");
-  if (p.max_new_tokens < 1) CONFLUX_THROW(DataError, "generation params: 'max_new_tokens' must be >= 1");
-  if (p.reference_tokens < 0)
-    CONFLUX_THROW(DataError, "generation params: 'reference_tokens' must be >= 0 (0 = rest of row)");
-  if (p.every < 1) CONFLUX_THROW(DataError, "generation params: 'every' must be >= 1");
-  return p;
+void GenerationParams::bind(ConfigBinder& b, const std::string& prefix) {
+  b.field(prefix + ".prompt_tokens", prompt_tokens, "prompt = the first N content tokens of a row").min(1);
+  b.field(prefix + ".max_new_tokens", max_new_tokens, "greedy tokens per prompt").min(1);
+  b.field(prefix + ".reference_tokens", reference_tokens,
+          "reference = the next N content tokens (0 = the rest of the row)").min(0);
+  b.field(prefix + ".every", every, "prompt rows with row % every == 0").min(1);
+  b.field(prefix + ".stop_at_eos", stop_at_eos, "stop a continuation after EOS");
 }
 
 nlohmann::json GeneratedExample::to_json() const {

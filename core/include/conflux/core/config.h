@@ -110,6 +110,10 @@ std::shared_ptr<ConfigDocument> parse_config_file(const std::string& path,
 std::shared_ptr<ConfigDocument> parse_config_text(const std::string& text, const std::string& name,
                                                   const std::vector<std::string>& overrides);
 
+// The same binding rules for a JSON object (task parameters on the wire): objects are tables.
+// Errors name `name` and the key path; there are no line numbers.
+std::shared_ptr<ConfigDocument> parse_config_json(const std::string& text, const std::string& name);
+
 template <typename T>
 T bind_config(std::shared_ptr<ConfigDocument> doc, std::string* effective_toml = nullptr,
               std::string* effective_json = nullptr) {

@@ -39,7 +39,7 @@ namespace conflux::tasks {
 struct EvaluateParams {
   std::string checkpoint;            // checkpoint step directory (absolute path)
   int64_t row_begin = 0, row_end = 0;  // rows [row_begin, row_end) of the worker's dataset
-  nlohmann::json metrics = nlohmann::json::array({{{"metric", "perplexity"}}});  // MetricSet specs
+  std::vector<std::string> metrics{"perplexity"};  // metric names (metric_specs)
   int64_t context = 0;               // window length T; 0 = the model's context
   int64_t batch_size = 8;            // windows per forward pass
   int threads = 1;                   // torch intra-op threads (keep equal on every participant)
@@ -47,10 +47,15 @@ struct EvaluateParams {
   int64_t checkpoint_step = -1;      // expected trainer step of the checkpoint (-1 = any)
   std::optional<GenerationParams> generation;  // required when a metric reads text
 
-  nlohmann::json to_json() const;
-  // Throws DataError naming the field when the JSON is malformed.
-  static EvaluateParams from_json(const nlohmann::json& j);
+  // Declared once: the JSON on the wire is read and written by these bindings (ConfigBinder
+  // rules: types, ranges, unknown keys; errors are ConfigErrors naming the key).
+  void bind(ConfigBinder& b);
+  std::string to_json() const;
+  static EvaluateParams from_json(const std::string& text);
 };
+
+// MetricSet specs for metric names: [{"metric": name}, ...].
+nlohmann::json metric_specs(const std::vector<std::string>& names);
 
 struct EvaluateResult {
   evaluator::SetStats stats;

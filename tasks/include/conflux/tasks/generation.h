@@ -15,6 +15,7 @@
 // Only the byte-level tokenizer of `conflux ingest` is supported (the manifest says "bytes").
 #pragma once
 
+#include <conflux/core/config.h>
 #include <conflux/evaluator/batch.h>
 
 #include <nlohmann/json.hpp>
@@ -40,9 +41,9 @@ struct GenerationParams {
   int64_t every = 1;              // rows with row % every == 0 get a prompt
   bool stop_at_eos = true;        // stop generating after EOS (257)
 
-  nlohmann::json to_json() const;
-  // Throws DataError naming the field when the JSON is malformed or out of range.
-  static GenerationParams from_json(const nlohmann::json& j);
+  // Declared once (types, ranges, docs) for both the `[generation]` config section and the
+  // task params on the wire: the keys are `prefix.prompt_tokens`, ...
+  void bind(ConfigBinder& b, const std::string& prefix);
 };
 
 struct GeneratedExample {
