@@ -264,12 +264,23 @@ class MpiCommunicator final : public CommBase {
       int flag = 0;
       MPI_CHECK(MPI_Test(req, &flag, MPI_STATUS_IGNORE));
       if (flag) return;
-      if ((++polls & 63) == 0 && Clock::now() > dl)
+      if (shm_) shm_->beat();
+      if ((++polls & 63) == 0 && Clock::now() > dl) {
+        // Every local peer passed the arrival check; one that stopped making progress since is
+        // the stalled one (a peer that merely waits beats on every poll).
+        const std::string who = shm_ ? shm_->stalled_peers(std::chrono::milliseconds(500)) : "";
+        if (!who.empty())
+          CONFLUX_THROW(CommError,
+                        "{} of communicator '{}' stalled inside collective #{} ({} at {}) for {:.1f} s (arrived, then "
+                        "stopped making progress)",
+                        who, name_, seq_, d.describe(), d.where(),
+                        std::chrono::duration<double>(options_.timeout).count());
         CONFLUX_THROW(CommError,
                       "collective #{} {} at {} in communicator '{}' did not complete within {:.1f} s; a rank on "
                       "another node is missing or stalled",
                       seq_, d.describe(), d.where(), name_,
                       std::chrono::duration<double>(options_.timeout).count());
+      }
       backoff.pause();
     }
   }
