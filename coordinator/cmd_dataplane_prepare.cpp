@@ -59,7 +59,7 @@ int run_prepare(const conflux::cli::Args& args) {
   }
   std::string command = "conflux prepare";
   for (auto& a : args) command += " " + a;
-  conflux::ProcessGrid grid;
+  conflux::ProcessGrid grid(cfg.grid.options());
   auto res = dp::prepare(grid.world(), cfg, nlohmann::json::parse(json_text), command);
   if (grid.world_rank() == 0) {
     nlohmann::json j = {{"output", cfg.output}, {"rows_in", res.rows_in}, {"rows_out", res.rows_out},

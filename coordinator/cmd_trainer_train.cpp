@@ -53,10 +53,18 @@ int run_train(const conflux::cli::Args& args) {
   }
   int64_t vocab = 0;
   std::string sha;
+  const auto loading = std::chrono::steady_clock::now();
   auto source = tr::open_token_dataset(cfg.dataset, &vocab, &sha);
   if (cfg.model.vocab_size < vocab)
     CONFLUX_THROW(ConfigError, "model.vocab_size = {} is smaller than the dataset tokenizer's {} ({})",
                   cfg.model.vocab_size, vocab, cfg.dataset);
+  // Shard checksums and token ids (< model.vocab_size, which the embedding would otherwise index
+  // out of range), each shard on one rank; every rank gets the same DataError.
+  tr::check_token_dataset(cfg.dataset, {cfg.verify_checksums, cfg.model.vocab_size}, grid.world());
+  if (grid.world_rank() == 0)
+    conflux::log::info("train: dataset {} opened and checked in {:.3f} s (checksums {}, token ids < {})", cfg.dataset,
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - loading).count(),
+                       cfg.verify_checksums ? "verified" : "skipped", cfg.model.vocab_size);
   if (grid.world_rank() == 0)
     conflux::log::info("train: world {} = dp {} x tp {}, {} tokens, {} parameters", grid.world_size(),
                        grid.dp_size(), grid.tp_size(), source->num_tokens(), cfg.model.num_params());

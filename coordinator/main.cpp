@@ -25,7 +25,12 @@ void print_help() {
                "failure,\n            4 internal error, 75 preempted (checkpoint written, requeue)\n";
 }
 
-// In an MPI job of several ranks, one rank's error must not leave the others waiting.
+// In an MPI job of several ranks, one rank's error must not leave the others waiting: the message
+// (naming this rank, and for a CommError the stalled or diverging peer and the collective) is
+// already on stderr; flush and MPI_Abort the job with the error's exit code (3 for a CommError).
+// An error that unwinds past the ProcessGrid, or any communication failure, leaves MPI
+// initialised on purpose (the grid skips MPI_Finalize and the collective teardown a stalled peer
+// would block), so this is where every such job ends.
 [[noreturn]] void fail(int code) {
   int initialized = 0, finalized = 0, size = 1;
   MPI_Initialized(&initialized);

@@ -70,7 +70,13 @@ struct CommBase::Item : public Work {
   }
 };
 
+CommBase::CommBase(CommOptions options) : Communicator(std::move(options)) {
+  if (!options_.failure) options_.failure = std::make_shared<CommFailure>();
+}
+
 CommBase::~CommBase() { shutdown(); }
+
+bool CommBase::abandon_teardown() const { return broken() || std::uncaught_exceptions() > 0; }
 
 void CommBase::shutdown() {
   {
@@ -82,26 +88,14 @@ void CommBase::shutdown() {
   if (thread_.joinable()) thread_.join();
 }
 
-bool CommBase::broken() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return broken_ != nullptr;
-}
-
 void CommBase::execute(const OpDesc& desc, const Fn& fn) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (broken_)
-      CONFLUX_THROW(CommError, "communicator '{}' is unusable after an earlier failure ({}); {} at {} not run",
-                    name(), broken_what_, desc.describe(), desc.where());
-  }
+  if (broken())
+    CONFLUX_THROW(CommError, "communicator '{}' is unusable after an earlier failure ({}); {} at {} not run",
+                  name(), options_.failure->what(), desc.describe(), desc.where());
   try {
     fn();
   } catch (const std::exception& e) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!broken_) {
-      broken_ = std::current_exception();
-      broken_what_ = e.what();
-    }
+    options_.failure->set(e.what());
     throw;
   }
 }

@@ -6,8 +6,9 @@
 //   b) it runs, in program order, either inline (sync, after earlier async work drained) or on
 //      the progress thread (async); the back end assigns the next sequence number and checks
 //      the arrival board before touching data;
-//   c) a failure marks the communicator broken: later calls fail at once naming the first error,
-//      since peers are now out of step and any further collective could hang.
+//   c) a failure marks the communicator broken, and with it every communicator sharing its
+//      CommFailure (the rest of its process grid): later calls fail at once naming the first
+//      error, since peers are now out of step and any further collective could hang.
 #pragma once
 
 #include "conflux/core/communicator.h"
@@ -40,13 +41,18 @@ class CommBase : public Communicator {
 
  protected:
   using Fn = std::function<void()>;
-  explicit CommBase(CommOptions options) : Communicator(options) {}
+  explicit CommBase(CommOptions options);
   WorkHandle submit(const OpDesc& desc, Fn fn);  // async: FIFO on the progress thread
   void run(const OpDesc& desc, Fn fn);           // sync: inline after draining async work
   // Stops the progress thread (idempotent). Back ends call it first in their destructor.
   void shutdown();
-  // True once a collective failed (every later call throws).
-  bool broken();
+  // True once a collective of this communicator or of one sharing its CommFailure failed (every
+  // later call throws).
+  bool broken() const { return options_.failure->failed(); }
+  // Destructors skip collective teardown (freeing windows and communicators) when this is true:
+  // after a failure, or while an exception unwinds (a failing rank must not wait for peers that
+  // are still inside a collective waiting for it).
+  bool abandon_teardown() const;
 
  private:
   struct Item;
@@ -58,8 +64,6 @@ class CommBase : public Communicator {
   size_t in_flight_ = 0;
   bool stop_ = false;
   std::thread thread_;
-  std::exception_ptr broken_;
-  std::string broken_what_;
 };
 
 }  // namespace conflux::detail

@@ -9,6 +9,19 @@
 
 namespace conflux {
 
+bool CommFailure::set(const std::string& what) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (failed_.load(std::memory_order_relaxed)) return false;
+  what_ = what;
+  failed_.store(true, std::memory_order_release);
+  return true;
+}
+
+std::string CommFailure::what() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return what_;
+}
+
 namespace {
 class HeapBuffer final : public SharedBuffer {
  public:

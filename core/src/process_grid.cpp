@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <exception>
 #include <map>
 #include <mutex>
 
@@ -40,6 +41,10 @@ int cuda_device_count(std::string* why) {
 
 void GridConfig::bind(ConfigBinder& b) {
   b.field("parallel.tp", tp, "tensor-parallel size (divides the number of ranks)").range(1, 4096);
+  bind_comm(b);
+}
+
+void GridConfig::bind_comm(ConfigBinder& b) {
   b.field("comm.timeout_s", timeout_s, "timeout of every collective, seconds (a dead rank is named)").min(0.1);
   b.field("comm.shm", shm, "shared-memory all-reduce between ranks of one node");
   b.field("comm.shm_small_bytes", shm_small_bytes, "one-phase shared-memory all-reduce up to this size").min(0);
@@ -62,7 +67,7 @@ struct ProcessGrid::Impl {
   MPI_Comm world_comm = MPI_COMM_NULL, tp_comm = MPI_COMM_NULL, dp_comm = MPI_COMM_NULL;
   std::unique_ptr<Communicator> world, dp, tp;
   std::map<std::string, std::unique_ptr<Communicator>> nccl;
-  CommOptions comm_options;
+  CommOptions comm_options;  // with the grid's shared CommFailure
 };
 
 ProcessGrid::ProcessGrid(GridOptions options) : impl_(std::make_unique<Impl>()) {
@@ -118,6 +123,9 @@ ProcessGrid::ProcessGrid(GridOptions options) : impl_(std::make_unique<Impl>()) 
     CONFLUX_THROW(ConfigError, "tensor-parallel size {} must be >= 1 and divide the number of ranks ({})", tp_,
                   world_size_);
   }
+  // One failure state for every communicator of the grid: a stalled tp peer also means the dp and
+  // world collectives (and their teardown) must not wait for it.
+  options.comm.failure = std::make_shared<CommFailure>();
   impl_->comm_options = options.comm;
   MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &impl_->world_comm));
   // tp groups: adjacent ranks (same dp index); dp groups: same tp index.
@@ -129,20 +137,28 @@ ProcessGrid::ProcessGrid(GridOptions options) : impl_(std::make_unique<Impl>()) 
 }
 
 ProcessGrid::~ProcessGrid() {
+  // After a communication failure, or while an exception unwinds past the grid, a peer may be
+  // stalled or still waiting inside a collective: MPI_Comm_free, MPI_Win_free (the communicators'
+  // own teardown, which they skip by the same rule) and MPI_Finalize could wait for it forever.
+  // Skip them; main()'s error handler reports the error and ends the job with MPI_Abort.
+  const bool abandon = failed() || std::uncaught_exceptions() > 0;
   impl_->nccl.clear();
   impl_->world.reset();
   impl_->tp.reset();
   impl_->dp.reset();
-  for (MPI_Comm* c : {&impl_->world_comm, &impl_->tp_comm, &impl_->dp_comm})
-    if (*c != MPI_COMM_NULL) MPI_Comm_free(c);
+  if (!abandon)
+    for (MPI_Comm* c : {&impl_->world_comm, &impl_->tp_comm, &impl_->dp_comm})
+      if (*c != MPI_COMM_NULL) MPI_Comm_free(c);
   std::lock_guard<std::mutex> lock(g_mpi_mu);
-  if (--g_grids == 0 && g_we_initialised) {
+  if (--g_grids == 0 && g_we_initialised && !abandon) {
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (!finalized) MPI_Finalize();
     g_we_initialised = false;
   }
 }
+
+bool ProcessGrid::failed() const { return impl_->comm_options.failure && impl_->comm_options.failure->failed(); }
 
 Communicator& ProcessGrid::world() { return *impl_->world; }
 Communicator& ProcessGrid::dp() { return *impl_->dp; }

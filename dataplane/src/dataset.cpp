@@ -267,7 +267,7 @@ void Dataset::verify_shards(const std::vector<int64_t>& indices, int threads) co
   std::vector<std::string> paths;
   for (int64_t s : indices) paths.push_back(impl_->dir + "/" + impl_->manifest.shards.at(static_cast<size_t>(s)).file);
   std::vector<std::exception_ptr> errors;
-  auto digests = sha256_files(paths, threads, Sha256Isa::Auto, &errors);
+  auto digests = sha256_files(paths, worker_threads(threads), Sha256Isa::Auto, &errors);
   for (size_t i = 0; i < indices.size(); ++i) {
     if (errors[i]) std::rethrow_exception(errors[i]);
     check_checksum(impl_->manifest.shards[static_cast<size_t>(indices[i])], paths[i], digest_hex(digests[i]));

@@ -80,6 +80,8 @@ void PrepareConfig::bind(ConfigBinder& b) {
 
   b.field("pca.components", pca_components, "project features onto this many components (0 = off)").min(0);
   b.field("pca.field", pca_field, "features field (default: first)");
+
+  grid.bind_comm(b);
 }
 
 }  // namespace conflux::dataplane

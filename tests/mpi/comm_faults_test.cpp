@@ -63,8 +63,11 @@ TEST(CommFaults, MissingRankNamedWithinTimeout) {
   std::vector<int32_t> buf(8, 1);
   comm->barrier();  // collective #1, everyone
   if (comm->rank() == last) {
-    // This rank "hangs" (skips the collective) long enough for the others to time out.
+    // This rank "hangs" (skips the collective) long enough for the others to time out. The
+    // others then skip the communicator's collective teardown (they saw it fail), so this rank
+    // must not wait in it either: in a real job it is the stalled rank that MPI_Abort ends.
     std::this_thread::sleep_for(std::chrono::seconds(4));
+    (void)comm.release();
     return;
   }
   auto t0 = std::chrono::steady_clock::now();
@@ -77,4 +80,28 @@ TEST(CommFaults, MissingRankNamedWithinTimeout) {
             std::string::npos)
       << msg;
   EXPECT_NE(msg.find("its last collective: #1 barrier()"), std::string::npos) << msg;
+}
+
+// The communicators of a process grid share one failure state: after a collective of one failed,
+// the others refuse every call at once (the peers are out of step) instead of waiting for them.
+TEST(CommFaults, FailureIsSharedByTheCommunicatorsOfAGrid) {
+  CommOptions o;
+  o.timeout = std::chrono::seconds(60);
+  o.failure = std::make_shared<CommFailure>();
+  auto a = make_mpi_communicator(test::grid().mpi_world(), "grid-a", o);
+  auto b = make_mpi_communicator(test::grid().mpi_world(), "grid-b", o);
+  b->barrier();  // healthy so far
+  std::vector<float> buf(64, 1.0f);
+  const size_t n = a->rank() == 1 ? 32 : 64;
+  std::string msg = run_and_catch([&] { a->allreduce(buf.data(), n, DType::F32, ReduceOp::Sum); });
+  ASSERT_NE(msg.find("diverged in communicator 'grid-a'"), std::string::npos) << msg;
+  EXPECT_TRUE(o.failure->failed());
+  auto t0 = std::chrono::steady_clock::now();
+  std::string again = run_and_catch([&] { b->barrier(); });
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 30.0);
+  EXPECT_NE(again.find("communicator 'grid-b' is unusable after an earlier failure (collective #1 diverged in "
+                       "communicator 'grid-a'"),
+            std::string::npos)
+      << again;
+  // Destroying them now skips MPI_Win_free / MPI_Comm_free on every rank (all saw the failure).
 }

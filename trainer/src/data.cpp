@@ -1,6 +1,7 @@
 // Token windows, shuffling and sampling (see data.h).
 #include "conflux/trainer/data.h"
 
+#include "conflux/core/communicator.h"
 #include "conflux/core/error.h"
 #include "conflux/core/rng.h"
 
@@ -10,6 +11,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
 #include <numeric>
 
 namespace conflux::trainer {
@@ -39,7 +43,7 @@ class DatasetTokenSource final : public TokenSource {
 std::unique_ptr<TokenSource> open_token_dataset(const std::string& dir, int64_t* vocab_size,
                                                 std::string* manifest_sha256) {
   dataplane::OpenOptions options;
-  options.verify_checksums = false;  // rank 0 of the CLI verifies once; ranks only read
+  options.verify_checksums = false;  // check_token_dataset verifies, each shard on one rank
   dataplane::Dataset ds = dataplane::Dataset::open(dir, options);
   const auto& tok = ds.manifest().tokenizer;
   if (vocab_size) {
@@ -50,8 +54,79 @@ std::unique_ptr<TokenSource> open_token_dataset(const std::string& dir, int64_t*
   if (manifest_sha256) *manifest_sha256 = dataplane::sha256_file(dir + "/manifest.json");
   return std::make_unique<DatasetTokenSource>(std::move(ds));
 }
+namespace {
+
+// "" when every token id of shard s lies in [0, limit), else the error naming the first one.
+std::string check_token_ids(const dataplane::Dataset& ds, size_t s, int64_t limit) {
+  const auto& starts = ds.shard_row_starts();
+  const auto t = ds.read_tokens(starts[s], starts[s + 1]);
+  // One pass, vectorised: as unsigned, a negative id is larger than any limit.
+  uint32_t top = 0;
+  for (int32_t v : t.values) top = std::max(top, static_cast<uint32_t>(v));
+  if (top < static_cast<uint64_t>(limit)) return "";
+  const auto bad = std::find_if(t.values.begin(), t.values.end(),
+                                [&](int32_t v) { return static_cast<uint32_t>(v) >= static_cast<uint64_t>(limit); });
+  const auto pos = static_cast<int64_t>(bad - t.values.begin());
+  const auto row = static_cast<int64_t>(std::upper_bound(t.offsets.begin(), t.offsets.end(), pos) - t.offsets.begin()) - 1;
+  return fmt::format("{}/{}: token id {} at row {} of the shard (dataset row {}) is outside the model's vocabulary "
+                     "[0, {}) (model.vocab_size); the dataset was tokenized for another vocabulary or is corrupt",
+                     ds.dir(), ds.manifest().shards[s].file, *bad, row, starts[s] + row, limit);
+}
+
+}  // namespace
+
+void check_token_dataset(const std::string& dir, const DataCheckOptions& options, Communicator& world) {
+  dataplane::OpenOptions open;
+  open.verify_checksums = false;
+  const dataplane::Dataset ds = dataplane::Dataset::open(dir, open);
+  std::vector<int64_t> mine;
+  for (int64_t s = world.rank(); s < ds.num_shards(); s += world.size()) mine.push_back(s);
+  constexpr int64_t kNone = std::numeric_limits<int64_t>::max();
+  int64_t first_bad = kNone;
+  std::string why;
+  auto check = [&](int64_t s, const std::function<void()>& fn) {
+    try {
+      fn();
+    } catch (const Error& e) {
+      first_bad = s;
+      why = e.message();
+    }
+  };
+  if (options.checksums) {
+    // All of this rank's shards hashed together (several files in SIMD lanes per thread); only
+    // after a mismatch are they re-checked one by one to find the first.
+    check(0, [&] { ds.verify_shards(mine, 0); });
+    if (first_bad != kNone) {
+      first_bad = kNone;
+      for (int64_t s : mine) {
+        check(s, [&] { ds.verify_shard(s); });
+        if (first_bad != kNone) break;
+      }
+    }
+  }
+  for (size_t i = 0; i < mine.size() && first_bad == kNone && options.vocab_limit > 0; ++i) {
+    const int64_t s = mine[i];
+    check(s, [&] {
+      why = check_token_ids(ds, static_cast<size_t>(s), options.vocab_limit);
+      if (!why.empty()) first_bad = s;
+    });
+  }
+  // Agree on the first failing shard; its rank sends the message so every rank throws the same.
+  world.allreduce(&first_bad, 1, DType::I64, ReduceOp::Min);
+  if (first_bad == kNone) return;
+  const int owner = static_cast<int>(first_bad % world.size());
+  int64_t len = world.rank() == owner ? static_cast<int64_t>(why.size()) : 0;
+  world.broadcast(&len, 1, DType::I64, owner);
+  why.resize(static_cast<size_t>(len));
+  world.broadcast(why.data(), static_cast<size_t>(len), DType::U8, owner);
+  CONFLUX_THROW(DataError, "{}", why);
+}
 #else
 std::unique_ptr<TokenSource> open_token_dataset(const std::string& dir, int64_t*, std::string*) {
+  CONFLUX_THROW(UsageError, "cannot read dataset {}: this build has no dataplane library", dir);
+}
+
+void check_token_dataset(const std::string& dir, const DataCheckOptions&, Communicator&) {
   CONFLUX_THROW(UsageError, "cannot read dataset {}: this build has no dataplane library", dir);
 }
 #endif

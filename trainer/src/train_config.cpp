@@ -14,6 +14,8 @@ void TrainConfig::bind(ConfigBinder& b) {
 
   b.field("data.dataset", dataset, "tokens dataset directory (conflux ingest output)").required();
   b.field("data.val_fraction", val_fraction, "share of windows held out for validation").range(0, 0.5);
+  b.field("data.verify_checksums", verify_checksums,
+          "check every shard's SHA-256 against the manifest before the first step (shared among the ranks)");
 
   b.field("train.steps", steps, "optimizer steps").min(1);
   b.field("train.batch_size", batch_size, "global batch in windows per step").min(1);

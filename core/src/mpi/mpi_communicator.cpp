@@ -145,6 +145,13 @@ class MpiCommunicator final : public CommBase {
 
   ~MpiCommunicator() override {
     shutdown();
+    if (abandon_teardown()) {
+      // MPI_Win_free synchronises the node's ranks and MPI_Comm_free may too: with a stalled or
+      // out-of-step peer they would never return. Leak the window and communicators; the job is
+      // being aborted (main's error handler) and the OS reclaims them.
+      (void)shm_.release();
+      return;
+    }
     shm_.reset();
     if (cross_ != MPI_COMM_NULL) MPI_Comm_free(&cross_);
     if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
@@ -257,12 +264,23 @@ class MpiCommunicator final : public CommBase {
       int flag = 0;
       MPI_CHECK(MPI_Test(req, &flag, MPI_STATUS_IGNORE));
       if (flag) return;
-      if ((++polls & 63) == 0 && Clock::now() > dl)
+      if (shm_) shm_->beat();
+      if ((++polls & 63) == 0 && Clock::now() > dl) {
+        // Every local peer passed the arrival check; one that stopped making progress since is
+        // the stalled one (a peer that merely waits beats on every poll).
+        const std::string who = shm_ ? shm_->stalled_peers(std::chrono::milliseconds(500)) : "";
+        if (!who.empty())
+          CONFLUX_THROW(CommError,
+                        "{} of communicator '{}' stalled inside collective #{} ({} at {}) for {:.1f} s (arrived, then "
+                        "stopped making progress)",
+                        who, name_, seq_, d.describe(), d.where(),
+                        std::chrono::duration<double>(options_.timeout).count());
         CONFLUX_THROW(CommError,
                       "collective #{} {} at {} in communicator '{}' did not complete within {:.1f} s; a rank on "
                       "another node is missing or stalled",
                       seq_, d.describe(), d.where(), name_,
                       std::chrono::duration<double>(options_.timeout).count());
+      }
       backoff.pause();
     }
   }
@@ -305,7 +323,7 @@ class MpiCommunicator final : public CommBase {
     }
     // Freeing is collective: skip it (leak the window) while unwinding or after a failure, so a
     // failing rank never waits for peers that may never come.
-    if (std::uncaught_exceptions() > 0 || broken()) return;
+    if (abandon_teardown()) return;
     OpDesc d{"free_buffer", DType::U8, r->bytes, -1, CallSite::here()};
     run(d, [&] {
       enter(d, deadline());
@@ -369,7 +387,7 @@ class MpiCommunicator final : public CommBase {
     enter(d, dl);
     if (shm_ok && (bytes >= options_.shm_large_bytes || !single_node_))
       return shm_allreduce(d, static_cast<uint8_t*>(data), count, dtype, op, dl);
-    mpi_allreduce(d, data, count, dtype, op, comm_, dl, /*blocking=*/single_node_);
+    mpi_allreduce(d, data, count, dtype, op, comm_, dl);
     if (op == ReduceOp::Avg) divide_in_place(data, count, dtype, size_);
   }
 
@@ -396,7 +414,7 @@ class MpiCommunicator final : public CommBase {
         void* out = shm_->buffer(me, b) + s0 * es;
         reduce_rows(out, in.data(), p, s1 - s0, dtype, local_op, size_);
         if (!single_node_) {
-          mpi_allreduce(d, out, s1 - s0, dtype, local_op, cross_, dl, /*blocking=*/false);
+          mpi_allreduce(d, out, s1 - s0, dtype, local_op, cross_, dl);
           if (op == ReduceOp::Avg) divide_in_place(out, s1 - s0, dtype, size_);
         }
       }
@@ -409,18 +427,14 @@ class MpiCommunicator final : public CommBase {
     shm_->phase_barrier(dl);  // nobody reuses a slot while a peer still gathers from it
   }
 
-  // All-reduce through MPI. Blocking MPI_Allreduce when every rank of `comm` is a node-local
-  // peer that already passed the arrival check (it cannot hang on a missing or divergent rank,
-  // and it is faster than the non-blocking collectives); otherwise non-blocking, polled against
-  // the deadline.
+  // All-reduce through MPI: non-blocking, polled against the deadline. Never the blocking
+  // MPI_Allreduce, even among node-local peers that passed the arrival check: a peer can stall
+  // after arriving (SIGSTOP, a hung device or file system), and a blocking call would then wait
+  // forever instead of naming it (tests/mpi/stall_test.sh, comm.shm = false).
   void mpi_allreduce(const OpDesc& d, void* data, size_t count, DType dtype, ReduceOp op, MPI_Comm comm,
-                     Clock::time_point dl, bool blocking) {
+                     Clock::time_point dl) {
     const int n = checked_int(count, "count");
     auto reduce = [&](void* buf, MPI_Datatype t, MPI_Op o) {
-      if (blocking) {
-        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, n, t, o, comm));
-        return;
-      }
       MPI_Request req;
       MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, buf, n, t, o, comm, &req));
       wait_request(&req, d, dl);

@@ -88,6 +88,7 @@ ShmGroup::ShmGroup(MPI_Comm node_comm, std::vector<int> group_ranks, size_t chun
   new (mine) RankControl();
   mine->arrived.store(0, std::memory_order_release);
   mine->phase.store(0, std::memory_order_release);
+  mine->heartbeat.store(0, std::memory_order_release);
   MPI_CHECK(MPI_Barrier(node_comm_));  // everyone initialised before anyone reads
 }
 
@@ -161,6 +162,7 @@ void ShmGroup::wait_arrivals(uint64_t seq, Clock::time_point deadline) {
         break;  // a > seq: the peer already verified this collective against us
       }
       if ((++polls & 63) == 0 && Clock::now() > deadline) missing(j, seq, start, false);
+      beat();
       backoff.pause();
     }
   }
@@ -176,9 +178,23 @@ void ShmGroup::phase_barrier(Clock::time_point deadline) {
     uint32_t polls = 0;
     while (ctl(j)->phase.load(std::memory_order_acquire) < phase_) {
       if ((++polls & 63) == 0 && Clock::now() > deadline) missing(j, my_seq_, start, true);
+      beat();
       backoff.pause();
     }
   }
+}
+
+std::string ShmGroup::stalled_peers(Clock::duration window) {
+  std::vector<uint64_t> before(static_cast<size_t>(local_size_));
+  for (int j = 0; j < local_size_; ++j) before[j] = ctl(j)->heartbeat.load(std::memory_order_relaxed);
+  std::this_thread::sleep_for(window);
+  std::string out;
+  int n = 0;
+  for (int j = 0; j < local_size_; ++j) {
+    if (j == local_rank_ || ctl(j)->heartbeat.load(std::memory_order_relaxed) != before[j]) continue;
+    out += (n++ ? ", " : "") + std::to_string(group_ranks_[j]);
+  }
+  return n == 0 ? "" : (n == 1 ? "rank " : "ranks ") + out;
 }
 
 void ShmGroup::missing(int local, uint64_t seq, Clock::time_point start, bool inside) const {

@@ -43,6 +43,8 @@ struct alignas(64) RankControl {
   char pad0[56];
   std::atomic<uint64_t> phase;    // counter for the phase barriers of multi-step algorithms
   char pad1[56];
+  std::atomic<uint64_t> heartbeat;  // bumped by every wait loop: a rank whose count stands still
+  char pad2[56];                    // is stalled (stopped, hung), not just waiting
   BoardEntry entries[4];
 };
 
@@ -76,6 +78,12 @@ class ShmGroup {
   void free_region(ShmRegion& r);
   // Phase barrier among local ranks: every rank calls with the same increasing sequence.
   void phase_barrier(Clock::time_point deadline);
+  // Called on every iteration of a wait for peers (cheap: one relaxed store).
+  void beat() { ctl(local_rank_)->heartbeat.store(++beats_, std::memory_order_relaxed); }
+  // After a timeout inside a collective every peer arrived at: the local peers whose heartbeat
+  // did not move during `window` (a waiting peer beats continuously), as "rank 1" / "ranks 1, 3"
+  // (ranks of the full communicator); "" if every local peer is alive.
+  std::string stalled_peers(Clock::duration window);
 
  private:
   [[noreturn]] void missing(int local, uint64_t seq, Clock::time_point start, bool inside) const;
@@ -91,6 +99,7 @@ class ShmGroup {
   std::string name_;
   uint64_t phase_ = 0;
   uint64_t my_seq_ = 0;
+  uint64_t beats_ = 0;
 };
 
 // Spin-then-yield-then-sleep waiting that stays fair when ranks outnumber cores. On a

@@ -99,6 +99,13 @@ class NcclCommunicator final : public CommBase {
 
   ~NcclCommunicator() override {
     shutdown();
+    if (abandon_teardown()) {
+      // As the MPI back end: no collective teardown with a stalled or out-of-step peer. Abort
+      // the NCCL communicator (local, never waits) and leak the arrival board's window.
+      if (comm_) ncclCommAbort(comm_);
+      (void)board_.release();
+      return;
+    }
     if (scratch_) cudaFree(scratch_);
     if (ready_) cudaEventDestroy(ready_);
     if (stream_) cudaStreamDestroy(stream_);

@@ -25,11 +25,33 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 namespace conflux {
+
+// The failure state of a set of communicators whose peers are the same processes (a ProcessGrid's
+// world, dp, tp and NCCL communicators share one; a standalone communicator owns its own). The
+// first collective that fails in any of them sets it: the peers are now out of step or stalled,
+// so no collective of the set runs again (each fails at once naming the first error), and their
+// destructors skip collective teardown (MPI_Win_free, MPI_Comm_free, MPI_Finalize), which would
+// wait for the stalled peer forever. Ending the job is main()'s business (MPI_Abort).
+// Thread safety: all members may be called from any thread.
+class CommFailure {
+ public:
+  // Records `what` if nothing failed before; returns true for the first failure.
+  bool set(const std::string& what);
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
+  std::string what() const;  // the first failure's message, "" if none
+
+ private:
+  mutable std::mutex mu_;
+  std::string what_;
+  std::atomic<bool> failed_{false};
+};
 
 // Where a collective was called from; filled in by default arguments at the call site.
 struct CallSite {
@@ -66,6 +88,8 @@ struct CommOptions {
   // Testing aid: pretend every `emulate_node_size` consecutive ranks form one node, to exercise
   // the hierarchical (intra-node shm + inter-node MPI) path on a single machine. 0 = real nodes.
   int emulate_node_size = 0;
+  // Shared failure state (see CommFailure); null: the communicator creates its own.
+  std::shared_ptr<CommFailure> failure;
 };
 
 enum class Backend { Mpi, Nccl };

@@ -7,6 +7,11 @@
 // Lifetime: the first ProcessGrid initialises MPI (MPI_THREAD_MULTIPLE, since async collectives
 // run on a progress thread while the caller may issue others) and finalises it when the last
 // grid is destroyed. Communicators must be destroyed before the grid.
+// Failure: the grid's communicators (world, dp, tp, NCCL) share one CommFailure. After a
+// collective failed, or when the grid is destroyed while an exception unwinds, the grid and its
+// communicators skip every collective teardown and MPI_Finalize (a stalled peer would block them
+// forever); the program's top-level handler must then end the job with MPI_Abort (conflux's
+// main() does, exit code 3 for a CommError).
 #pragma once
 
 #include "conflux/core/communicator.h"
@@ -34,6 +39,8 @@ struct GridConfig {
   int64_t shm_large_bytes = 2 * 1024 * 1024;
   int64_t shm_chunk_bytes = 128 * 1024;
   void bind(ConfigBinder& b);
+  // The [comm] keys only, for stages that use the world communicator alone (prepare).
+  void bind_comm(ConfigBinder& b);
   GridOptions options() const;
 };
 
@@ -59,6 +66,9 @@ class ProcessGrid {
   int tp_size() const { return tp_; }
   const LaunchInfo& launch() const { return launch_; }
   int mpi_thread_level() const { return thread_level_; }
+
+  // True once a collective of any of this grid's communicators failed.
+  bool failed() const;
 
   Communicator& world();
   Communicator& dp();

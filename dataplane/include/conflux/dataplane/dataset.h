@@ -85,8 +85,9 @@ class Dataset {
   // Re-checks the SHA-256 of shard `index` (or of all shards); throws DataError on mismatch.
   void verify_shard(int64_t index) const;
   void verify_all() const;
-  // verify_shard for each listed shard on up to `threads` threads (plain file reads, no HDF5:
-  // safe to run while this Dataset reads); throws the mismatch of the first listed failing shard.
+  // verify_shard for each listed shard on up to `threads` threads (<= 0: the hardware threads
+  // shared among the ranks on the node) with plain file reads, no HDF5: safe to run while this
+  // Dataset reads; throws the mismatch of the first listed failing shard.
   void verify_shards(const std::vector<int64_t>& indices, int threads) const;
 
  private:

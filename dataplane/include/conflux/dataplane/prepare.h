@@ -23,6 +23,7 @@
 
 #include "conflux/core/communicator.h"
 #include "conflux/core/config.h"
+#include "conflux/core/process_grid.h"
 #include "conflux/dataplane/dedup.h"
 #include "conflux/dataplane/manifest.h"
 #include "conflux/dataplane/ops.h"
@@ -63,6 +64,8 @@ struct PrepareConfig {
   // [pca]
   int64_t pca_components = 0;
   std::string pca_field;
+  // [comm]: collective timeout (a stalled rank ends the job with exit 3 after it) and shm
+  GridConfig grid;
 
   PrepareConfig();
   void bind(ConfigBinder& b);

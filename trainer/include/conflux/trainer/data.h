@@ -18,6 +18,7 @@
 #include <vector>
 
 namespace conflux {
+class Communicator;
 class RandomSource;
 }
 
@@ -42,9 +43,24 @@ class VectorTokenSource final : public TokenSource {
 };
 
 // A Conflux tokens dataset (needs the dataplane library). Fills the tokenizer's vocabulary size,
-// EOS id and the manifest's SHA-256 when the pointers are given.
+// EOS id and the manifest's SHA-256 when the pointers are given. Opening checks the manifest and
+// every shard's structure, not its bytes: check_token_dataset does that, once per job.
 std::unique_ptr<TokenSource> open_token_dataset(const std::string& dir, int64_t* vocab_size,
                                                 std::string* manifest_sha256);
+
+struct DataCheckOptions {
+  bool checksums = true;    // each shard's SHA-256 against the manifest
+  int64_t vocab_limit = 0;  // every token id must lie in [0, vocab_limit) (the model's vocab_size)
+};
+
+// Checks what training reads before the first step, collectively over `world`: shard s is
+// checked by rank s % world.size() (its SHA-256, multi-buffer on the node's share of threads,
+// then a min/max over its token column), so every byte is read once per job and the ranks share
+// the work; the ranks then agree on the first failing shard (by index) and every rank throws the
+// same DataError, naming the shard file (and for an out-of-vocabulary token its row and id).
+// Training always reads windows from every shard, so each rank verifying all it reads would
+// hash the whole dataset on every rank.
+void check_token_dataset(const std::string& dir, const DataCheckOptions& options, Communicator& world);
 
 struct DataPosition {
   int64_t epoch = 0;

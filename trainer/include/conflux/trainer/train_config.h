@@ -1,7 +1,7 @@
 // The `conflux train` configuration (TOML through core/config.h; no libtorch here).
 //
 //   [model]      vocab_size, context, n_layer, n_head, d_model, dropout, init_seed
-//   [data]       dataset (directory), val_fraction
+//   [data]       dataset (directory), val_fraction, verify_checksums
 //   [train]      steps, batch_size (global windows per step), micro_batches, lr, min_lr,
 //                warmup_steps, weight_decay, beta1, beta2, grad_clip, seed, threads, eval_every,
 //                eval_windows, device ("cpu" | "cuda")
@@ -29,6 +29,7 @@ struct TrainConfig {
 
   std::string dataset;
   double val_fraction = 0.05;
+  bool verify_checksums = true;  // SHA-256 of every shard before the first step (token ids: always)
 
   int64_t steps = 100;
   int64_t batch_size = 16;
