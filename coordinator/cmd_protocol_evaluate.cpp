@@ -42,7 +42,7 @@ int evaluate(const conflux::cli::Args& args) {
   const auto cfg = conflux::load_config<EvaluateConfig>(config, conflux::cli::overrides(vm), &toml,
                                                         &effective_json);
   std::unique_ptr<conflux::ProcessGrid> grid;
-  if (mpi) grid = std::make_unique<conflux::ProcessGrid>();
+  if (mpi) grid = std::make_unique<conflux::ProcessGrid>(cfg.grid.options());
   const auto out = conflux::tasks::run_evaluation(cfg, toml, effective_json, grid.get());
   if (!out.written) return 0;
   const auto& report = out.report;

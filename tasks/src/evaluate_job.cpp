@@ -250,6 +250,7 @@ void EvaluateConfig::bind(ConfigBinder& b) {
     b.field("server.dead_after_ms", dead_after_ms, "silence before a worker is declared dead").min(50);
     generation.bind(b, "generation");
     b.field("output.dir", output_dir, "directory for report.json, report.html, config.toml");
+    grid.bind_comm(b);
 }
 
 EvaluateOutput run_evaluation(const EvaluateConfig& cfg, const std::string& toml,

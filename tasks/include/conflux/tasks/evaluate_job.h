@@ -10,15 +10,12 @@
 #pragma once
 
 #include <conflux/core/config.h>
+#include <conflux/core/process_grid.h>
 #include <conflux/evaluator/report.h>
 #include <conflux/tasks/evaluate_task.h>
 
 #include <string>
 #include <vector>
-
-namespace conflux {
-class ProcessGrid;
-}
 
 namespace conflux::tasks {
 
@@ -35,6 +32,7 @@ struct EvaluateConfig {
   double wait_s = 60, timeout_s = 600, task_deadline_s = 0;
   int max_attempts = 3, heartbeat_ms = 1000, dead_after_ms = 5000;
   GenerationParams generation;
+  GridConfig grid;  // [comm] timeout_s, shm: the process grid of --mpi
 
 
   void bind(ConfigBinder& b);
