@@ -97,6 +97,19 @@ SafetensorsHeader parse_safetensors_header(std::string_view json, uint64_t data_
   return h;
 }
 
+SafetensorsHeader read_safetensors_header(std::istream& in, const std::string& path) {
+  in.seekg(0, std::ios::end);
+  const uint64_t size = static_cast<uint64_t>(in.tellg());
+  in.seekg(0);
+  unsigned char len[8] = {};
+  in.read(reinterpret_cast<char*>(len), size < 8 ? 0 : 8);
+  const uint64_t n = safetensors_header_length(len, size, path);
+  std::string json(n, '\0');
+  in.read(json.data(), static_cast<std::streamsize>(n));
+  if (!in) CONFLUX_THROW(IoError, "{}: short read of the header", path);
+  return parse_safetensors_header(json, size - 8 - n, path);
+}
+
 std::string build_safetensors_header(const std::vector<SafetensorsEntry>& tensors,
                                      const std::map<std::string, std::string>& metadata) {
   ojson header = ojson::object();

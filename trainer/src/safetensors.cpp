@@ -49,16 +49,7 @@ void write_safetensors(const std::string& path,
 SafetensorsFile read_safetensors(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) CONFLUX_THROW(IoError, "cannot open {}", path);
-  in.seekg(0, std::ios::end);
-  const uint64_t size = static_cast<uint64_t>(in.tellg());
-  in.seekg(0);
-  unsigned char len[8] = {};
-  in.read(reinterpret_cast<char*>(len), size < 8 ? 0 : 8);
-  const uint64_t n = safetensors_header_length(len, size, path);
-  std::string json(n, '\0');
-  in.read(json.data(), static_cast<std::streamsize>(n));
-  if (!in) CONFLUX_THROW(IoError, "{}: short read of the header", path);
-  const SafetensorsHeader header = parse_safetensors_header(json, size - 8 - n, path);
+  const SafetensorsHeader header = read_safetensors_header(in, path);
   SafetensorsFile file;
   file.metadata = header.metadata;
   for (const SafetensorsEntry& e : header.tensors) {

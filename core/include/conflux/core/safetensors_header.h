@@ -15,6 +15,7 @@
 #include "conflux/core/dtype.h"
 
 #include <cstdint>
+#include <istream>
 #include <map>
 #include <string>
 #include <string_view>
@@ -41,6 +42,11 @@ uint64_t safetensors_header_length(const unsigned char first8[8], uint64_t file_
 // Parses and validates the N header bytes; `data_size` is the file size minus 8 + N.
 SafetensorsHeader parse_safetensors_header(std::string_view json, uint64_t data_size,
                                            const std::string& path);
+
+// Reads and parses the header of the open file `in` (positioned anywhere): the file size, the
+// length, the JSON. IoError on a short read, DataError as above. The tensors' bytes are then at
+// data_start + begin.
+SafetensorsHeader read_safetensors_header(std::istream& in, const std::string& path);
 
 // The file's first 8 + N bytes for `tensors` (their offsets as given) and `metadata`: the JSON
 // header padded with spaces so the data section starts 8-byte aligned.
