@@ -1,0 +1,76 @@
+// Weights checks shared by every strategy and file reader (weights.h).
+#include "conflux/federated/weights.h"
+
+#include "conflux/core/error.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <limits>
+#include <unordered_map>
+
+namespace conflux::federated {
+
+size_t numel(const std::vector<int64_t>& shape, const std::string& what) {
+  size_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0) CONFLUX_THROW(DataError, "{}: negative dimension in shape {}", what, shape_string(shape));
+    if (d != 0 && n > std::numeric_limits<size_t>::max() / static_cast<size_t>(d))
+      CONFLUX_THROW(DataError, "{}: shape {} overflows", what, shape_string(shape));
+    n *= static_cast<size_t>(d);
+  }
+  return n;
+}
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  return fmt::format("[{}]", fmt::join(shape, ", "));
+}
+
+void check_weights(const Weights& w, const std::string& source) {
+  for (const NamedTensor& t : w) {
+    const size_t n = numel(t.shape, fmt::format("{}: tensor '{}'", source, t.name));
+    if (t.values.size() != n)
+      CONFLUX_THROW(DataError, "{}: tensor '{}' has {} values for shape {}", source, t.name,
+                    t.values.size(), shape_string(t.shape));
+    for (size_t i = 0; i < n; ++i)
+      if (!std::isfinite(t.values[i]))
+        CONFLUX_THROW(DataError, "{}: tensor '{}' has {} at index {}", source, t.name,
+                      std::isnan(t.values[i]) ? "NaN" : "Inf", i);
+  }
+}
+
+void match_layout(Weights& w, const Weights& layout, const std::string& source, const std::string& layout_name) {
+  std::unordered_map<std::string, size_t> index;
+  for (size_t i = 0; i < w.size(); ++i)
+    if (!index.emplace(w[i].name, i).second)
+      CONFLUX_THROW(DataError, "{}: tensor '{}' appears twice", source, w[i].name);
+  Weights ordered;
+  ordered.reserve(layout.size());
+  for (const NamedTensor& want : layout) {
+    auto it = index.find(want.name);
+    if (it == index.end())
+      CONFLUX_THROW(DataError, "{}: tensor '{}' is missing ({} has it, shape {})", source, want.name, layout_name,
+                    shape_string(want.shape));
+    NamedTensor& got = w[it->second];
+    if (got.shape != want.shape)
+      CONFLUX_THROW(DataError, "{}: tensor '{}' has shape {}, {}'s is {}", source, want.name,
+                    shape_string(got.shape), layout_name, shape_string(want.shape));
+    ordered.push_back(std::move(got));
+    index.erase(it);
+  }
+  if (!index.empty()) {
+    // Report the first extra tensor in the result's own order.
+    size_t first = w.size();
+    for (const auto& [name, i] : index) first = std::min(first, i);
+    CONFLUX_THROW(DataError, "{}: tensor '{}' is not in {}", source, w[first].name, layout_name);
+  }
+  w = std::move(ordered);
+}
+
+size_t weight_bytes(const Weights& w) {
+  size_t n = 0;
+  for (const NamedTensor& t : w) n += t.values.size() * sizeof(float);
+  return n;
+}
+
+}  // namespace conflux::federated
