@@ -4,6 +4,8 @@
 #   conflux_decoder_fuzz  the wire-protocol decoder            fuzz/corpus/
 #   conflux_config_fuzz   the TOML config reader and --set     fuzz/corpus-config/
 #   conflux_safetensors_fuzz  the safetensors header parser    fuzz/corpus-safetensors/
+#   conflux_manifest_fuzz  the dataset manifest.json parser    fuzz/corpus-manifest/
+#   conflux_ingest_fuzz   ingest's jsonl/fortune/lines/csv parsers  fuzz/corpus-ingest/
 #   fuzz/run.sh [SECONDS]        (default 60 per target; CI calls it as is)
 # Env: BUILD_DIR (default build-fuzz), JOBS (default 2).
 set -euo pipefail
@@ -20,7 +22,8 @@ cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCONFLUX_WITH_CUDA=OFF -DCONFLUX_BUILD_FUZZ=ON -DCONFLUX_BUILD_TESTS=OFF -DCONFLUX_BUILD_BENCH=OFF \
   -DCONFLUX_SKIP_DATAPLANE=ON -DCONFLUX_SKIP_TRAINER=ON -DCONFLUX_SKIP_EVALUATOR=ON \
   -DCONFLUX_SKIP_COORDINATOR=ON -DCONFLUX_SKIP_WORKER=ON >/dev/null
-cmake --build "$BUILD" -j "$JOBS" --target conflux_decoder_fuzz conflux_fuzz_make_seeds conflux_config_fuzz conflux_safetensors_fuzz
+cmake --build "$BUILD" -j "$JOBS" --target conflux_decoder_fuzz conflux_fuzz_make_seeds conflux_config_fuzz conflux_safetensors_fuzz \
+  conflux_manifest_fuzz conflux_ingest_fuzz
 CORPUS="$ROOT/fuzz/corpus"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
@@ -41,3 +44,5 @@ fuzz_target() {  # NAME CORPUS MAX_LEN [SEED_DIR...]
 fuzz_target conflux_decoder_fuzz "$CORPUS" 8192 "$WORK/seeds"
 fuzz_target conflux_config_fuzz "$ROOT/fuzz/corpus-config" 4096
 fuzz_target conflux_safetensors_fuzz "$ROOT/fuzz/corpus-safetensors" 65536
+fuzz_target conflux_manifest_fuzz "$ROOT/fuzz/corpus-manifest" 16384
+fuzz_target conflux_ingest_fuzz "$ROOT/fuzz/corpus-ingest" 8192

@@ -2,8 +2,11 @@
 // 1 MiB pieces (one buffer per lane) and feeds the lanes in lockstep; a lane whose file ends is
 // finalised and refilled with the group's next file. Errors name the file (see sha256_mb.h).
 #include "conflux/core/error.h"
+#include "conflux/dataplane/manifest.h"
 #include "parallel.h"
 #include "sha256_mb.h"
+
+#include <openssl/evp.h>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -124,5 +127,17 @@ std::vector<Sha256Digest> sha256_files(const std::vector<std::string>& paths, in
   }
   return out;
 }
+
+// OpenSSL's SHA-256 (assembly, about twice libsodium's portable C on these CPUs).
+std::string sha256_hex(const void* data, size_t size) {
+  Sha256Digest d;
+  unsigned int len = 0;
+  if (EVP_Digest(data, size, d.data(), &len, EVP_sha256(), nullptr) != 1 || len != d.size())
+    CONFLUX_THROW(InternalError, "OpenSSL SHA-256 failed");
+  return digest_hex(d);
+}
+
+// One file: read in pieces and hashed by OpenSSL (sha256_mb.h; several files go in SIMD lanes).
+std::string sha256_file(const std::string& path) { return digest_hex(sha256_files({path}, 1).at(0)); }
 
 }  // namespace conflux::dataplane

@@ -207,6 +207,21 @@ TEST(Format, BadManifestAndDirectory) {
   EXPECT_NE(msg.find("manifest.json: missing 'schema'"), std::string::npos) << msg;
 }
 
+// Found by fuzz/manifest_fuzz.cpp: a non-string "format" and a number beyond double escaped as
+// JSON exceptions, and shard row counts summing past 2^63 overflowed num_rows().
+TEST(Format, ManifestWrongTypesAndRowOverflowAreDataErrors) {
+  auto msg = expect_data_error([] { Manifest::parse("{\"format\": 1}", "m.json"); });
+  EXPECT_EQ(msg, "m.json: 'format' must be \"conflux-dataset\" (is this a Conflux dataset?)");
+  const std::string sha(64, 'a');
+  const std::string text = "{\"format\": \"conflux-dataset\", \"format_version\": 1, \"schema\": [], \"shards\": ["
+                           "{\"file\": \"a.h5\", \"rows\": 9223372036854775807, \"bytes\": 1, \"sha256\": \"" + sha +
+                           "\"}, {\"file\": \"b.h5\", \"rows\": 1, \"bytes\": 1, \"sha256\": \"" + sha + "\"}]}";
+  msg = expect_data_error([&] { Manifest::parse(text, "m.json"); });
+  EXPECT_EQ(msg, "m.json: shards[1] ('b.h5'): the row counts add up past 2^63");
+  msg = expect_data_error([] { Manifest::parse("{\"format\": \"conflux-dataset\", \"rows\": 1e400}", "m.json"); });
+  EXPECT_EQ(msg.rfind("m.json: not valid JSON: ", 0), 0u) << msg;
+}
+
 TEST(Format, TableSerializeRoundTrip) {
   auto t = test::make_rows(0, 9);
   Table u(t.schema());

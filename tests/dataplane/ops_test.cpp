@@ -42,6 +42,50 @@ TEST(Ingest, SplitFortunesAndLines) {
   EXPECT_EQ(byte_tokens("", false), std::vector<int32_t>{});
 }
 
+// The message of the DataError that parsing `text` as `format` throws ("" and a failure if none).
+std::string ingest_error(const std::string& format, const std::string& text, const std::string& label_column = "") {
+  IngestOptions o;
+  o.format = format;
+  o.label_column = label_column;
+  std::vector<IngestRecord> out;
+  try {
+    parse_ingest_text("in.txt", text, o, out);
+  } catch (const DataError& e) {
+    return e.message();
+  }
+  ADD_FAILURE() << "expected a DataError for " << format << ": " << text;
+  return "";
+}
+
+TEST(Ingest, ParseIngestTextRecords) {
+  IngestOptions o;
+  o.label_field = "l";
+  std::vector<IngestRecord> out;
+  parse_ingest_text("in.jsonl", "{\"text\": \"hi\", \"l\": \"x\"}\n\n{\"text\": \"\", \"l\": 7}\n", o, out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].text, "hi");
+  EXPECT_EQ(out[0].label, "x");
+  EXPECT_TRUE(out[0].label_is_string);
+  EXPECT_EQ(out[1].label, "7");
+  EXPECT_FALSE(out[1].label_is_string);
+  o.format = "csv";
+  o.label_column = "y";
+  out.clear();
+  parse_ingest_text("in.csv", "a,y\n1.5,3\n-2,4\n", o, out);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[1].features, std::vector<float>{-2.0f});
+  EXPECT_EQ(out[1].label, "4");
+}
+
+// Found by fuzz/ingest_fuzz.cpp: a JSON number beyond double escaped as a json::out_of_range
+// (exit 4), and csv values beyond float32 / labels beyond int64 were undefined conversions.
+TEST(Ingest, OutOfRangeNumbersAreDataErrors) {
+  EXPECT_NE(ingest_error("jsonl", "{\"text\": \"a\", \"n\": 1e400}").find("in.txt:1: not valid JSON"),
+            std::string::npos);
+  EXPECT_EQ(ingest_error("csv", "1,1e300\n"), "in.txt: row 1 column 1: '1e300' is outside the float32 range");
+  EXPECT_EQ(ingest_error("csv", "1e30,2\n", "0"), "in.txt: row 1: label '1e30' is not an integer");
+}
+
 TEST(Ingest, ExpandInputsSkipsExcludedHiddenAndAliases) {
   test::TempDir tmp;
   test::write_file(tmp / "b", "x");

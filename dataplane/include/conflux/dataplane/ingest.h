@@ -22,6 +22,7 @@
 #pragma once
 
 #include "conflux/core/communicator.h"
+#include "conflux/dataplane/ingest_parse.h"  // the per-file text parsers
 #include "conflux/dataplane/manifest.h"
 
 #include <string>
@@ -60,8 +61,6 @@ IngestResult ingest(Communicator& comm, const IngestOptions& options);
 // Building blocks, exposed for tests.
 std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs,
                                        const std::vector<std::string>& exclude_suffixes);
-std::vector<std::string> split_fortunes(const std::string& text);
-std::vector<std::string> split_lines(const std::string& text);
 std::vector<int32_t> byte_tokens(const std::string& text, bool add_eos);
 
 }  // namespace conflux::dataplane
