@@ -119,8 +119,8 @@ PositionEmbeddingImpl::PositionEmbeddingImpl(ContextPtr ctx, int64_t context, in
   ctx_->shards.add(weight, {{context, dim}, -1, 0, InitKind::Normal, true});
 }
 
-torch::Tensor PositionEmbeddingImpl::forward(int64_t batch, int64_t t) {
-  torch::Tensor y = weight.narrow(0, 0, t).unsqueeze(0).expand({batch, t, weight.size(1)});
+torch::Tensor PositionEmbeddingImpl::forward(int64_t batch, int64_t t, int64_t start) {
+  torch::Tensor y = weight.narrow(0, start, t).unsqueeze(0).expand({batch, t, weight.size(1)});
   if (ctx_->sampler) {
     y = y.contiguous();                                      // a distinct node to hook
     ctx_->sampler->position(weight, y);

@@ -104,11 +104,12 @@ class VocabParallelEmbeddingImpl : public torch::nn::Module {
 };
 TORCH_MODULE(VocabParallelEmbedding);
 
-// Learned position embedding (replicated): positions 0..T-1 -> (T, dim), broadcast over batch.
+// Learned position embedding (replicated): positions start..start+T-1 -> (T, dim), broadcast
+// over batch.
 class PositionEmbeddingImpl : public torch::nn::Module {
  public:
   PositionEmbeddingImpl(ContextPtr ctx, int64_t context, int64_t dim);
-  torch::Tensor forward(int64_t batch, int64_t t);      // -> (B, T, dim)
+  torch::Tensor forward(int64_t batch, int64_t t, int64_t start = 0);  // -> (B, T, dim)
   torch::Tensor weight;
 
  private:
