@@ -69,10 +69,18 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, LayerKv* 
 torch::Tensor CausalSelfAttentionImpl::attend(const torch::Tensor& q, const torch::Tensor& k,
                                               const torch::Tensor& v, int64_t start) {
   const int64_t t = q.size(2), l = k.size(2);
-  torch::Tensor att = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(head_dim_));  // (B,Hl,T,L)
+  const double scale = std::sqrt(double(head_dim_));
+  const float neg_inf = -std::numeric_limits<float>::infinity();
   // One query (incremental decoding) sees every cached key: nothing to mask.
-  if (t > 1 || start == 0)
-    att = att.masked_fill(future_mask(t, l, start, q.device()), -std::numeric_limits<float>::infinity());
+  const bool masked = t > 1 || start == 0;
+  torch::Tensor att = torch::matmul(q, k.transpose(-2, -1));            // (B, Hl, T, L)
+  if (reuse_buffers()) {  // the same kernels in place: no fresh (B, Hl, T, L) buffers
+    att.div_(scale);
+    if (masked) att.masked_fill_(future_mask(t, l, start, q.device()), neg_inf);
+  } else {
+    att = att / scale;
+    if (masked) att = att.masked_fill(future_mask(t, l, start, q.device()), neg_inf);
+  }
   att = att.softmax(-1);
   att = dropout(att, *ctx_, /*sharded=*/true);                            // local heads only
   return torch::matmul(att, v);                                           // (B, Hl, T, D)
@@ -98,7 +106,8 @@ MlpImpl::MlpImpl(ContextPtr ctx, const GptConfig& c) : ctx_(ctx) {
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
   torch::Tensor h = copy_to_tp(x, ctx_->tp);                              // (B, T, C)
-  h = torch::gelu(fc_->forward(h), "tanh");                               // (B, T, 4C/tp)
+  h = fc_->forward(h);                                                    // (B, T, 4C/tp)
+  h = reuse_buffers() ? torch::gelu_(h, "tanh") : torch::gelu(h, "tanh");
   return dropout(proj_->forward(h), *ctx_, false);                        // (B, T, C)
 }
 
@@ -110,8 +119,12 @@ BlockImpl::BlockImpl(ContextPtr ctx, const GptConfig& c) : ctx_(ctx) {
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, LayerKv* kv, int64_t start) {
-  torch::Tensor h = x + attn_->forward(ln1_->forward(x), kv, start);      // (B, T, C)
-  return h + mlp_->forward(ln2_->forward(h));                             // (B, T, C)
+  torch::Tensor a = attn_->forward(ln1_->forward(x), kv, start);          // (B, T, C)
+  // Residual adds into the fresh branch output when nothing needs it for backward (a + x is
+  // bitwise x + a: IEEE addition commutes).
+  torch::Tensor h = reuse_buffers() ? a.add_(x) : x + a;                  // (B, T, C)
+  torch::Tensor m = mlp_->forward(ln2_->forward(h));                      // (B, T, C)
+  return reuse_buffers() ? m.add_(h) : h + m;                             // (B, T, C)
 }
 
 GptImpl::GptImpl(const GptConfig& config, TpGroup tp) : config_(config) {

@@ -14,6 +14,8 @@ const ShardSpec& ShardRegistry::get(const torch::Tensor& t) const {
   return it->second;
 }
 
+bool reuse_buffers() { return !torch::GradMode::is_enabled(); }
+
 torch::Tensor dropout(const torch::Tensor& x, const ModelContext& ctx, bool sharded) {
   if (ctx.dropout <= 0.0 || !ctx.training) return x;
   const double keep = 1.0 - ctx.dropout;
@@ -80,6 +82,7 @@ torch::Tensor RowParallelLinearImpl::forward(const torch::Tensor& x) {
     ctx_->sampler->linear(weight, bias, x, y);
     return y;
   }
+  if (reuse_buffers() && ctx_->tp.size == 1) return partial.add_(bias);  // same kernel, in place
   return reduce_from_tp(partial, ctx_->tp) + bias;           // (B, T, out)
 }
 

@@ -56,6 +56,11 @@ struct ModelContext {
 };
 using ContextPtr = std::shared_ptr<ModelContext>;
 
+// True when no gradient is recorded (NoGradGuard, InferenceMode): layers then apply elementwise
+// ops (bias, residual, scale, mask, GELU) in place on buffers they just produced, the same
+// kernels on the same values, so inference allocates less and computes the same bits.
+bool reuse_buffers();
+
 // y = dropout(x) with the given generator; identity when p == 0 or not training.
 torch::Tensor dropout(const torch::Tensor& x, const ModelContext& ctx, bool sharded);
 
