@@ -34,15 +34,25 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(ContextPtr ctx, const GptConfig
   proj_ = register_module("proj", RowParallelLinear(ctx, c.d_model, c.d_model, InitKind::Residual));
 }
 
-torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x) {
+torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, LayerKv* kv, int64_t start) {
   const int64_t b = x.size(0), t = x.size(1);
   torch::Tensor h = copy_to_tp(x, ctx_->tp);                              // (B, T, C)
   torch::Tensor qkv = qkv_->forward(h).view({b, t, 3, local_heads_, head_dim_});  // (B,T,3,Hl,D)
   torch::Tensor q = qkv.select(2, 0).transpose(1, 2);                     // (B, Hl, T, D)
   torch::Tensor k = qkv.select(2, 1).transpose(1, 2);                     // (B, Hl, T, D)
   torch::Tensor v = qkv.select(2, 2).transpose(1, 2);                     // (B, Hl, T, D)
+  if (kv) {
+    kv->k.narrow(2, start, t).copy_(k);
+    kv->v.narrow(2, start, t).copy_(v);
+    // From an empty cache attend over the fresh k, v exactly as without one (same strides, same
+    // kernels); later the queries attend over the cached prefix plus the new positions.
+    if (start > 0) {
+      k = kv->k.narrow(2, 0, start + t);                                  // (B, Hl, start+T, D)
+      v = kv->v.narrow(2, 0, start + t);
+    }
+  }
 #if TORCH_VERSION_MAJOR >= 2
-  if (x.is_cuda()) {
+  if (x.is_cuda() && start == 0) {
     // Fused attention (flash / memory-efficient kernels): no (T, T) matrix in memory. Dropout
     // draws from the device's default generator, seeded per step like the other CUDA dropout.
     const double p = ctx_->training ? ctx_->dropout : 0.0;
@@ -51,14 +61,42 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x) {
     return dropout(proj_->forward(y), *ctx_, false);                    // (B, T, C)
   }
 #endif
-  torch::Tensor att = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(head_dim_));  // (B,Hl,T,T)
-  torch::Tensor future = torch::ones({t, t}, torch::TensorOptions().dtype(torch::kBool).device(x.device()))
-                             .triu(1);                                    // (T, T) true above diagonal
-  att = att.masked_fill(future, -std::numeric_limits<float>::infinity()).softmax(-1);
-  att = dropout(att, *ctx_, /*sharded=*/true);                            // local heads only
-  torch::Tensor y = torch::matmul(att, v);                                // (B, Hl, T, D)
+  torch::Tensor y = attend(q, k, v, start);                               // (B, Hl, T, D)
   y = y.transpose(1, 2).reshape({b, t, local_heads_ * head_dim_});        // (B, T, C/tp)
   return dropout(proj_->forward(y), *ctx_, false);                        // (B, T, C)
+}
+
+torch::Tensor CausalSelfAttentionImpl::attend(const torch::Tensor& q, const torch::Tensor& k,
+                                              const torch::Tensor& v, int64_t start) {
+  const int64_t t = q.size(2), l = k.size(2);
+  const double scale = std::sqrt(double(head_dim_));
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  // One query (incremental decoding) sees every cached key: nothing to mask.
+  const bool masked = t > 1 || start == 0;
+  torch::Tensor att = torch::matmul(q, k.transpose(-2, -1));            // (B, Hl, T, L)
+  if (reuse_buffers()) {  // the same kernels in place: no fresh (B, Hl, T, L) buffers
+    att.div_(scale);
+    if (masked) att.masked_fill_(future_mask(t, l, start, q.device()), neg_inf);
+  } else {
+    att = att / scale;
+    if (masked) att = att.masked_fill(future_mask(t, l, start, q.device()), neg_inf);
+  }
+  att = att.softmax(-1);
+  att = dropout(att, *ctx_, /*sharded=*/true);                            // local heads only
+  return torch::matmul(att, v);                                           // (B, Hl, T, D)
+}
+
+const torch::Tensor& CausalSelfAttentionImpl::future_mask(int64_t t, int64_t l, int64_t start,
+                                                          const torch::Device& device) {
+  if (!mask_.defined() || mask_.size(0) != t || mask_.size(1) != l || mask_start_ != start ||
+      mask_.device() != device || mask_.is_inference() != c10::InferenceMode::is_enabled()) {
+    // (An inference-mode tensor cannot be saved for backward: rebuilt when the mode changes.)
+    // Query i sits at position start + i and sees keys 0..start+i: true above that diagonal.
+    mask_ = torch::ones({t, l}, torch::TensorOptions().dtype(torch::kBool).device(device))
+                .triu(start + 1);                                         // (T, L)
+    mask_start_ = start;
+  }
+  return mask_;
 }
 
 MlpImpl::MlpImpl(ContextPtr ctx, const GptConfig& c) : ctx_(ctx) {
@@ -68,7 +106,8 @@ MlpImpl::MlpImpl(ContextPtr ctx, const GptConfig& c) : ctx_(ctx) {
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
   torch::Tensor h = copy_to_tp(x, ctx_->tp);                              // (B, T, C)
-  h = torch::gelu(fc_->forward(h), "tanh");                               // (B, T, 4C/tp)
+  h = fc_->forward(h);                                                    // (B, T, 4C/tp)
+  h = reuse_buffers() ? torch::gelu_(h, "tanh") : torch::gelu(h, "tanh");
   return dropout(proj_->forward(h), *ctx_, false);                        // (B, T, C)
 }
 
@@ -79,9 +118,13 @@ BlockImpl::BlockImpl(ContextPtr ctx, const GptConfig& c) : ctx_(ctx) {
   mlp_ = register_module("mlp", Mlp(ctx, c));
 }
 
-torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
-  torch::Tensor h = x + attn_->forward(ln1_->forward(x));                 // (B, T, C)
-  return h + mlp_->forward(ln2_->forward(h));                             // (B, T, C)
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, LayerKv* kv, int64_t start) {
+  torch::Tensor a = attn_->forward(ln1_->forward(x), kv, start);          // (B, T, C)
+  // Residual adds into the fresh branch output when nothing needs it for backward (a + x is
+  // bitwise x + a: IEEE addition commutes).
+  torch::Tensor h = reuse_buffers() ? a.add_(x) : x + a;                  // (B, T, C)
+  torch::Tensor m = mlp_->forward(ln2_->forward(h));                      // (B, T, C)
+  return reuse_buffers() ? m.add_(h) : h + m;                             // (B, T, C)
 }
 
 GptImpl::GptImpl(const GptConfig& config, TpGroup tp) : config_(config) {
@@ -100,13 +143,28 @@ GptImpl::GptImpl(const GptConfig& config, TpGroup tp) : config_(config) {
   initialize();
 }
 
-torch::Tensor GptImpl::forward(const torch::Tensor& ids) {
+torch::Tensor GptImpl::forward(const torch::Tensor& ids, KvCache* cache) {
   const int64_t b = ids.size(0), t = ids.size(1);
-  if (t > config_.context)
-    CONFLUX_THROW(DataError, "sequence length {} exceeds model.context {}", t, config_.context);
-  torch::Tensor x = wte_->forward(ids) + wpe_->forward(b, t);             // (B, T, C)
+  const int64_t start = cache ? cache->length : 0;
+  if (start + t > config_.context)
+    CONFLUX_THROW(DataError, "sequence length {} exceeds model.context {}", start + t, config_.context);
+  if (cache && (cache->layers.empty() || cache->layers[0].k.size(0) != b ||
+                cache->layers[0].k.device() != ids.device())) {
+    CONFLUX_CHECK(start == 0, "a KV cache of {} positions for another batch", start);
+    const int64_t hl = config_.n_head / ctx_->tp.size;
+    auto opts = wpe_->weight.options().device(ids.device());
+    cache->layers.assign(static_cast<size_t>(config_.n_layer), {});
+    for (auto& l : cache->layers) {
+      l.k = torch::empty({b, hl, config_.context, config_.head_dim()}, opts);
+      l.v = torch::empty({b, hl, config_.context, config_.head_dim()}, opts);
+    }
+  }
+  torch::Tensor x = wte_->forward(ids) + wpe_->forward(b, t, start);      // (B, T, C)
   x = dropout(x, *ctx_, false);
-  for (const auto& block : *blocks_) x = block->as<BlockImpl>()->forward(x);  // (B, T, C)
+  size_t i = 0;
+  for (const auto& block : *blocks_)
+    x = block->as<BlockImpl>()->forward(x, cache ? &cache->layers[i++] : nullptr, start);  // (B,T,C)
+  if (cache) cache->length += t;
   return wte_->logits(ln_f_->forward(x));                                 // (B, T, V/tp)
 }
 

@@ -14,6 +14,8 @@ const ShardSpec& ShardRegistry::get(const torch::Tensor& t) const {
   return it->second;
 }
 
+bool reuse_buffers() { return !torch::GradMode::is_enabled(); }
+
 torch::Tensor dropout(const torch::Tensor& x, const ModelContext& ctx, bool sharded) {
   if (ctx.dropout <= 0.0 || !ctx.training) return x;
   const double keep = 1.0 - ctx.dropout;
@@ -80,6 +82,7 @@ torch::Tensor RowParallelLinearImpl::forward(const torch::Tensor& x) {
     ctx_->sampler->linear(weight, bias, x, y);
     return y;
   }
+  if (reuse_buffers() && ctx_->tp.size == 1) return partial.add_(bias);  // same kernel, in place
   return reduce_from_tp(partial, ctx_->tp) + bias;           // (B, T, out)
 }
 
@@ -119,8 +122,8 @@ PositionEmbeddingImpl::PositionEmbeddingImpl(ContextPtr ctx, int64_t context, in
   ctx_->shards.add(weight, {{context, dim}, -1, 0, InitKind::Normal, true});
 }
 
-torch::Tensor PositionEmbeddingImpl::forward(int64_t batch, int64_t t) {
-  torch::Tensor y = weight.narrow(0, 0, t).unsqueeze(0).expand({batch, t, weight.size(1)});
+torch::Tensor PositionEmbeddingImpl::forward(int64_t batch, int64_t t, int64_t start) {
+  torch::Tensor y = weight.narrow(0, start, t).unsqueeze(0).expand({batch, t, weight.size(1)});
   if (ctx_->sampler) {
     y = y.contiguous();                                      // a distinct node to hook
     ctx_->sampler->position(weight, y);

@@ -10,8 +10,12 @@
 // as UTF-8 with invalid sequences replaced by U+FFFD exactly like Python's
 // bytes.decode("utf-8", "replace") (evaluator::utf8_replace_invalid).
 //
-// Determinism: each row is generated on its own with the same (1, n) forward shapes wherever it
-// runs, so with the same torch thread count a row's hypothesis does not depend on the task split.
+// Determinism: each row is generated on its own with the same forward shapes wherever it runs
+// (a (1, k) prefill of the prompt, then (1, 1) steps on the KV cache; trainer/generate.h), so with
+// the same torch thread count a row's hypothesis does not depend on the task split. Prompts are
+// not batched: a (B, k) batch would make a row's bits depend on which rows share its batch, i.e.
+// on the split, and rows stop at EOS at different steps. The tokens are those of full-recompute
+// greedy decoding (generate.h: the cache's margin rule).
 // Only the byte-level tokenizer of `conflux ingest` is supported (the manifest says "bytes").
 #pragma once
 

@@ -26,14 +26,40 @@ struct ParamInfo {
   ShardSpec spec;
 };
 
+// One layer's keys and values for incremental decoding: (B, Hl, capacity, D) buffers, the
+// first `KvCache::length` positions filled.
+struct LayerKv {
+  torch::Tensor k, v;
+};
+
+// Keys and values of every layer for the positions 0..length-1 of a batch of sequences, so that
+// a forward pass can feed only the new tokens (GptImpl::forward with a cache; generate.h).
+// Capacity is model.context positions; call clear() (or use a fresh one) for a new prefix.
+struct KvCache {
+  std::vector<LayerKv> layers;
+  int64_t length = 0;
+  void clear() { length = 0; }
+};
+
 class CausalSelfAttentionImpl : public torch::nn::Module {
  public:
   CausalSelfAttentionImpl(ContextPtr ctx, const GptConfig& c);
-  torch::Tensor forward(const torch::Tensor& x);  // (B, T, C) -> (B, T, C)
+  // (B, T, C) -> (B, T, C). With `kv`, x holds positions start..start+T-1: their keys and values
+  // are stored in kv and the queries attend to positions 0..start+T-1 of it. With start == 0 the
+  // computation is the same as without a cache (the same ops on the same tensors).
+  torch::Tensor forward(const torch::Tensor& x, LayerKv* kv = nullptr, int64_t start = 0);
 
  private:
+  // Causal attention of q (B, Hl, T, D) at positions start.. over k, v (B, Hl, start+T, D).
+  torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                       int64_t start);
+  // The (T, L) mask of key positions after each query (true = masked), cached by shape.
+  const torch::Tensor& future_mask(int64_t t, int64_t l, int64_t start, const torch::Device& device);
+
   ContextPtr ctx_;
   int64_t local_heads_, head_dim_;
+  torch::Tensor mask_;  // last future_mask
+  int64_t mask_start_ = -1;
   ColumnParallelLinear qkv_{nullptr};
   RowParallelLinear proj_{nullptr};
 };
@@ -54,7 +80,8 @@ TORCH_MODULE(Mlp);
 class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(ContextPtr ctx, const GptConfig& c);
-  torch::Tensor forward(const torch::Tensor& x);  // (B, T, C) -> (B, T, C)
+  // (B, T, C) -> (B, T, C); kv and start as in CausalSelfAttentionImpl::forward.
+  torch::Tensor forward(const torch::Tensor& x, LayerKv* kv = nullptr, int64_t start = 0);
 
  private:
   ContextPtr ctx_;
@@ -69,7 +96,12 @@ class GptImpl : public torch::nn::Module {
   GptImpl(const GptConfig& config, TpGroup tp = {});
 
   // ids: (B, T) int64, T <= context. Returns this rank's logits slice (B, T, V/tp).
-  torch::Tensor forward(const torch::Tensor& ids);
+  // With a cache, ids are positions cache->length .. cache->length+T-1 of sequences whose earlier
+  // positions are in the cache (empty: allocated here for B sequences); the new keys and values
+  // are appended and cache->length grows by T. From an empty cache the logits are bitwise those
+  // of forward(ids) without one; later (incremental) calls multiply smaller matrices, so their
+  // logits may differ from a full recompute in the last bits (generate.cpp guards for that).
+  torch::Tensor forward(const torch::Tensor& ids, KvCache* cache = nullptr);
   // Mean next-token loss over all B*T positions (targets (B, T)); scalar.
   torch::Tensor loss(const torch::Tensor& ids, const torch::Tensor& targets);
   // Per-sample mean token loss (B), for DP-SGD (sum it before backward).

@@ -56,6 +56,11 @@ struct ModelContext {
 };
 using ContextPtr = std::shared_ptr<ModelContext>;
 
+// True when no gradient is recorded (NoGradGuard, InferenceMode): layers then apply elementwise
+// ops (bias, residual, scale, mask, GELU) in place on buffers they just produced, the same
+// kernels on the same values, so inference allocates less and computes the same bits.
+bool reuse_buffers();
+
 // y = dropout(x) with the given generator; identity when p == 0 or not training.
 torch::Tensor dropout(const torch::Tensor& x, const ModelContext& ctx, bool sharded);
 
@@ -104,11 +109,12 @@ class VocabParallelEmbeddingImpl : public torch::nn::Module {
 };
 TORCH_MODULE(VocabParallelEmbedding);
 
-// Learned position embedding (replicated): positions 0..T-1 -> (T, dim), broadcast over batch.
+// Learned position embedding (replicated): positions start..start+T-1 -> (T, dim), broadcast
+// over batch.
 class PositionEmbeddingImpl : public torch::nn::Module {
  public:
   PositionEmbeddingImpl(ContextPtr ctx, int64_t context, int64_t dim);
-  torch::Tensor forward(int64_t batch, int64_t t);      // -> (B, T, dim)
+  torch::Tensor forward(int64_t batch, int64_t t, int64_t start = 0);  // -> (B, T, dim)
   torch::Tensor weight;
 
  private:
