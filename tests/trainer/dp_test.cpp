@@ -10,20 +10,12 @@
 #include "mpi_main.h"
 
 #include <gtest/gtest.h>
+#include "tiny_gpt.h"
 
 namespace conflux::trainer {
 namespace {
 
-GptConfig tiny(uint64_t seed = 3) {
-  GptConfig c;
-  c.vocab_size = 64;
-  c.context = 16;
-  c.n_layer = 2;
-  c.n_head = 2;
-  c.d_model = 32;
-  c.init_seed = seed;
-  return c;
-}
+GptConfig tiny(uint64_t seed = 3) { return test::tiny_gpt(2, seed); }
 
 void run_steps(int micro_batches) {
   auto& dp = test::grid().world();

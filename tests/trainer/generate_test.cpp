@@ -9,20 +9,12 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
+#include "tiny_gpt.h"
 
 namespace conflux::trainer {
 namespace {
 
-GptConfig small() {
-  GptConfig c;
-  c.vocab_size = 64;
-  c.context = 16;
-  c.n_layer = 2;
-  c.n_head = 4;
-  c.d_model = 32;
-  c.init_seed = 11;
-  return c;
-}
+GptConfig small() { return test::tiny_gpt(); }
 
 Gpt sharp_model() {
   Gpt m(small());

@@ -10,22 +10,14 @@
 #include "scratch_dir.h"
 
 #include <gtest/gtest.h>
+#include "tiny_gpt.h"
 
 #include <filesystem>
 
 namespace conflux::trainer {
 namespace {
 
-GptConfig tiny() {
-  GptConfig c;
-  c.vocab_size = 64;
-  c.context = 16;
-  c.n_layer = 2;
-  c.n_head = 4;
-  c.d_model = 32;
-  c.init_seed = 11;
-  return c;
-}
+GptConfig tiny() { return test::tiny_gpt(); }
 
 TpGroup world_tp() {
   auto& w = test::grid().world();
