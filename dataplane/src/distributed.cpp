@@ -74,6 +74,56 @@ std::vector<uint8_t> allgather_bytes(Communicator& comm, const std::vector<uint8
   return comm.alltoallv_bytes(per, sizes);
 }
 
+namespace {
+
+// Every rank learns whether any rank failed and, if one did, the first failing rank's error (kind
+// and message). Ranks that failed rethrow their own error; the others throw the same kind with the
+// failing rank's message, so whichever rank reports first (and MPI_Abort ends the job at once)
+// names the real cause: a rank's own message may be lost in flight when another rank aborts.
+// `before_throw` runs on every rank once a failure is known (e.g. removing a staging directory).
+void raise_if_any_failed(Communicator& comm, std::exception_ptr local, const std::string& what,
+                         const std::function<void()>& before_throw = {}) {
+  int32_t failed = local ? 1 : 0;
+  comm.allreduce(&failed, 1, DType::I32, ReduceOp::Sum);
+  if (!failed) return;
+  std::vector<uint8_t> mine;
+  if (local) {
+    ErrorKind kind = ErrorKind::Internal;
+    std::string text;
+    try {
+      std::rethrow_exception(local);
+    } catch (const Error& e) {
+      kind = e.kind();
+      text = e.message();
+    } catch (const std::exception& e) {
+      text = e.what();
+    } catch (...) {
+      text = "unknown error";
+    }
+    mine.push_back(static_cast<uint8_t>(kind));
+    mine.insert(mine.end(), text.begin(), text.end());
+  }
+  std::vector<size_t> sizes;
+  std::vector<uint8_t> all = allgather_bytes(comm, mine, &sizes);
+  if (before_throw) before_throw();
+  if (local) std::rethrow_exception(local);
+  size_t off = 0;
+  for (size_t r = 0; r < sizes.size(); ++r) {
+    if (sizes[r] > 0) {
+      auto kind = static_cast<ErrorKind>(all[off]);
+      std::string text(reinterpret_cast<const char*>(all.data() + off + 1), sizes[r] - 1);
+      throw Error(kind,
+                  fmt::format("{} failed on rank {}{}: {}", what, r,
+                              failed > 1 ? fmt::format(" (and {} other rank(s))", failed - 1) : "", text),
+                  __FILE__, __LINE__);
+    }
+    off += sizes[r];
+  }
+  CONFLUX_THROW(InternalError, "{} failed on {} rank(s) but none sent its error", what, failed);
+}
+
+}  // namespace
+
 void collective_try(Communicator& comm, const std::string& what, const std::function<void()>& fn) {
   std::exception_ptr err;
   try {
@@ -81,11 +131,7 @@ void collective_try(Communicator& comm, const std::string& what, const std::func
   } catch (...) {
     err = std::current_exception();
   }
-  int32_t flag = err ? 1 : 0;
-  comm.allreduce(&flag, 1, DType::I32, ReduceOp::Sum);
-  if (err) std::rethrow_exception(err);
-  if (flag)
-    CONFLUX_THROW(DataError, "{} failed on {} other rank(s) (see their error messages)", what, flag);
+  raise_if_any_failed(comm, err, what);
 }
 
 namespace {
@@ -100,14 +146,12 @@ uint64_t get_u64(const uint8_t* p) {
   return v;
 }
 
-// Agrees on failure across ranks: returns normally only if no rank failed.
+// Agrees on failure across ranks: returns normally only if no rank failed; otherwise rank 0
+// removes the staging directory and every rank throws (see raise_if_any_failed).
 void agree(Communicator& comm, std::exception_ptr local, const std::string& out_dir, const char* what) {
-  int32_t flag = local ? 1 : 0;
-  comm.allreduce(&flag, 1, DType::I32, ReduceOp::Max);
-  if (!flag) return;
-  if (comm.rank() == 0) remove_staging(out_dir);
-  if (local) std::rethrow_exception(local);
-  CONFLUX_THROW(IoError, "{} failed on another rank (see its error); '{}' was not written", what, out_dir);
+  raise_if_any_failed(comm, local, fmt::format("{} for '{}' (not written)", what, out_dir), [&] {
+    if (comm.rank() == 0) remove_staging(out_dir);
+  });
 }
 
 // The zero-row policy of WriterOptions (see writer.h); `total` is the global row count, so every
