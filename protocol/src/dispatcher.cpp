@@ -375,6 +375,8 @@ void TaskDispatcher::apply(ServerEvent& ev) {
       worker_gone(ev.worker, "started a new session");  // nothing of an old session survives
       workers_[ev.worker];
       return;
+    case ServerEvent::Reconnected:
+      return worker_reconnected(ev.worker);
     case ServerEvent::Died:
       return worker_gone(ev.worker, "died: " + ev.reason);
     case ServerEvent::Left:
@@ -402,6 +404,30 @@ void TaskDispatcher::worker_gone(const std::string& worker, const std::string& w
     } else {
       attempt_failed(t, TaskErrorKind::Lost, text);
     }
+  }
+}
+
+// The worker's old connection may have swallowed what was sent to it: send every attempt it is
+// running again (same task id and attempt, shared inputs attached; the worker ignores a task it
+// already has), and stop counting cancelled attempts against its slots (it may never have seen
+// them, so it may never answer for them). Its cache mirror is unknown now: start it afresh.
+void TaskDispatcher::worker_reconnected(const std::string& worker) {
+  auto it = workers_.find(worker);
+  if (it == workers_.end()) return;
+  WorkerState& ws = it->second;
+  ws.cache.clear();
+  ws.cache_bytes = 0;
+  const auto in_flight = ws.in_flight;
+  for (const auto& [tid, attempt] : in_flight) {
+    auto tt = tasks_.find(tid);
+    const bool running = tt != tasks_.end() && tt->second.state == State::Running &&
+                         tt->second.worker == worker && tt->second.attempts == attempt;
+    if (!running) {
+      ws.in_flight.erase({tid, attempt});
+      continue;
+    }
+    log::info("protocol: task {} attempt {} sent again to {} (it reconnected)", tid, attempt, worker);
+    send_task(tt->second, worker, /*resend=*/true);
   }
 }
 
@@ -615,7 +641,7 @@ void TaskDispatcher::cache_insert(WorkerState& w, uint64_t cap, const std::strin
   }
 }
 
-void TaskDispatcher::send_task(Task& t, const std::string& worker) {
+void TaskDispatcher::send_task(Task& t, const std::string& worker, bool resend) {
   const WorkerInfo& info = pool_.workers().at(worker);
   WorkerState& ws = workers_[worker];
   Message task;
@@ -624,7 +650,8 @@ void TaskDispatcher::send_task(Task& t, const std::string& worker) {
   task.header.set_round(t.spec.round);
   auto* body = task.header.mutable_task();
   body->set_kind(t.spec.kind);
-  body->set_attempt(t.attempts + 1);
+  const uint32_t attempt = resend ? t.attempts : t.attempts + 1;
+  body->set_attempt(attempt);
   body->set_params(t.spec.params);
   body->set_deadline_ms(static_cast<uint32_t>(attempt_deadline(t).count()));
   bool attach = false;
@@ -637,10 +664,11 @@ void TaskDispatcher::send_task(Task& t, const std::string& worker) {
     }
   }
   task.tensors.insert(task.tensors.end(), t.spec.inputs.begin(), t.spec.inputs.end());
-  ++t.attempts;
+  t.attempts = attempt;
   t.tried.insert(worker);
   t.worker = worker;
   if (!pool_.send(worker, std::move(task))) {
+    ws.in_flight.erase({t.id, attempt});
     ws.cache.remove_if([&](const auto& c) { return t.spec.shared && c.first == t.spec.shared->key; });
     return attempt_failed(t, TaskErrorKind::Lost, fmt::format("could not send to worker {}", worker));
   }
@@ -648,6 +676,7 @@ void TaskDispatcher::send_task(Task& t, const std::string& worker) {
     cache_insert(ws, info.hello.shared_cache_bytes(), t.spec.shared->key, t.spec.shared->bytes());
     ++shared_sends_;
   }
+  if (resend) return;  // the attempt keeps its start time and deadline
   t.state = State::Running;
   t.started = clock_.now();
   ws.in_flight.insert({t.id, t.attempts});

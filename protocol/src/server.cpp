@@ -182,11 +182,14 @@ void Server::handle_hello(const Inbound& in, const std::string& identity,
     if (it->second.peer == in.peer && it->second.instance == m.header.instance()) {
       log::debug("protocol: repeated hello from {}", identity);
     } else if (it->second.instance == m.header.instance()) {
-      // Same worker process on a new connection (network blip): keep its session and task.
+      // Same worker process on a new connection (network blip, or its reconnect racing a
+      // coordinator restart): keep its session; what was sent to the old connection may be
+      // lost, which the Reconnected event lets the job layer repair.
       log::info("protocol: worker {} reconnected", identity);
       link_.forget(it->second.peer);
       it->second.peer = in.peer;
       it->second.last_seen = Steady::now();
+      events->push_back(ServerEvent{ServerEvent::Reconnected, identity, {}, "new connection"});
     } else {
       log::info("protocol: worker {} started a new session; the old one ends", identity);
       drop(identity);

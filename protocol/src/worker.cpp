@@ -19,6 +19,7 @@
 
 #include <cstring>
 #include <list>
+#include <set>
 #include <thread>
 
 namespace conflux::protocol {
@@ -85,6 +86,9 @@ struct Worker::Impl {
   milliseconds backoff;
   std::list<std::shared_ptr<Job>> running;  // started, in start order
   std::list<std::shared_ptr<Job>> waiting;  // accepted, waiting for their kind's concurrency
+  // (task id, attempt) of every task accepted from the current coordinator instance: a task
+  // sent again after a reconnect (dispatcher.h) is run once.
+  std::set<std::pair<uint64_t, uint32_t>> accepted_tasks;
   std::list<CacheEntry> cache;              // most recently used first
   std::unique_ptr<zmq::socket_t> monitor;   // handshake events of the current connection
   uint64_t connections = 0;
@@ -239,6 +243,11 @@ struct Worker::Impl {
                                "no cached shared inputs under key " + t.shared_key());
       }
     }
+    if (accepted_tasks.count({ctx.task_id, ctx.attempt})) {
+      log::debug("worker: task {} attempt {} received again (after a reconnect); already have it", ctx.task_id,
+                 ctx.attempt);
+      return;
+    }
     if (stopping) {
       return send_task_error(ctx, wire::SHUTTING_DOWN, wire::KIND_CANCELLED,
                              "worker is shutting down");
@@ -256,6 +265,7 @@ struct Worker::Impl {
       return send_task_error(ctx, wire::WORKER_BUSY, wire::KIND_RESOURCE,
                              fmt::format("all {} slot(s) are taken", std::max<uint32_t>(1, opt.slots)));
     }
+    accepted_tasks.insert({ctx.task_id, ctx.attempt});
     waiting.push_back(std::move(job));
     launch_waiting();
   }
@@ -401,6 +411,7 @@ struct Worker::Impl {
           }
         }
         welcomed = true;
+        if (server_instance != h.instance()) accepted_tasks.clear();
         server_instance = h.instance();
         const auto& w = h.welcome();
         identity = w.identity();

@@ -220,10 +220,11 @@ class TaskDispatcher {
   void on_result(const std::string& worker, Message& m);
   void on_task_error(const std::string& worker, const Message& m);
   void worker_gone(const std::string& worker, const std::string& why);
+  void worker_reconnected(const std::string& worker);
   void enforce_deadlines();
   void assign();
   bool try_assign(Task& t);
-  void send_task(Task& t, const std::string& worker);
+  void send_task(Task& t, const std::string& worker, bool resend = false);
   void send_cancel(const std::string& worker, uint64_t task_id, uint32_t attempt,
                    const std::string& why);
   void free_slot(const std::string& worker, uint64_t task_id, uint32_t attempt);

@@ -26,7 +26,9 @@ struct WorkerInfo {
 
 // Session-level happenings that the job layer reacts to.
 struct ServerEvent {
-  enum Kind { Joined, Left, Died, Result, TaskError } kind = Joined;
+  // Reconnected: the same worker process on a new connection; messages sent to the old one
+  // may have been lost, so the job layer sends its unfinished attempts again.
+  enum Kind { Joined, Left, Died, Result, TaskError, Reconnected } kind = Joined;
   std::string worker;  // identity
   Message message;     // Result: the result; TaskError: the ERROR; Left: the BYE
   std::string reason;
