@@ -36,14 +36,10 @@ std::unique_ptr<StrategyParams> strategy_params(const std::string& name) {
   CONFLUX_THROW(ConfigError, "unknown strategy '{}' (known: {})", name, fmt::join(strategy_names(), ", "));
 }
 
-std::unique_ptr<Strategy> make_strategy(const std::string& name, std::shared_ptr<ConfigDocument> doc) {
-  std::unique_ptr<StrategyParams> params = strategy_params(name);
-  ConfigBinder load(ConfigBinder::Mode::Load, doc);
-  params->bind(load);
-  load.finish();
+std::unique_ptr<Strategy> make_strategy(const std::string& name, StrategyParams& bound) {
   ConfigBinder dump(ConfigBinder::Mode::Dump, nullptr);
-  params->bind(dump);
-  std::unique_ptr<Strategy> s = params->make();
+  bound.bind(dump);
+  std::unique_ptr<Strategy> s = bound.make();
   // The effective parameters without the "strategy.<name>." prefix.
   const nlohmann::json all = nlohmann::json::parse(dump.to_json());
   const nlohmann::json* p = &all;
@@ -51,6 +47,14 @@ std::unique_ptr<Strategy> make_strategy(const std::string& name, std::shared_ptr
     if (p->is_object() && p->contains(key)) p = &p->at(key);
   s->params_ = p == &all ? nlohmann::json::object() : *p;
   return s;
+}
+
+std::unique_ptr<Strategy> make_strategy(const std::string& name, std::shared_ptr<ConfigDocument> doc) {
+  std::unique_ptr<StrategyParams> params = strategy_params(name);
+  ConfigBinder load(ConfigBinder::Mode::Load, doc);
+  params->bind(load);
+  load.finish();
+  return make_strategy(name, *params);
 }
 
 std::unique_ptr<Strategy> make_strategy(const std::string& name, const std::vector<std::string>& overrides) {

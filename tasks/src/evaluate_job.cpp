@@ -2,6 +2,8 @@
 // evaluate_job.h.
 #include <conflux/tasks/evaluate_job.h>
 
+#include "server_setup.h"
+
 #include <conflux/core/atomic_file.h>
 #include <conflux/core/error.h>
 #include <conflux/core/log.h>
@@ -138,17 +140,8 @@ std::vector<uint8_t> tensor_bytes(const proto::Tensor& t) {
 // appends the tasks' generations (JSON lines, task order) to `generations`.
 ev::SetStats run_with_workers(const EvaluateConfig& c, const Plan& plan, const ev::MetricSet& set,
                               nlohmann::json* run, std::vector<uint8_t>* generations) {
-  proto::ServerOptions so;
-  so.bind = c.endpoint;
-  so.insecure = c.insecure;
-  so.job_id = "evaluate";
-  so.heartbeat_interval = milliseconds(c.heartbeat_ms);
-  so.dead_after = milliseconds(c.dead_after_ms);
-  if (!c.insecure) {
-    if (c.key.empty() || c.allow.empty())
-      CONFLUX_THROW(ConfigError, "server.key and server.allow are required (or server.insecure = true)");
-    proto::load_server_keys(&so, c.key, c.allow);
-  }
+  const proto::ServerOptions so = make_server_options(c.endpoint, c.insecure, c.key, c.allow, c.heartbeat_ms,
+                                                      c.dead_after_ms, "evaluate");
   proto::Server server(so);
   conflux::log::info("evaluate: listening on {}, waiting for {} worker(s)", server.endpoint(), c.workers);
   proto::DispatcherOptions dopt;

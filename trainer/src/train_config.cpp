@@ -3,14 +3,18 @@
 
 namespace conflux::trainer {
 
-void TrainConfig::bind(ConfigBinder& b) {
+void bind_gpt_config(ConfigBinder& b, GptConfig& model, int64_t& init_seed) {
   b.field("model.vocab_size", model.vocab_size, "vocabulary size (>= the tokenizer's; divisible by tp)").min(2);
   b.field("model.context", model.context, "sequence length of a training window").min(1);
   b.field("model.n_layer", model.n_layer, "transformer blocks").min(1);
   b.field("model.n_head", model.n_head, "attention heads (divisible by tp)").min(1);
   b.field("model.d_model", model.d_model, "model width (divisible by n_head)").min(1);
   b.field("model.dropout", model.dropout, "dropout probability").range(0, 0.99);
-  b.field("model.init_seed", model_init_seed, "seed of the initial weights").min(0);
+  b.field("model.init_seed", init_seed, "seed of the initial weights").min(0);
+}
+
+void TrainConfig::bind(ConfigBinder& b) {
+  bind_gpt_config(b, model, model_init_seed);
 
   b.field("data.dataset", dataset, "tokens dataset directory (conflux ingest output)").required();
   b.field("data.val_fraction", val_fraction, "share of windows held out for validation").range(0, 0.5);

@@ -34,6 +34,8 @@
 
 namespace conflux::federated {
 
+class StrategyParams;
+
 // Server state between rounds.
 struct StrategyState {
   nlohmann::json meta;  // {"strategy": name, "rounds": completed rounds, ...}
@@ -81,7 +83,7 @@ class Strategy {
   uint64_t server_round() const { return rounds_ + 1; }  // Flower's 1-based server_round
 
  private:
-  friend std::unique_ptr<Strategy> make_strategy(const std::string&, std::shared_ptr<ConfigDocument>);
+  friend std::unique_ptr<Strategy> make_strategy(const std::string&, StrategyParams&);
   std::string name_;
   nlohmann::json params_ = nlohmann::json::object();
   const Weights* global_ = nullptr;
@@ -115,6 +117,9 @@ std::unique_ptr<StrategyParams> strategy_params(const std::string& name);
 // Binds `name`'s parameters from `doc` (where only strategy.<name>.* keys may appear: anything
 // else is an unknown key, ConfigError), validates them and builds the strategy.
 std::unique_ptr<Strategy> make_strategy(const std::string& name, std::shared_ptr<ConfigDocument> doc);
+// The same from parameters already bound (and validated) inside a larger config, e.g.
+// `conflux federate`'s, which binds strategy_params(name) next to its own keys.
+std::unique_ptr<Strategy> make_strategy(const std::string& name, StrategyParams& bound);
 // The same from "strategy.<name>.<param>=value" overrides (`--set`).
 std::unique_ptr<Strategy> make_strategy(const std::string& name,
                                         const std::vector<std::string>& overrides = {});

@@ -23,6 +23,10 @@
 
 namespace conflux::trainer {
 
+// The [model] keys (model.vocab_size, context, n_layer, n_head, d_model, dropout, init_seed),
+// shared by every config that describes a GPT (training, federated rounds and their tasks).
+void bind_gpt_config(ConfigBinder& b, GptConfig& model, int64_t& init_seed);
+
 struct TrainConfig {
   GptConfig model;
   int64_t model_init_seed = 1234;

@@ -1,0 +1,604 @@
+// Federated rounds on the job layer (federate_job.h): sampling, one targeted batch per round,
+// fold-in-task-order aggregation, DP-FedAvg with accounting, atomic round checkpoints, resume.
+#include <conflux/tasks/federate_job.h>
+
+#include "server_setup.h"
+
+#include <conflux/core/atomic_file.h>
+#include <conflux/core/error.h>
+#include <conflux/core/log.h>
+#include <conflux/core/privacy.h>
+#include <conflux/core/progress.h>
+#include <conflux/core/rng.h>
+#include <conflux/federated/dp_fedavg.h>
+#include <conflux/federated/safetensors_io.h>
+#include <conflux/federated/strategy.h>
+#include <conflux/protocol/dispatcher.h>
+#include <conflux/protocol/endpoint.h>
+#include <conflux/protocol/server.h>
+#include <conflux/tasks/evaluate_task.h>
+#include <conflux/trainer/checkpoint.h>
+#include <conflux/trainer/checkpoint_meta.h>
+#include <conflux/trainer/gpt.h>
+#include <conflux/trainer/metrics.h>
+#include <conflux/trainer/train_config.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+
+namespace conflux::tasks {
+
+void FederateConfig::bind(ConfigBinder& b) {
+  trainer::bind_gpt_config(b, model, init_seed);
+  b.field("model.init_from", init_from, "start from this checkpoint's weights (root or step directory) "
+          "instead of the model.init_seed initialisation");
+  b.field("federate.rounds", rounds, "rounds to run (a resumed run counts the rounds already done)").min(1);
+  b.field("federate.clients_per_round", clients_per_round,
+          "participants sampled per round (0: every available one; with privacy: the expected cohort qN)")
+      .min(0);
+  b.field("federate.min_clients", min_clients, "accepted results needed to complete a round").min(1);
+  b.field("federate.min_available", min_available, "connected participants needed to start a round").min(1);
+  b.field("federate.round_timeout_s", round_timeout_s, "seconds a round waits for results").min(0.1);
+  b.field("federate.round_retries", round_retries, "retries of a round that misses min_clients").min(0);
+  b.field("federate.seed", seed, "seed of sampling and of the participants' local training").min(0);
+  b.field("federate.max_update_norm", max_update_norm,
+          "> 0: reject an update whose L2 distance to the global model exceeds this").min(0);
+  b.field("federate.strategy", strategy, "aggregation strategy").one_of(federated::strategy_names());
+  if (b.mode() == ConfigBinder::Mode::Load || !strategy_params)
+    strategy_params = std::shared_ptr<federated::StrategyParams>(federated::strategy_params(strategy));
+  strategy_params->bind(b);
+  local.bind(b, "local");
+  b.field("privacy.enabled", dp_enabled, "DP-FedAvg: clipped updates, Gaussian noise, user-level epsilon");
+  b.field("privacy.clip", dp_clip, "L2 bound S of each participant's update").min(1e-12);
+  b.field("privacy.noise_multiplier", dp_noise_multiplier, "z: noise std z*S on the sum of updates").min(0);
+  b.field("privacy.target_epsilon", dp_target_epsilon, "stop before a round would exceed this (0: no limit)").min(0);
+  b.field("privacy.delta", dp_delta, "delta of the reported (epsilon, delta)").range(1e-300, 0.5);
+  b.field("privacy.population", dp_population, "N: participants in the population (q = clients_per_round / N)")
+      .min(0);
+  b.field("privacy.noise_seed", dp_noise_seed, "-1: SecureRandom; >= 0: seeded, reproducible, NOT private").min(-1);
+  b.field("evaluate.every", evaluate_every, "rounds between federated evaluations (0: never)").min(0);
+  b.field("server.bind", endpoint, "ZeroMQ endpoint the coordinator binds");
+  b.field("server.key", key, "coordinator secret key file (conflux keygen)");
+  b.field("server.allow", allow, "allow-list file of participant public keys");
+  b.field("server.insecure", insecure, "plaintext, unauthenticated (local tests only)");
+  b.field("server.wait_s", wait_s, "seconds to wait for min_available participants").min(0);
+  b.field("server.max_attempts", max_attempts, "dispatches of a fit task to its participant").min(1);
+  b.field("server.heartbeat_ms", heartbeat_ms, "heartbeat interval").min(10);
+  b.field("server.dead_after_ms", dead_after_ms, "silence before a participant is declared dead").min(50);
+  b.field("checkpoint.dir", checkpoint_dir, "round checkpoints (trainer format, one per round)");
+  b.field("checkpoint.keep_last", keep_last, "round checkpoints kept (0: all)").min(0);
+  b.field("output.dir", output_dir, "rounds.jsonl, TensorBoard events, config.toml");
+  b.field("output.save_updates", save_updates, "write each round's accepted updates under output.dir/updates");
+  b.field("output.progress", progress, "progress bar on a terminal");
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace fd = conflux::federated;
+namespace proto = conflux::protocol;
+namespace tr = conflux::trainer;
+using json = nlohmann::json;
+using std::chrono::milliseconds;
+
+constexpr const char* kStateFile = "federated_state.json";
+constexpr const char* kStrategyFile = "strategy_state.safetensors";
+
+// ---- weights <-> wire tensors ----
+
+std::vector<proto::Tensor> to_tensors(const fd::Weights& w) {
+  std::vector<proto::Tensor> out;
+  out.reserve(w.size());
+  for (const auto& t : w)
+    out.push_back(proto::Tensor::copy(t.name, DType::F32, t.shape, t.values.data(), t.values.size() * sizeof(float)));
+  return out;
+}
+
+// DataError naming the participant when a tensor is not float32 or its size disagrees.
+fd::Weights from_tensors(const std::vector<proto::Tensor>& ts, const std::string& source) {
+  fd::Weights w;
+  w.reserve(ts.size());
+  for (const auto& t : ts) {
+    if (t.dtype() != DType::F32)
+      CONFLUX_THROW(DataError, "{}: tensor '{}' is {}, expected float32", source, t.name(), dtype_name(t.dtype()));
+    fd::NamedTensor n{t.name(), t.shape(), {}};
+    const size_t count = fd::numel(t.shape(), source + ": tensor '" + t.name() + "'");
+    if (count * sizeof(float) != t.byte_length())
+      CONFLUX_THROW(DataError, "{}: tensor '{}' has {} bytes for shape {}", source, t.name(), t.byte_length(),
+                    fd::shape_string(t.shape()));
+    n.values.assign(t.as<float>(), t.as<float>() + count);
+    w.push_back(std::move(n));
+  }
+  return w;
+}
+
+double distance(const fd::Weights& a, const fd::Weights& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    for (size_t j = 0; j < a[i].values.size(); ++j) {
+      const double d = static_cast<double>(a[i].values[j]) - static_cast<double>(b[i].values[j]);
+      s += d * d;
+    }
+  return std::sqrt(s);
+}
+
+// The initial global model: a checkpoint's weights, or the GPT initialisation for init_seed.
+fd::Weights initial_weights(const FederateConfig& c) {
+  tr::GptConfig mc = c.model;
+  mc.init_seed = static_cast<uint64_t>(c.init_seed);
+  tr::Gpt model(mc);
+  if (!c.init_from.empty()) tr::load_model(resolve_checkpoint(c.init_from), *model);
+  fd::Weights w;
+  for (const auto& info : model->param_infos()) {
+    torch::Tensor t = info.tensor.detach().contiguous();
+    fd::NamedTensor n{info.name, t.sizes().vec(), {}};
+    n.values.assign(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
+    w.push_back(std::move(n));
+  }
+  return w;
+}
+
+// ---- round checkpoints ----
+
+struct Resumed {
+  int64_t round = 0;
+  fd::Weights global;
+  json state;
+};
+
+std::optional<Resumed> load_latest_round(const FederateConfig& c, fd::Strategy& strategy,
+                                         privacy::RdpAccountant& accountant) {
+  if (!fs::exists(c.checkpoint_dir)) return std::nullopt;
+  tr::remove_checkpoint_leftovers(c.checkpoint_dir);
+  const auto dir = tr::latest_checkpoint(c.checkpoint_dir);
+  if (!dir) return std::nullopt;
+  const std::string state_path = *dir + "/" + kStateFile;
+  if (!fs::exists(state_path))
+    CONFLUX_THROW(ConfigError, "checkpoint.dir {} holds {}, which is not a federated round (no {}); use another "
+                  "checkpoint.dir or model.init_from to start from it", c.checkpoint_dir, *dir, kStateFile);
+  Resumed r;
+  std::ifstream in(state_path);
+  r.state = json::parse(in, nullptr, false);
+  if (r.state.is_discarded() || !r.state.contains("round"))
+    CONFLUX_THROW(DataError, "{}: not a federated round state (unparsable or no 'round')", state_path);
+  r.round = r.state["round"].get<int64_t>();
+  const tr::TrainerState ts = tr::load_trainer_state(*dir);
+  const auto& m = ts.model;
+  if (m.vocab_size != c.model.vocab_size || m.context != c.model.context || m.n_layer != c.model.n_layer ||
+      m.n_head != c.model.n_head || m.d_model != c.model.d_model)
+    CONFLUX_THROW(ConfigError, "{}: the checkpoint's model differs from [model] of this config; resume with the "
+                  "config it was written with, or use another checkpoint.dir", *dir);
+  r.global = fd::read_weights(*dir + "/model-tp00-of-01.safetensors").weights;
+  if (r.state.value("strategy", std::string()) != strategy.name())
+    CONFLUX_THROW(ConfigError, "{}: written by strategy '{}', this config says '{}'", state_path,
+                  r.state.value("strategy", std::string()), strategy.name());
+  strategy.load_state(fd::read_strategy_state(*dir + "/" + kStrategyFile));
+  accountant.set_history(ts.accountant);
+  log::info("federate: resuming after round {} from {}", r.round, *dir);
+  return r;
+}
+
+void write_round(const FederateConfig& c, int64_t round, const fd::Weights& global, const fd::Strategy& strategy,
+                 const privacy::RdpAccountant& accountant, bool noise_private, const json& state,
+                 const std::string& effective_json) {
+  fs::create_directories(c.checkpoint_dir);
+  const std::string name = tr::checkpoint_dir_name(round);
+  const std::string staging = c.checkpoint_dir + "/.tmp-" + name;
+  fs::remove_all(staging);
+  fs::create_directories(staging);
+  std::map<std::string, std::string> meta;
+  for (const auto& t : global)
+    meta["shard." + t.name] = json{{"global_shape", t.shape}, {"dim", -1}, {"offset", 0}}.dump();
+  fd::write_weights(staging + "/model-tp00-of-01.safetensors", global, meta);
+  tr::TrainerState ts;
+  ts.step = round;
+  ts.seed = static_cast<uint64_t>(c.seed);
+  ts.noise_private = noise_private;
+  ts.accountant = accountant.history();
+  ts.model = c.model;
+  ts.model.init_seed = static_cast<uint64_t>(c.init_seed);
+  write_file_atomic(staging + "/trainer_state.json", tr::trainer_state_text(ts, 0));
+  tr::Lineage lineage;
+  lineage.config_json = effective_json;
+  lineage.dataset_dir = "federated";
+  write_file_atomic(staging + "/lineage.json", tr::lineage_text(lineage));
+  fd::write_strategy_state(staging + "/" + kStrategyFile, strategy.save_state());
+  write_file_atomic(staging + "/" + kStateFile, state.dump(2) + "\n");
+  publish_directory(staging, c.checkpoint_dir + "/" + name);
+  if (c.keep_last > 0) {
+    auto all = tr::list_checkpoints(c.checkpoint_dir);
+    while (static_cast<int64_t>(all.size()) > c.keep_last) {
+      fs::remove_all(all.front());
+      all.erase(all.begin());
+    }
+  }
+}
+
+// ---- sampling ----
+
+std::vector<std::string> participants(const proto::WorkerPool& pool) {
+  std::vector<std::string> ids;
+  for (const auto& [id, info] : pool.workers()) {
+    const auto& kinds = info.hello.task_kinds();
+    if (std::find(kinds.begin(), kinds.end(), "fit") != kinds.end()) ids.push_back(id);
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+std::vector<std::string> sample(const FederateConfig& c, const std::vector<std::string>& available, int64_t round,
+                                int64_t attempt, RandomSource* secure) {
+  std::vector<std::string> chosen;
+  if (c.dp_enabled) {
+    const double q = static_cast<double>(c.clients_per_round) / static_cast<double>(c.dp_population);
+    Stream seeded(static_cast<uint64_t>(c.seed), "poisson-sample", static_cast<uint64_t>(round),
+                  static_cast<uint64_t>(attempt));
+    RandomSource& rng = secure ? *secure : static_cast<RandomSource&>(seeded);
+    for (const auto& id : available)
+      if (rng.bernoulli(q)) chosen.push_back(id);
+    return chosen;
+  }
+  chosen = available;
+  Stream rng(static_cast<uint64_t>(c.seed), "sample", static_cast<uint64_t>(round), static_cast<uint64_t>(attempt));
+  const size_t k = c.clients_per_round == 0 ? chosen.size()
+                                            : std::min(chosen.size(), static_cast<size_t>(c.clients_per_round));
+  for (size_t i = 0; i < k; ++i) std::swap(chosen[i], chosen[i + rng.below(chosen.size() - i)]);
+  chosen.resize(k);
+  std::sort(chosen.begin(), chosen.end());
+  return chosen;
+}
+
+int64_t participant_seed(const FederateConfig& c, int64_t round, const std::string& id) {
+  Stream s(static_cast<uint64_t>(c.seed), "fit", static_cast<uint64_t>(round), hash64(id.data(), id.size()));
+  return static_cast<int64_t>(s.next_u64() >> 1);
+}
+
+// ---- one round ----
+
+struct RoundOutcome {
+  bool complete = false;
+  fd::Weights next;
+  json record;
+};
+
+class Federation {
+ public:
+  Federation(const FederateConfig& c, const std::string& effective_json)
+      : c_(c), effective_json_(effective_json), strategy_(fd::make_strategy(c.strategy, *c.strategy_params)) {
+    check();
+  }
+
+  FederateOutput run(const std::string& effective_toml) {
+    fs::create_directories(c_.output_dir);
+    write_file_atomic(c_.output_dir + "/config.toml", effective_toml);
+    privacy::RdpAccountant accountant;
+    int64_t done = 0;
+    if (auto r = load_latest_round(c_, *strategy_, accountant)) {
+      done = r->round;
+      global_ = std::move(r->global);
+    } else {
+      global_ = initial_weights(c_);
+    }
+    load_records(done);
+    FederateOutput out;
+    out.rounds_completed = done;
+    out.status = "completed";
+    if (done >= c_.rounds) {
+      log::info("federate: all {} round(s) already done ({})", c_.rounds, c_.checkpoint_dir);
+      out.checkpoint = tr::latest_checkpoint(c_.checkpoint_dir).value_or("");
+      return out;
+    }
+    proto::ServerOptions so = make_server_options(c_.endpoint, c_.insecure, c_.key, c_.allow, c_.heartbeat_ms,
+                                                  c_.dead_after_ms, "federate");
+    proto::Server server(so);
+    log::info("federate: listening on {}; rounds {}..{} with strategy {}", server.endpoint(), done + 1, c_.rounds,
+              c_.strategy);
+    proto::DispatcherOptions dopt;
+    dopt.max_attempts = static_cast<uint32_t>(c_.max_attempts);
+    proto::TaskDispatcher dispatcher(server, dopt);
+    std::unique_ptr<SecureRandom> secure;
+    if (c_.dp_enabled && c_.dp_noise_seed < 0) secure = std::make_unique<SecureRandom>();
+    tr::EventWriter events(c_.output_dir);
+    ProgressOptions po;
+    if (!c_.progress) po.terminal = 0;
+    Progress progress("federate", static_cast<uint64_t>(c_.rounds), po);
+    progress.set(static_cast<uint64_t>(done));
+    for (int64_t round = done + 1; round <= c_.rounds; ++round) {
+      if (c_.dp_enabled && c_.dp_target_epsilon > 0) {
+        privacy::RdpAccountant next = accountant;
+        next.step(c_.dp_noise_multiplier, q());
+        const double eps = next.epsilon(c_.dp_delta).epsilon;
+        if (eps > c_.dp_target_epsilon) {
+          log::info("federate: stopping before round {}: it would spend epsilon {:.4f} > privacy.target_epsilon {}",
+                    round, eps, c_.dp_target_epsilon);
+          out.status = "epsilon budget reached";
+          break;
+        }
+      }
+      RoundOutcome r;
+      for (int64_t attempt = 0; attempt <= c_.round_retries; ++attempt) {
+        r = run_round(server, dispatcher, round, attempt, secure.get());
+        if (r.complete) break;
+        log::warn("federate: round {} attempt {} incomplete: {}", round, attempt + 1,
+                  r.record.value("why", std::string()));
+      }
+      if (!r.complete)
+        CONFLUX_THROW(CommError, "round {} could not complete after {} attempt(s): {}; the last complete round is "
+                      "{} (restart to resume from it)", round, c_.round_retries + 1,
+                      r.record.value("why", std::string()), round - 1);
+      if (c_.dp_enabled) accountant.step(c_.dp_noise_multiplier, q());
+      r.record["update_norm"] = distance(r.next, global_);
+      global_ = std::move(r.next);
+      if (c_.dp_enabled) {
+        const auto e = accountant.epsilon(c_.dp_delta);
+        r.record["epsilon"] = e.epsilon;
+        r.record["delta"] = c_.dp_delta;
+        r.record["noise"] = secure ? "secure" : "seeded (not private)";
+        out.epsilon = e.epsilon;
+      }
+      json state = {{"round", round}, {"strategy", strategy_->name()}, {"seed", c_.seed}, {"record", r.record}};
+      write_round(c_, round, global_, *strategy_, accountant, secure != nullptr, state, effective_json_);
+      append_record(r.record);
+      scalars(events, r.record, round);
+      out.rounds_completed = round;
+      std::string extra = fmt::format("{}/{} responded", r.record["clients"]["accepted"].get<int64_t>(),
+                                      r.record["clients"]["asked"].get<int64_t>());
+      if (r.record.contains("train_loss")) extra += fmt::format(", loss {:.4f}", r.record["train_loss"].get<double>());
+      if (r.record.contains("epsilon")) extra += fmt::format(", eps {:.3f}", r.record["epsilon"].get<double>());
+      progress.set(static_cast<uint64_t>(round), extra);
+      log::info("federate: round {} done: {}", round, extra);
+    }
+    progress.finish();
+    out.checkpoint = tr::latest_checkpoint(c_.checkpoint_dir).value_or("");
+    return out;
+  }
+
+ private:
+  void check() {
+    proto::check_endpoint(c_.endpoint, proto::EndpointUse::Bind, "server.bind");
+    tr::validate(c_.model, 1);
+    if (c_.clients_per_round > 0 && c_.min_clients > c_.clients_per_round && !c_.dp_enabled)
+      CONFLUX_THROW(ConfigError, "federate.min_clients ({}) exceeds federate.clients_per_round ({})", c_.min_clients,
+                    c_.clients_per_round);
+    if (c_.min_available < c_.min_clients)
+      CONFLUX_THROW(ConfigError, "federate.min_available ({}) is below federate.min_clients ({}): a round could never "
+                    "complete", c_.min_available, c_.min_clients);
+    if (c_.dp_enabled) {
+      if (c_.strategy != "fedavg")
+        CONFLUX_THROW(ConfigError, "privacy.enabled uses DP-FedAvg's own clipped average; set federate.strategy = "
+                      "\"fedavg\" (got \"{}\")", c_.strategy);
+      if (c_.clients_per_round < 1 || c_.dp_population < c_.clients_per_round)
+        CONFLUX_THROW(ConfigError, "privacy.enabled needs federate.clients_per_round >= 1 and privacy.population >= "
+                      "it (q = clients_per_round / population), got {} and {}", c_.clients_per_round,
+                      c_.dp_population);
+    }
+  }
+
+  double q() const { return static_cast<double>(c_.clients_per_round) / static_cast<double>(c_.dp_population); }
+
+  RoundOutcome run_round(proto::Server& server, proto::TaskDispatcher& dispatcher, int64_t round, int64_t attempt,
+                         RandomSource* secure) {
+    RoundOutcome out;
+    json& rec = out.record;
+    const auto started = std::chrono::steady_clock::now();
+    // 1. Enough participants.
+    const auto wait_until = started + milliseconds(static_cast<int64_t>(c_.wait_s * 1000));
+    while (static_cast<int64_t>(participants(server).size()) < c_.min_available &&
+           std::chrono::steady_clock::now() < wait_until)
+      dispatcher.step(milliseconds(100));
+    const auto available = participants(server);
+    rec = {{"round", round}, {"attempt", attempt + 1}, {"strategy", c_.strategy}};
+    if (static_cast<int64_t>(available.size()) < c_.min_available) {
+      rec["why"] = fmt::format("only {} participant(s) offering 'fit' connected within {} s (federate.min_available "
+                               "= {})", available.size(), c_.wait_s, c_.min_available);
+      return out;
+    }
+    // 2. The cohort.
+    const auto cohort = sample(c_, available, round, attempt, secure);
+    if (static_cast<int64_t>(cohort.size()) < c_.min_clients && !c_.dp_enabled) {
+      rec["why"] = fmt::format("sampled {} participant(s), fewer than federate.min_clients = {}", cohort.size(),
+                               c_.min_clients);
+      return out;
+    }
+    log::info("federate: round {} attempt {}: sampled {} of {} participant(s): {}", round, attempt + 1, cohort.size(),
+              available.size(), fmt::join(cohort, ", "));
+    const bool evaluate = c_.evaluate_every > 0 && (round - 1) % c_.evaluate_every == 0;
+    // 3. The batch.
+    auto shared = std::make_shared<proto::SharedInputs>();
+    shared->key = fmt::format("global-r{}-{:016x}", round - 1, weights_digest());
+    shared->tensors = to_tensors(global_);
+    proto::BatchSpec batch;
+    batch.round = static_cast<uint64_t>(round);
+    batch.quorum = static_cast<size_t>(std::min<int64_t>(c_.min_clients, static_cast<int64_t>(cohort.size())));
+    batch.deadline = milliseconds(static_cast<int64_t>(c_.round_timeout_s * 1000));
+    for (const auto& id : cohort) {
+      FitParams p;
+      p.model = c_.model;
+      p.init_seed = c_.init_seed;
+      p.local = c_.local;
+      p.seed = participant_seed(c_, round, id);
+      p.round = round;
+      p.evaluate = evaluate;
+      proto::TaskSpec spec;
+      spec.kind = "fit";
+      spec.params = p.to_json();
+      spec.shared = shared;
+      spec.target = id;
+      batch.tasks.push_back(std::move(spec));
+    }
+    // 4. Fold results in task order.
+    std::unique_ptr<fd::DpFedAvg> dp;
+    if (c_.dp_enabled) {
+      dp = std::make_unique<fd::DpFedAvg>(
+          fd::DpFedAvgOptions{c_.dp_clip, c_.dp_noise_multiplier, static_cast<double>(c_.clients_per_round)});
+      dp->begin_round(global_);
+    } else {
+      strategy_->begin_round(&global_);
+    }
+    std::map<size_t, proto::TaskResult> waiting;  // results waiting for earlier tasks
+    size_t next = 0;                               // the next task index to fold
+    json accepted = json::array(), rejected = json::array(), per_eval = json::object();
+    double loss_weighted = 0, examples = 0, val_nll = 0, val_tokens = 0;
+    uint64_t bytes_in = 0;
+    auto fold = [&](proto::TaskResult&& r) {
+      const std::string& who = cohort[r.index];
+      const std::string source = "participant '" + who + "'";
+      try {
+        const json s = json::parse(r.summary);
+        const auto n = s.at("num_examples").get<int64_t>();
+        if (n < 1) CONFLUX_THROW(DataError, "{}: num_examples {} < 1", source, n);
+        fd::ClientResult cr{from_tensors(r.outputs, source), static_cast<uint64_t>(n), source};
+        fd::match_layout(cr.weights, global_, source);
+        fd::check_weights(cr.weights, source);
+        const double norm = distance(cr.weights, global_);
+        if (c_.max_update_norm > 0 && norm > c_.max_update_norm)
+          CONFLUX_THROW(DataError, "{}: update norm {:.6g} exceeds federate.max_update_norm {}", source, norm,
+                        c_.max_update_norm);
+        if (c_.save_updates) save_update(round, who, cr.weights, n);
+        if (dp) dp->add(std::move(cr));
+        else strategy_->add(std::move(cr));
+        const double loss = s.value("train_loss", 0.0);
+        loss_weighted += loss * static_cast<double>(n);
+        examples += static_cast<double>(n);
+        accepted.push_back({{"participant", who}, {"num_examples", n}, {"train_loss", loss},
+                            {"update_norm", norm}, {"seconds", static_cast<double>(r.elapsed_ms) / 1000.0}});
+        if (s.contains("val_loss_sum") && s.value("val_tokens", int64_t{0}) > 0) {
+          const double vn = s["val_loss_sum"].get<double>(), vt = s["val_tokens"].get<double>();
+          per_eval[who] = vn / vt;
+          val_nll += vn;
+          val_tokens += vt;
+        }
+      } catch (const Error& e) {
+        log::warn("federate: round {}: rejected the update of {}: {}", round, who, e.message());
+        rejected.push_back({{"participant", who}, {"why", e.message()}});
+      } catch (const json::exception& e) {
+        log::warn("federate: round {}: rejected the update of {}: bad summary: {}", round, who, e.what());
+        rejected.push_back({{"participant", who}, {"why", std::string("bad summary: ") + e.what()}});
+      }
+    };
+    auto drain = [&](bool all) {
+      while (!waiting.empty()) {
+        auto it = waiting.begin();
+        if (!all && it->first != next) break;
+        next = it->first + 1;
+        fold(std::move(it->second));
+        waiting.erase(it);
+      }
+    };
+    const uint64_t sends_before = dispatcher.shared_sends();
+    proto::BatchReport report = dispatcher.run_batch(
+        std::move(batch),
+        [&](proto::TaskResult&& r) {
+          for (const auto& t : r.outputs) bytes_in += t.byte_length();
+          waiting.emplace(r.index, std::move(r));
+          drain(false);  // the rest wait until the batch closes (a missing task is known only then)
+        },
+        milliseconds(static_cast<int64_t>(c_.round_timeout_s * 1000) + 5000));
+    drain(true);
+    json dropped = json::array();
+    for (const auto& m : report.missing)
+      dropped.push_back({{"participant", cohort[m.index]}, {"why", proto::missing_name(m.why)},
+                         {"kind", proto::task_error_kind_name(m.error_kind)}, {"detail", m.detail}});
+    const size_t n_accepted = accepted.size();
+    rec["clients"] = {{"available", available.size()}, {"asked", cohort.size()}, {"responded", report.succeeded},
+                      {"accepted", n_accepted},   {"dropped", dropped},         {"rejected", rejected},
+                      {"participants", accepted}};
+    rec["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    rec["bytes_in"] = bytes_in;
+    rec["bytes_out"] = (dispatcher.shared_sends() - sends_before) * fd::weight_bytes(global_);
+    if (examples > 0) rec["train_loss"] = loss_weighted / examples;
+    if (val_tokens > 0) {
+      double lo = 1e300, hi = -1e300;
+      for (auto& [k, v] : per_eval.items()) {
+        lo = std::min(lo, v.get<double>());
+        hi = std::max(hi, v.get<double>());
+      }
+      rec["eval"] = {{"loss", val_nll / val_tokens}, {"perplexity", std::exp(val_nll / val_tokens)},
+                     {"tokens", val_tokens}, {"per_participant", per_eval}, {"largest_gap", hi - lo},
+                     {"model_round", round - 1}};
+    }
+    const int64_t need = c_.dp_enabled ? std::min<int64_t>(c_.min_clients, static_cast<int64_t>(cohort.size()))
+                                       : c_.min_clients;
+    if (static_cast<int64_t>(n_accepted) < need || n_accepted == 0) {
+      rec["why"] = fmt::format("{} accepted result(s), federate.min_clients = {}; {}", n_accepted, c_.min_clients,
+                               report.describe());
+      return out;  // the strategy's server state moves only in finish(): nothing to undo
+    }
+    if (dp) {
+      Stream seeded(static_cast<uint64_t>(std::max<int64_t>(c_.dp_noise_seed, 0)), "dp-fedavg-noise",
+                    static_cast<uint64_t>(round));
+      RandomSource& noise = secure ? *secure : static_cast<RandomSource&>(seeded);
+      rec["clipped"] = dp->clipped();
+      out.next = dp->finish(noise);
+    } else {
+      out.next = strategy_->finish();
+    }
+    out.complete = true;
+    return out;
+  }
+
+  uint64_t weights_digest() const {
+    uint64_t h = 0;
+    for (const auto& t : global_) h = hash64(t.values.data(), t.values.size() * sizeof(float), h);
+    return h;
+  }
+
+  void save_update(int64_t round, const std::string& who, const fd::Weights& w, int64_t n) {
+    const std::string dir = fmt::format("{}/updates/round-{:05d}", c_.output_dir, round);
+    fs::create_directories(dir);
+    std::string safe = who;
+    for (char& ch : safe)
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_') ch = '_';
+    fd::write_weights(dir + "/" + safe + ".safetensors", w, {{"num_examples", std::to_string(n)}});
+  }
+
+  // rounds.jsonl: the records of rounds 1..done (a resumed run drops lines of rounds it redoes).
+  void load_records(int64_t done) {
+    records_.clear();
+    std::ifstream in(c_.output_dir + "/rounds.jsonl");
+    std::string line;
+    while (std::getline(in, line)) {
+      const json j = json::parse(line, nullptr, false);
+      if (!j.is_discarded() && j.value("round", int64_t{0}) <= done) records_.push_back(line);
+    }
+  }
+
+  void append_record(const json& rec) {
+    records_.push_back(rec.dump());
+    std::string text;
+    for (const auto& l : records_) text += l + "\n";
+    write_file_atomic(c_.output_dir + "/rounds.jsonl", text);
+  }
+
+  static void scalars(tr::EventWriter& ev, const json& rec, int64_t round) {
+    if (rec.contains("train_loss")) ev.add_scalar("federate/train_loss", rec["train_loss"].get<double>(), round);
+    if (rec.contains("eval")) ev.add_scalar("federate/val_loss", rec["eval"]["loss"].get<double>(), round);
+    if (rec.contains("epsilon")) ev.add_scalar("federate/epsilon", rec["epsilon"].get<double>(), round);
+    ev.add_scalar("federate/accepted", rec["clients"]["accepted"].get<double>(), round);
+    ev.add_scalar("federate/update_norm", rec["update_norm"].get<double>(), round);
+    ev.flush();
+  }
+
+  const FederateConfig& c_;
+  const std::string effective_json_;
+  std::unique_ptr<fd::Strategy> strategy_;
+  fd::Weights global_;
+  std::vector<std::string> records_;
+};
+
+}  // namespace
+
+FederateOutput run_federation(const FederateConfig& cfg, const std::string& effective_toml,
+                              const std::string& effective_json) {
+  Federation f(cfg, effective_json);
+  return f.run(effective_toml);
+}
+
+}  // namespace conflux::tasks
