@@ -6,12 +6,19 @@
 #include "conflux/core/config.h"
 #include "conflux/core/log.h"
 
+#include "mpi/bounded_mpi.h"
+
 #include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
 #include <cstdint>
 #include <cstdlib>
 #include <exception>
+#include <iostream>
 #include <map>
 #include <mutex>
+#include <optional>
 
 namespace conflux {
 namespace {
@@ -22,6 +29,33 @@ bool g_we_initialised = false;
 int env_int(const char* name, int fallback) {
   const char* v = std::getenv(name);
   return v && *v ? std::atoi(v) : fallback;
+}
+
+// Tags of the grid's arrival checks (point to point, before the blocking set-up on
+// MPI_COMM_WORLD and before the teardown on the grid's own world communicator).
+constexpr int kSetUpTag = 7301;
+constexpr int kEndTag = 7302;
+
+// This process's rank as the launcher gave it, before MPI_Init (-1: not launched by one).
+int launcher_rank() {
+  return env_int("OMPI_COMM_WORLD_RANK", env_int("PMIX_RANK", env_int("SLURM_PROCID", -1)));
+}
+
+// Test hook, inert unless CONFLUX_TEST_STOP_AT=POINT:RANK is set: the process of world rank RANK
+// stops itself with SIGSTOP at POINT ("mpi-init": before MPI_Init; "grid-setup": inside the grid's
+// constructor, before its first collective; "grid-teardown": in the destructor at the end of a
+// job, after its last collective), so that tests/mpi/stall_test.sh stalls a rank at an exact
+// place instead of racing the job with kill -STOP.
+void test_stop_point(const char* point, int rank) {
+  const char* v = std::getenv("CONFLUX_TEST_STOP_AT");
+  if (!v || !*v) return;
+  const std::string spec(v);
+  const auto colon = spec.rfind(':');
+  if (colon == std::string::npos || spec.compare(0, colon, point) != 0) return;
+  if (rank < 0 || std::atoi(spec.c_str() + colon + 1) != rank) return;
+  std::fprintf(stderr, "conflux: rank %d stops itself at '%s' (test hook CONFLUX_TEST_STOP_AT=%s)\n", rank, point, v);
+  std::fflush(stderr);
+  std::raise(SIGSTOP);
 }
 }  // namespace
 
@@ -71,6 +105,7 @@ struct ProcessGrid::Impl {
 };
 
 ProcessGrid::ProcessGrid(GridOptions options) : impl_(std::make_unique<Impl>()) {
+  const std::chrono::milliseconds timeout = options.comm.timeout;
   {
     std::lock_guard<std::mutex> lock(g_mpi_mu);
     int initialized = 0;
@@ -80,12 +115,37 @@ ProcessGrid::ProcessGrid(GridOptions options) : impl_(std::make_unique<Impl>()) 
       // an orted helper (1-2 s here). Isolated mode skips it: Conflux never spawns or connects
       // processes. Only the singleton component reads this, and a value the user set wins.
       ::setenv("OMPI_MCA_ess_singleton_isolated", "1", /*overwrite=*/0);
+      const int rank = launcher_rank();
+      test_stop_point("mpi-init", rank);
+      // MPI_Init waits for every rank of the job to start MPI; one stalled before it (on a hung
+      // file system while reading its config, say) would keep the others here forever, and MPI
+      // cannot name it yet.
+      detail::StallGuard guard(timeout,
+                               fmt::format("MPI_Init did not complete within {:.1f} s (comm.timeout_s) on {}: another "
+                                           "rank of the job has not started MPI (stopped, hung, or slow to start; "
+                                           "MPI cannot name it before it starts). This rank ends the job",
+                                           std::chrono::duration<double>(timeout).count(),
+                                           rank < 0 ? std::string("this process")
+                                                    : fmt::format("rank {} (as launched)", rank)),
+                               detail::StallGuard::End::Exit);
       int provided = 0;
       MPI_CHECK(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided));
       g_we_initialised = true;
     }
     ++g_grids;
   }
+  try {
+    set_up(std::move(options));
+  } catch (...) {
+    // The destructor will not run: undo this grid's share of the MPI lifetime here. MPI stays
+    // initialised: after a communication failure main() ends the job with MPI_Abort.
+    std::lock_guard<std::mutex> lock(g_mpi_mu);
+    --g_grids;
+    throw;
+  }
+}
+
+void ProcessGrid::set_up(GridOptions options) {
   MPI_CHECK(MPI_Query_thread(&thread_level_));
   if (thread_level_ < MPI_THREAD_MULTIPLE)
     log::warn("MPI provides thread level {} < MPI_THREAD_MULTIPLE; async collectives need it", thread_level_);
@@ -105,6 +165,24 @@ ProcessGrid::ProcessGrid(GridOptions options) : impl_(std::make_unique<Impl>()) 
   } else {
     launch_.launcher = "none";
   }
+  tp_ = options.tp;
+  if (tp_ < 1 || world_size_ % tp_ != 0)
+    CONFLUX_THROW(ConfigError, "tensor-parallel size {} must be >= 1 and divide the number of ranks ({})", tp_,
+                  world_size_);
+
+  // Every call below is a blocking collective with no deadline (MPI_Comm_split_type, _dup,
+  // _split, and the communicators' own splits and shared-memory windows): first check, with a
+  // deadline, that every rank is here, naming the ones that are not. The set-up itself then takes
+  // milliseconds; the guard ends the job should a rank stall inside it all the same.
+  const std::chrono::milliseconds timeout = options.comm.timeout;
+  test_stop_point("grid-setup", world_rank_);
+  detail::check_arrival(MPI_COMM_WORLD, "world", "the process grid set-up", timeout, kSetUpTag);
+  detail::StallGuard guard(timeout,
+                           fmt::format("the process grid set-up (communicator splits, shared-memory windows) did "
+                                       "not complete within {:.1f} s (comm.timeout_s) although every rank had "
+                                       "arrived: a rank stopped or hung inside it. This rank aborts the job",
+                                       std::chrono::duration<double>(timeout).count()),
+                           detail::StallGuard::End::Abort);
   MPI_Comm node;
   MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world_rank_, MPI_INFO_NULL, &node));
   int node_rank = 0;
@@ -113,16 +191,6 @@ ProcessGrid::ProcessGrid(GridOptions options) : impl_(std::make_unique<Impl>()) 
   MPI_Comm_free(&node);
   launch_.local_rank = env_int("OMPI_COMM_WORLD_LOCAL_RANK", env_int("SLURM_LOCALID", node_rank));
 
-  tp_ = options.tp;
-  if (tp_ < 1 || world_size_ % tp_ != 0) {
-    {
-      // The destructor will not run: undo this grid's share of the MPI lifetime here.
-      std::lock_guard<std::mutex> lock(g_mpi_mu);
-      --g_grids;
-    }
-    CONFLUX_THROW(ConfigError, "tensor-parallel size {} must be >= 1 and divide the number of ranks ({})", tp_,
-                  world_size_);
-  }
   // One failure state for every communicator of the grid: a stalled tp peer also means the dp and
   // world collectives (and their teardown) must not wait for it.
   options.comm.failure = std::make_shared<CommFailure>();
@@ -142,6 +210,32 @@ ProcessGrid::~ProcessGrid() {
   // own teardown, which they skip by the same rule) and MPI_Finalize could wait for it forever.
   // Skip them; main()'s error handler reports the error and ends the job with MPI_Abort.
   const bool abandon = failed() || std::uncaught_exceptions() > 0;
+  // At the end of a job that went well, the teardown and MPI_Finalize are collectives with no
+  // deadline, and a rank stopped after the last collective would block them forever: check first,
+  // with a deadline, that every rank got here. If one did not, report it and abort the job (a
+  // destructor cannot throw). Exit code 3: every collective completed, but a rank of the job did
+  // not end, and what it still had to do after its last collective is unknown here
+  // (docs/reliability.md).
+  std::optional<detail::StallGuard> guard;
+  if (!abandon && world_size_ > 1) {
+    test_stop_point("grid-teardown", world_rank_);
+    try {
+      detail::check_arrival(impl_->world_comm, "world", "the end of the job (before MPI_Finalize)",
+                            impl_->comm_options.timeout, kEndTag,
+                            "Every collective of the job completed; the job is aborted with exit code 3 instead of "
+                            "waiting for that rank in MPI_Finalize");
+    } catch (const Error& e) {
+      impl_->comm_options.failure->set(e.message());
+      std::cerr << describe_for_user(e) << std::endl;
+      abort(kExitComm);
+    }
+    guard.emplace(impl_->comm_options.timeout,
+                  fmt::format("the end of the job (communicator teardown, MPI_Finalize) did not complete within "
+                              "{:.1f} s (comm.timeout_s) although every rank had arrived: a rank stopped or hung "
+                              "inside it. Every collective of the job completed. This rank ends the job",
+                              std::chrono::duration<double>(impl_->comm_options.timeout).count()),
+                  detail::StallGuard::End::Abort);
+  }
   impl_->nccl.clear();
   impl_->world.reset();
   impl_->tp.reset();
@@ -153,6 +247,7 @@ ProcessGrid::~ProcessGrid() {
   if (--g_grids == 0 && g_we_initialised && !abandon) {
     int finalized = 0;
     MPI_Finalized(&finalized);
+    if (guard) guard->exit_instead_of_abort();  // MPI_Abort is not allowed once MPI_Finalize began
     if (!finalized) MPI_Finalize();
     g_we_initialised = false;
   }

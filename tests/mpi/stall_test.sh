@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
-# A stalled rank ends the job: under mpirun -np 2, rank 1 is stopped with SIGSTOP while the verb
-# runs; rank 0 times out in its next collective (comm.timeout_s = 5), names the stalled rank and
-# the collective, and aborts the job (MPI_Abort) with exit code 3 instead of blocking forever in
-# the collective teardown of its communicators. The 120 s bound is a hang check, not a timing
-# threshold. Cases:
+# A stalled rank ends the job: under mpirun -np 2, rank 1 is stopped with SIGSTOP; rank 0 times
+# out (comm.timeout_s = 5), names the stalled rank and where, and ends the job with exit code 3
+# instead of blocking forever (in a collective, in the collective teardown of its communicators,
+# in the process grid's set-up, in MPI_Init or in MPI_Finalize). The 120 s bound is a hang
+# check, not a timing threshold. Cases, the first five stopped from outside (kill -STOP) while
+# the verb works:
 #   train-dp        data-parallel training (dp 2), the bucketed gradient all-reduce
 #   train-dp-noshm  the same with comm.shm = false
 #   train-tp        tensor-parallel training (tp 2), the tp communicator of the process grid
 #   prepare         conflux prepare (the dataplane pipeline's collectives)
 #   evaluate        conflux evaluate --mpi (needs the evaluate fixture's checkpoint: FIXTURE)
-# Rank 1 is stopped once training has logged 3 steps (train), or once rank 1 has built its
-# process grid (prepare, evaluate: its "communicator 'dp'" debug line; both verbs then work for
-# several seconds before their last collective).
+# and three where rank 1 stops itself at an exact point through the test hook
+# CONFLUX_TEST_STOP_AT=POINT:1 (core/src/process_grid.cpp), running a small conflux prepare:
+#   grid-setup      inside the process grid's constructor, before its first collective: rank 0
+#                   names rank 1 at "the process grid set-up"; nothing is published
+#   job-end         after the job's last collective (the grid's destructor, before the teardown
+#                   and MPI_Finalize): rank 0 names rank 1 at "the end of the job"; the output was
+#                   published and is kept
+#   mpi-init        before MPI_Init: rank 0's MPI_Init cannot complete; it says so (MPI cannot
+#                   name a rank that has not started it) and exits 3, which ends the job
+# Rank 1 is stopped from outside once training has logged 3 steps (train), or once rank 1 has
+# built its process grid (prepare, evaluate: its "communicator 'dp'" debug line; both verbs then
+# work for several seconds before their last collective).
 # usage: stall_test.sh CASE FIXTURE|- CONFLUX MPIRUN [mpirun flags...]
 set -euo pipefail
 CASE=$1; FIXTURE=$2; CONFLUX=$3; MPIRUN=$4; shift 4; MPIFLAGS=("$@")
@@ -75,7 +85,34 @@ dir = "$T/out"
 TOML
 }
 
+prepare_config() {  # input rows-per-shard augmented-copies
+  "$CONFLUX" ingest -i "$1" -f fortune -o "$T/data" --rows-per-shard "$2" > "$T/ingest.log" 2>&1 ||
+    { cat "$T/ingest.log"; exit 1; }
+  cat > "$T/job.toml" <<TOML
+[prepare]
+input = "$T/data"
+output = "$T/prepared"
+seed = 1
+[dedup]
+near = true
+[augment]
+ops = ["mask", "span"]
+copies = $3
+[comm]
+timeout_s = 5
+TOML
+  ARGS=(prepare "$T/job.toml")
+}
+
+# True once world rank $1 is stopped (state T), and then remembers its pid for the cleanup.
+rank_stopped() {
+  local p
+  p=$(rank_pid "$1")
+  [ -n "$p" ] && [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" = T ] && STOPPED=$p
+}
+
 READY=""
+HOOK=""  # POINT:RANK for CONFLUX_TEST_STOP_AT (the rank stops itself), or empty (kill -STOP)
 GRID_READY='grep -q "\[rank 1\] \[debug\] communicator .dp.: " "$T/job.err"'
 ARGS=()
 case "$CASE" in
@@ -88,23 +125,14 @@ case "$CASE" in
   prepare)
     # The whole fortunes corpus (about 15,000 records) with near dedup and augmented copies:
     # several seconds of work between the grid and the last collective.
-    "$CONFLUX" ingest -i /usr/share/games/fortunes -f fortune -o "$T/data" --rows-per-shard 2000 \
-      > "$T/ingest.log" 2>&1 || { cat "$T/ingest.log"; exit 1; }
-    cat > "$T/job.toml" <<TOML
-[prepare]
-input = "$T/data"
-output = "$T/prepared"
-seed = 1
-[dedup]
-near = true
-[augment]
-ops = ["mask", "span"]
-copies = 8
-[comm]
-timeout_s = 5
-TOML
-    ARGS=(prepare "$T/job.toml")
+    prepare_config /usr/share/games/fortunes 2000 8
     READY=$GRID_READY
+    ;;
+  grid-setup|job-end|mpi-init)
+    prepare_config /usr/share/games/fortunes/computers 200 1
+    HOOK="$CASE:1"
+    [ "$CASE" = job-end ] && HOOK="grid-teardown:1"
+    READY='rank_stopped 1'
     ;;
   evaluate)
     [ -d "$FIXTURE/ckpt" ] || fail "no evaluate fixture at $FIXTURE"
@@ -113,7 +141,7 @@ TOML
 checkpoint = "$FIXTURE/ckpt"
 dataset = "$FIXTURE/data"
 metrics = ["perplexity", "ece", "bleu"]
-split = "all"   # every row: seconds of work before the last collective (validation is 4 rows)
+split = "all"   # every row: seconds of work, so the stop lands inside it (validation is 4 rows; job-end stops later)
 rows_per_task = 1
 context = 24
 batch_size = 1
@@ -133,21 +161,36 @@ TOML
 esac
 
 set +e
-CONFLUX_LOG_LEVEL=debug OMP_NUM_THREADS=1 timeout 120 "$MPIRUN" "${MPIFLAGS[@]}" -np 2 "$CONFLUX" "${ARGS[@]}" \
-  > "$T/job.out" 2> "$T/job.err" &
+CONFLUX_TEST_STOP_AT=$HOOK CONFLUX_LOG_LEVEL=debug OMP_NUM_THREADS=1 timeout 120 "$MPIRUN" "${MPIFLAGS[@]}" -np 2 \
+  "$CONFLUX" "${ARGS[@]}" > "$T/job.out" 2> "$T/job.err" &
 JOB=$!
 wait_for "$READY" || fail "the job never reached the point where rank 1 is stopped"
-STOPPED=$(rank_pid 1)
-[ -n "$STOPPED" ] || fail "could not find rank 1 under mpirun"
-kill -STOP "$STOPPED"
+if [ -z "$HOOK" ]; then
+  STOPPED=$(rank_pid 1)
+  [ -n "$STOPPED" ] || fail "could not find rank 1 under mpirun"
+  kill -STOP "$STOPPED"
+fi
 wait "$JOB"; RC=$?
 JOB=""
 set -e
 [ "$RC" -ne 124 ] || fail "the job hung: still running 120 s after start with rank 1 stopped"
 [ "$RC" -eq 3 ] || fail "the job exited $RC, expected 3 (communication failure)"
 grep -q "conflux: communication error: " "$T/job.err" || fail "no communication error reported"
-grep -Eq "rank 1 of communicator '(world|dp|tp)' (did not arrive at|stalled inside) collective #[0-9]+ \(" "$T/job.err" ||
-  fail "the error does not name the stalled rank 1 and the collective"
-grep -q "\[rank 0 on " "$T/job.err" || fail "the error does not name the rank that detected it"
-if [ "$CASE" = prepare ]; then [ ! -e "$T/prepared" ] || fail "a prepare that failed published its output"; fi
-echo "$CASE: rank 1 stopped; job ended with exit 3: $(grep -o "rank 1 of communicator '[a-z]*' [a-z ]* collective #[0-9]* ([^)]*)" "$T/job.err" | head -1)"
+grep -q "\[rank 0 on \|on rank 0 (as launched)" "$T/job.err" ||
+  fail "the error does not name the rank that detected it"
+case "$CASE" in
+  grid-setup) WHAT="rank 1 of communicator 'world' did not arrive at the process grid set-up within [0-9.]+ s" ;;
+  job-end) WHAT="rank 1 of communicator 'world' did not arrive at the end of the job \(before MPI_Finalize\) within [0-9.]+ s" ;;
+  mpi-init) WHAT="MPI_Init did not complete within [0-9.]+ s \(comm.timeout_s\) on rank 0 \(as launched\): another rank of the job has not started MPI" ;;
+  *) WHAT="rank 1 of communicator '(world|dp|tp)' (did not arrive at|stalled inside) collective #[0-9]+ \([^)]*\)" ;;
+esac
+grep -Eq "$WHAT" "$T/job.err" || fail "the error does not say what stalled where: expected /$WHAT/"
+case "$CASE" in
+  prepare|grid-setup|mpi-init) [ ! -e "$T/prepared" ] || fail "a prepare that failed published its output" ;;
+  job-end)
+    # The work was done before rank 1 stopped: the output is published, complete, and kept.
+    grep -q "^prepared $T/prepared: " "$T/job.out" || fail "prepare did not finish its work before the stall"
+    "$CONFLUX" inspect "$T/prepared" > "$T/inspect.log" 2>&1 || { cat "$T/inspect.log" >&2; fail "the output is not a valid dataset"; }
+    ;;
+esac
+echo "$CASE: rank 1 stopped; job ended with exit 3: $(grep -Eo "$WHAT" "$T/job.err" | head -1)"

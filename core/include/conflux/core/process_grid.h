@@ -12,6 +12,18 @@
 // communicators skip every collective teardown and MPI_Finalize (a stalled peer would block them
 // forever); the program's top-level handler must then end the job with MPI_Abort (conflux's
 // main() does, exit code 3 for a CommError).
+// Stalled ranks outside the collectives: every MPI call of the grid that has no deadline of its
+// own is bounded by options.comm.timeout (comm.timeout_s) as well (mpi/bounded_mpi.h):
+// - MPI_Init (which waits for every rank to start MPI) runs under a watchdog that prints a
+//   CommError and exits with code 3 (MPI cannot name the missing rank before it starts);
+// - the constructor checks that every rank arrived before its blocking set-up collectives and
+//   throws CommError naming the ranks that did not;
+// - the destructor of a grid whose job went well checks that every rank arrived before the
+//   teardown and MPI_Finalize; if one did not, it prints the CommError naming it and aborts the
+//   job (MPI_Abort, exit code 3), since a destructor cannot throw;
+// - the blocking calls after a passed check run under a watchdog that aborts the job likewise.
+// Test hook: CONFLUX_TEST_STOP_AT=POINT:RANK (mpi-init, grid-setup, grid-teardown) makes that
+// rank stop itself with SIGSTOP there (tests/mpi/stall_test.sh); inert when unset.
 #pragma once
 
 #include "conflux/core/communicator.h"
@@ -85,6 +97,7 @@ class ProcessGrid {
   [[noreturn]] void abort(int code) const;
 
  private:
+  void set_up(GridOptions options);  // the constructor's part after MPI_Init
   struct Impl;
   std::unique_ptr<Impl> impl_;
   int world_rank_ = 0;
