@@ -13,6 +13,10 @@
 # process grid (prepare, evaluate: its "communicator 'dp'" debug line; both verbs then work for
 # several seconds before their last collective).
 # usage: stall_test.sh CASE FIXTURE|- CONFLUX MPIRUN [mpirun flags...]
+#        stall_test.sh CASE FIXTURE|- CONFLUX srun     under Slurm: `srun --mpi=pmix -n 2`, run
+#            under scripts/slurm/local-cluster.sh run (ctest: mpi_stall_slurm_*); srun must end
+#            with the same exit code 3 (Open MPI's MPI_Abort reaches Slurm through PMIx, which
+#            kills the step, the stopped rank included).
 set -euo pipefail
 CASE=$1; FIXTURE=$2; CONFLUX=$3; MPIRUN=$4; shift 4; MPIFLAGS=("$@")
 T=$(mktemp -d /tmp/conflux-stall.XXXXXX)
@@ -21,6 +25,7 @@ cleanup() {
   # Never leave a stopped or orphaned rank behind, whatever happened.
   if [ -n "$STOPPED" ]; then kill -CONT "$STOPPED" 2>/dev/null || true; kill -9 "$STOPPED" 2>/dev/null || true; fi
   if [ -n "$JOB" ]; then
+    # srun: the ranks are slurmstepd's children; the cluster's `stop` ends them after this.
     for p in $(pgrep -P "$JOB" 2>/dev/null) ; do
       for c in $(pgrep -P "$p" 2>/dev/null); do kill -CONT "$c" 2>/dev/null || true; kill -9 "$c" 2>/dev/null || true; done
       kill -9 "$p" 2>/dev/null || true
@@ -32,9 +37,18 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL ($CASE): $*" >&2; echo "== stderr of the job" >&2; tail -30 "$T/job.err" >&2 || true; exit 1; }
 
-# The pid of world rank $1 of the job: a child of mpirun (itself the child of `timeout`).
+# The pid of world rank $1 of the job: under mpirun a child of mpirun (itself the child of
+# `timeout`); under srun a child of slurmstepd, found by this run's tag in its environment.
 rank_pid() {
-  local p c
+  local p c f
+  if [ "$MPIRUN" = srun ]; then
+    for f in $(grep -lzxF "CONFLUX_STALL_TAG=$T" /proc/[0-9]*/environ 2>/dev/null); do
+      p=${f#/proc/}; p=${p%/environ}
+      [ "$(cat "/proc/$p/comm" 2>/dev/null)" = conflux ] && grep -qzx "SLURM_PROCID=$1" "$f" 2>/dev/null &&
+        { echo "$p"; return; }
+    done
+    return
+  fi
   for p in $(pgrep -P "$JOB"); do
     for c in $(pgrep -P "$p"); do
       tr '\0' '\n' < "/proc/$c/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1" && { echo "$c"; return; }
@@ -132,13 +146,18 @@ TOML
   *) echo "unknown case $CASE" >&2; exit 2 ;;
 esac
 
+LAUNCH=("$MPIRUN" "${MPIFLAGS[@]}" -np 2)
+if [ "$MPIRUN" = srun ]; then
+  [ -n "${SLURM_CONF:-}" ] || fail "srun: no cluster; run me under scripts/slurm/local-cluster.sh run"
+  LAUNCH=(srun --mpi=pmix -n 2)
+fi
 set +e
-CONFLUX_LOG_LEVEL=debug OMP_NUM_THREADS=1 timeout 120 "$MPIRUN" "${MPIFLAGS[@]}" -np 2 "$CONFLUX" "${ARGS[@]}" \
+CONFLUX_STALL_TAG=$T CONFLUX_LOG_LEVEL=debug OMP_NUM_THREADS=1 timeout 120 "${LAUNCH[@]}" "$CONFLUX" "${ARGS[@]}" \
   > "$T/job.out" 2> "$T/job.err" &
 JOB=$!
 wait_for "$READY" || fail "the job never reached the point where rank 1 is stopped"
 STOPPED=$(rank_pid 1)
-[ -n "$STOPPED" ] || fail "could not find rank 1 under mpirun"
+[ -n "$STOPPED" ] || fail "could not find rank 1 under $MPIRUN"
 kill -STOP "$STOPPED"
 wait "$JOB"; RC=$?
 JOB=""
@@ -150,4 +169,4 @@ grep -Eq "rank 1 of communicator '(world|dp|tp)' (did not arrive at|stalled insi
   fail "the error does not name the stalled rank 1 and the collective"
 grep -q "\[rank 0 on " "$T/job.err" || fail "the error does not name the rank that detected it"
 if [ "$CASE" = prepare ]; then [ ! -e "$T/prepared" ] || fail "a prepare that failed published its output"; fi
-echo "$CASE: rank 1 stopped; job ended with exit 3: $(grep -o "rank 1 of communicator '[a-z]*' [a-z ]* collective #[0-9]* ([^)]*)" "$T/job.err" | head -1)"
+echo "$CASE ($MPIRUN): rank 1 stopped; job ended with exit 3: $(grep -o "rank 1 of communicator '[a-z]*' [a-z ]* collective #[0-9]* ([^)]*)" "$T/job.err" | head -1)"
