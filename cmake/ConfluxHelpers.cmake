@@ -1,6 +1,7 @@
 # Test registration helpers (LevelDB's leveldb_test() idiom).
 #   conflux_test(NAME SOURCES a.cpp b.cpp LIBS x y [LABELS l])       one process, gtest_main
 #   conflux_mpi_test(NAME NP n SOURCES ... LIBS ... [TIMEOUT s])      under mpirun -np n
+#   conflux_slurm_test(NAME TIMEOUT s COMMAND ... [LABELS l] [ENVIRONMENT e])  on a private Slurm cluster
 set(CONFLUX_MPIRUN_FLAGS --allow-run-as-root --oversubscribe --mca btl self,vader
     --mca rmaps_base_oversubscribe 1 --bind-to none CACHE STRING "Flags for mpirun in tests")
 
@@ -31,6 +32,21 @@ function(conflux_mpi_test name)
     set_tests_properties(${name}_np${np} PROPERTIES TIMEOUT ${T_TIMEOUT} LABELS "mpi;${T_LABELS}"
                          PROCESSORS ${np} ENVIRONMENT "OMP_NUM_THREADS=1")
   endforeach()
+endfunction()
+
+# A test on a real single-node Slurm cluster of its own: `scripts/slurm/local-cluster.sh run`
+# starts munged, slurmctld and slurmd (private socket, ports and state), runs COMMAND with
+# SLURM_CONF exported, and stops them on every exit path. Its deadline is 30 s under the ctest
+# TIMEOUT, so even a hung test is stopped by `run` (which then cleans up) rather than SIGKILLed by
+# ctest (which would leave the daemons running). Serial: the jobs use the whole node. Label "slurm".
+function(conflux_slurm_test name)
+  cmake_parse_arguments(T "" "TIMEOUT" "COMMAND;LABELS;ENVIRONMENT" ${ARGN})
+  math(EXPR deadline "${T_TIMEOUT} - 30")
+  add_test(NAME ${name}
+           COMMAND bash ${PROJECT_SOURCE_DIR}/scripts/slurm/local-cluster.sh run --deadline ${deadline}
+                   ${T_COMMAND})
+  set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT} RUN_SERIAL TRUE
+                       LABELS "slurm;${T_LABELS}" ENVIRONMENT "OMP_NUM_THREADS=1;${T_ENVIRONMENT}")
 endfunction()
 
 # Test executables reuse the trainer library's precompiled <torch/torch.h> (compiled -fPIC, so

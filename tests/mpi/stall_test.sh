@@ -23,6 +23,10 @@
 # built its process grid (prepare, evaluate: its "communicator 'dp'" debug line; both verbs then
 # work for several seconds before their last collective).
 # usage: stall_test.sh CASE FIXTURE|- CONFLUX MPIRUN [mpirun flags...]
+#        stall_test.sh CASE FIXTURE|- CONFLUX srun     under Slurm: `srun --mpi=pmix -n 2`, run
+#            under scripts/slurm/local-cluster.sh run (ctest: mpi_stall_slurm_*); srun must end
+#            with the same exit code 3 (Open MPI's MPI_Abort reaches Slurm through PMIx, which
+#            kills the step, the stopped rank included).
 set -euo pipefail
 CASE=$1; FIXTURE=$2; CONFLUX=$3; MPIRUN=$4; shift 4; MPIFLAGS=("$@")
 T=$(mktemp -d /tmp/conflux-stall.XXXXXX)
@@ -31,6 +35,7 @@ cleanup() {
   # Never leave a stopped or orphaned rank behind, whatever happened.
   if [ -n "$STOPPED" ]; then kill -CONT "$STOPPED" 2>/dev/null || true; kill -9 "$STOPPED" 2>/dev/null || true; fi
   if [ -n "$JOB" ]; then
+    # srun: the ranks are slurmstepd's children; the cluster's `stop` ends them after this.
     for p in $(pgrep -P "$JOB" 2>/dev/null) ; do
       for c in $(pgrep -P "$p" 2>/dev/null); do kill -CONT "$c" 2>/dev/null || true; kill -9 "$c" 2>/dev/null || true; done
       kill -9 "$p" 2>/dev/null || true
@@ -42,9 +47,18 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL ($CASE): $*" >&2; echo "== stderr of the job" >&2; tail -30 "$T/job.err" >&2 || true; exit 1; }
 
-# The pid of world rank $1 of the job: a child of mpirun (itself the child of `timeout`).
+# The pid of world rank $1 of the job: under mpirun a child of mpirun (itself the child of
+# `timeout`); under srun a child of slurmstepd, found by this run's tag in its environment.
 rank_pid() {
-  local p c
+  local p c f
+  if [ "$MPIRUN" = srun ]; then
+    for f in $(grep -lzxF "CONFLUX_STALL_TAG=$T" /proc/[0-9]*/environ 2>/dev/null); do
+      p=${f#/proc/}; p=${p%/environ}
+      [ "$(cat "/proc/$p/comm" 2>/dev/null)" = conflux ] && grep -qzx "SLURM_PROCID=$1" "$f" 2>/dev/null &&
+        { echo "$p"; return; }
+    done
+    return
+  fi
   for p in $(pgrep -P "$JOB"); do
     for c in $(pgrep -P "$p"); do
       tr '\0' '\n' < "/proc/$c/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$1" && { echo "$c"; return; }
@@ -160,14 +174,19 @@ TOML
   *) echo "unknown case $CASE" >&2; exit 2 ;;
 esac
 
+LAUNCH=("$MPIRUN" "${MPIFLAGS[@]}" -np 2)
+if [ "$MPIRUN" = srun ]; then
+  [ -n "${SLURM_CONF:-}" ] || fail "srun: no cluster; run me under scripts/slurm/local-cluster.sh run"
+  LAUNCH=(srun --mpi=pmix -n 2)
+fi
 set +e
-CONFLUX_TEST_STOP_AT=$HOOK CONFLUX_LOG_LEVEL=debug OMP_NUM_THREADS=1 timeout 120 "$MPIRUN" "${MPIFLAGS[@]}" -np 2 \
-  "$CONFLUX" "${ARGS[@]}" > "$T/job.out" 2> "$T/job.err" &
+CONFLUX_TEST_STOP_AT=$HOOK CONFLUX_STALL_TAG=$T CONFLUX_LOG_LEVEL=debug OMP_NUM_THREADS=1 timeout 120 \
+  "${LAUNCH[@]}" "$CONFLUX" "${ARGS[@]}" > "$T/job.out" 2> "$T/job.err" &
 JOB=$!
 wait_for "$READY" || fail "the job never reached the point where rank 1 is stopped"
 if [ -z "$HOOK" ]; then
   STOPPED=$(rank_pid 1)
-  [ -n "$STOPPED" ] || fail "could not find rank 1 under mpirun"
+  [ -n "$STOPPED" ] || fail "could not find rank 1 under $MPIRUN"
   kill -STOP "$STOPPED"
 fi
 wait "$JOB"; RC=$?
@@ -193,4 +212,4 @@ case "$CASE" in
     "$CONFLUX" inspect "$T/prepared" > "$T/inspect.log" 2>&1 || { cat "$T/inspect.log" >&2; fail "the output is not a valid dataset"; }
     ;;
 esac
-echo "$CASE: rank 1 stopped; job ended with exit 3: $(grep -Eo "$WHAT" "$T/job.err" | head -1)"
+echo "$CASE ($MPIRUN): rank 1 stopped; job ended with exit 3: $(grep -Eo "$WHAT" "$T/job.err" | head -1)"

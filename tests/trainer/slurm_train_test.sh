@@ -1,18 +1,48 @@
 #!/usr/bin/env bash
-# `conflux train` under a real single-node Slurm cluster (scripts/slurm/local-cluster.sh):
-# sbatch -n 2 --time=2 scripts/slurm/train.sbatch; Slurm's --signal=USR1@90 preempts the run,
-# the tasks exit 75 with a checkpoint, the script requeues the job, and the requeued job resumes
-# from the checkpoint, until all steps are done (metrics.jsonl has exactly one line per step).
-# usage: slurm_train_test.sh CONFLUX_BINARY   (starts the local cluster if needed; ~2 min)
+# `conflux train` under a real single-node Slurm cluster: preempted once, requeued, resumed, and
+# finished with the weights of an uninterrupted run. Independent of the machine's speed: the test
+# decides when the job is preempted and when it may finish.
+#   1. sbatch -n 2 scripts/slurm/train.sbatch with train.steps = 10^9 (it cannot finish) and a
+#      checkpoint every 5 steps; the learning rate is constant (lr = min_lr, no warmup), so the
+#      schedule does not depend on train.steps.
+#   2. Once the first checkpoint directory exists: scancel --signal=USR1 (the job's tasks, not the
+#      batch shell). Both ranks checkpoint at the same step P and exit 75; train.sbatch requeues.
+#   3. Once the job is PENDING again: the test sets train.steps = P + 10 in the config and releases
+#      the job (Slurm would hold a requeued job ~120 s). It resumes from step P and finishes.
+#   4. Asserts: the job COMPLETED after exactly one restart; its log shows the preemption, the
+#      requeue and "resumed from .../step-P at step P"; metrics.jsonl holds steps 1..P+10, each
+#      once (the step count continues); the final checkpoint step-(P+10) is byte for byte that of
+#      an uninterrupted `srun -n 2 conflux train` to P+10 steps (model and optimizer files).
+# usage: local-cluster.sh run slurm_train_test.sh CONFLUX_BINARY   (ctest: trainer_slurm_train_test)
+# Every wait is bounded; the cluster and whatever the job left running are stopped by `run`.
 set -euo pipefail
 CONFLUX=$(realpath "$1")
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-T=$(mktemp -d /tmp/conflux-slurm-train.XXXXXX)
-"$ROOT/scripts/slurm/local-cluster.sh" start
-eval "$("$ROOT/scripts/slurm/local-cluster.sh" env)"
+fail() { echo "FAIL: $*" >&2; [ -n "${LOG:-}" ] && [ -f "$LOG" ] && { echo "== job log" >&2; cat "$LOG" >&2; }; exit 1; }
+[ -n "${SLURM_CONF:-}" ] && [ -n "${CONFLUX_SLURM_DIR:-}" ] ||
+  fail "no cluster: run me under scripts/slurm/local-cluster.sh run (ctest -R trainer_slurm_train_test does)"
+T="$CONFLUX_SLURM_DIR/train-test"   # removed with the cluster's directory
+mkdir -p "$T"
+export OMP_NUM_THREADS=1
+
+job_field() { timeout 10 scontrol show job "$JOB" 2>/dev/null | grep -o "$1=[^ ]*" | head -n1 | cut -d= -f2 || true; }
+ended() { case "$1" in COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|PREEMPTED|BOOT_FAIL|DEADLINE) true ;; *) false ;; esac; }
+# wait_for SECONDS DESCRIPTION CONDITION: polls the shell condition every 0.2 s, bounded; fails at
+# once if the job ended without the condition holding.
+wait_for() {
+  local n=$(($1 * 5)) what=$2 cond=$3 st
+  for _ in $(seq 1 "$n"); do
+    eval "$cond" && return 0
+    st=$(job_field JobState); ! ended "$st" || fail "$what: job $JOB ended $st first"
+    sleep 0.2
+  done
+  fail "$what: not within $1 s (job $JOB: state $(job_field JobState), restarts $(job_field Restarts))"
+}
+newest_step() { local d; d=$(ls -d "$1"/step-* 2>/dev/null | sort | tail -n1); [ -n "$d" ] && echo $((10#${d##*/step-})); }
+
 "$CONFLUX" ingest -i /usr/share/games/fortunes/computers -f fortune -o "$T/data" > /dev/null
-STEPS=1500
-cat > "$T/train.toml" <<TOML
+write_config() {  # DIR STEPS
+  cat > "$1/train.toml" <<TOML
 [model]
 vocab_size = 260
 context = 32
@@ -22,31 +52,59 @@ d_model = 32
 [data]
 dataset = "$T/data"
 [train]
-steps = $STEPS
+steps = $2
 batch_size = 8
+lr = 1e-3
+min_lr = 1e-3      # constant: the schedule does not depend on train.steps, which the test changes
+warmup_steps = 0
 eval_every = 0
 [checkpoint]
-dir = "$T/ckpt"
-every = 0
+dir = "$1/ckpt"
+every = 5
+keep_last = 100
 [output]
-dir = "$T/out"
+dir = "$1/out"
 progress = false
 TOML
-JOB=$(CONFLUX="$CONFLUX" sbatch --parsable -n 2 --time=2 -D "$T" --output="$T/slurm-%j.log" \
-      "$ROOT/scripts/slurm/train.sbatch" "$T/train.toml")
-st=""
-for _ in $(seq 1 200); do
-  st=$(scontrol show job "$JOB" | grep -o "JobState=[A-Z]*" | cut -d= -f2)
-  # A requeued job is held ~120 s; release it once the previous instance has finished.
-  if [ "$st" = PENDING ] && scontrol show job "$JOB" | grep -q "Restarts=[1-9]"; then
-    sleep 8; scontrol update jobid="$JOB" StartTime=now || true
-  fi
-  case "$st" in COMPLETED|FAILED|CANCELLED|TIMEOUT) break ;; esac
-  sleep 3
+}
+mkdir -p "$T/job" "$T/ref"
+write_config "$T/job" 1000000000
+
+LOG="$T/job/slurm.log"
+JOB=$(CONFLUX="$CONFLUX" timeout 30 sbatch --parsable -n 2 -D "$T/job" --output="$LOG" \
+      "$ROOT/scripts/slurm/train.sbatch" "$T/job/train.toml")
+[[ "$JOB" =~ ^[0-9]+$ ]] || fail "sbatch printed '$JOB', not a job id"
+
+# 2. Preempt once the first checkpoint exists (a condition the test controls, not the clock).
+wait_for 120 "the first checkpoint" '[ -n "$(newest_step "$T/job/ckpt")" ]'
+timeout 10 scancel --signal=USR1 "$JOB" || fail "scancel --signal=USR1 $JOB failed"
+
+# 3. The tasks checkpoint and exit 75, train.sbatch requeues: the job is pending again.
+wait_for 60 "the requeue after USR1" '[ "$(job_field JobState)" = PENDING ] && [ "$(job_field Restarts)" = 1 ]'
+grep -q "preempted with a checkpoint; requeueing" "$LOG" || fail "train.sbatch did not report the preemption"
+P=$(newest_step "$T/job/ckpt")
+[ "$(wc -l < "$T/job/out/metrics.jsonl")" -eq "$P" ] || fail "the preempted run logged $(wc -l < "$T/job/out/metrics.jsonl") steps, its checkpoint is at step $P"
+STEPS=$((P + 10))
+write_config "$T/job" "$STEPS"
+timeout 10 scontrol update jobid="$JOB" StartTime=now || fail "could not release the requeued job $JOB"
+
+# 4. Resumed, finished.
+wait_for 120 "the resumed job's completion" '[ "$(job_field JobState)" = COMPLETED ]'
+[ "$(job_field Restarts)" = 1 ] || fail "job $JOB restarted $(job_field Restarts) times, expected once"
+grep -q "resumed from $T/job/ckpt/step-$(printf %08d "$P") at step $P" "$LOG" || fail "the requeued job did not resume from step $P"
+steps=$(grep -o '"step": *[0-9]*' "$T/job/out/metrics.jsonl" | grep -o '[0-9]*$' | tr '\n' ' ')
+[ "$steps" = "$(seq 1 "$STEPS" | tr '\n' ' ')" ] || fail "metrics.jsonl steps are not 1..$STEPS once each: $steps"
+
+# The uninterrupted run to the same step, on the same cluster and ranks.
+write_config "$T/ref" "$STEPS"
+timeout 120 srun --mpi=pmix -n 2 "$CONFLUX" train "$T/ref/train.toml" > "$T/ref/train.log" 2>&1 ||
+  { cat "$T/ref/train.log" >&2; fail "the uninterrupted reference run failed"; }
+final=$(printf step-%08d "$STEPS")
+n=0
+for f in "$T/ref/ckpt/$final"/*.safetensors; do
+  cmp "$f" "$T/job/ckpt/$final/${f##*/}" || fail "$final/${f##*/} differs from the uninterrupted run's"
+  n=$((n + 1))
 done
-cat "$T/slurm-$JOB.log"
-[ "$st" = COMPLETED ] || { echo "FAIL: job $JOB ended $st"; exit 1; }
-grep -q "resumed from" "$T/slurm-$JOB.log" || { echo "FAIL: the job was never preempted and resumed"; exit 1; }
-[ "$(wc -l < "$T/out/metrics.jsonl")" -eq "$STEPS" ] || { echo "FAIL: metrics lines != $STEPS"; exit 1; }
-rm -rf "$T"
-echo "slurm train test passed"
+[ "$n" -ge 2 ] || fail "no model and optimizer files in $T/ref/ckpt/$final"
+echo "slurm train test passed: preempted at step $P by the test, requeued, resumed, finished at $STEPS" \
+     "with the uninterrupted run's $n safetensors files"
