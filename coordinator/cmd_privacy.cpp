@@ -1,5 +1,5 @@
-// `conflux privacy gaussian|laplace|dpsgd`: noise calibration and DP-SGD accounting from the
-// command line, thin wrappers over conflux/core/privacy.h.
+// `conflux privacy gaussian|laplace|dpsgd|dpfedavg`: noise calibration, DP-SGD and DP-FedAvg
+// accounting from the command line, thin wrappers over conflux/core/privacy.h.
 //
 // The Gaussian verb reports both calibrations; the classic one only exists for epsilon < 1, so
 // for larger epsilon it is reported as not applicable (JSON null) unless the user asked for the
@@ -22,6 +22,32 @@ namespace cp = conflux::privacy;
 std::string json_number(double v) {
   if (!std::isfinite(v)) return "null";
   return fmt::format("{:.17g}", v);
+}
+
+// The accountant's answers, shared by dpsgd and dpfedavg. `what` describes the setting.
+void emit_epsilon(bool json, const cp::EpsilonAtOrder& r, double delta, const std::string& what) {
+  const std::string eps_text = !std::isfinite(r.epsilon) ? std::string("inf (no noise: no privacy)")
+                               : std::isnan(r.order)     ? fmt::format("{} (nothing released)", r.epsilon)
+                                                         : fmt::format("{}", r.epsilon);
+  conflux::cli::emit(json,
+                     fmt::format("{{\"epsilon\": {}, \"order\": {}}}", json_number(r.epsilon), json_number(r.order)),
+                     fmt::format("epsilon {} at delta {} (best Renyi order {}; {})", eps_text, delta,
+                                 std::isnan(r.order) ? "none" : fmt::format("{}", r.order), what));
+}
+
+void emit_noise_multiplier(bool json, double z, const std::string& what) {
+  conflux::cli::emit(json, fmt::format("{{\"noise_multiplier\": {}}}", json_number(z)),
+                     fmt::format("noise multiplier for {}: {}", what, z));
+}
+
+// dpsgd and dpfedavg answer one of two questions: true for --epsilon (the noise multiplier that
+// meets it), false for --noise-multiplier (the epsilon spent); both or neither is a usage error.
+bool asks_for_noise(const po::variables_map& vm, const char* verb) {
+  const bool have_noise = vm.count("noise-multiplier") > 0, have_eps = vm.count("epsilon") > 0;
+  if (have_noise == have_eps)
+    CONFLUX_THROW(UsageError, "conflux privacy {}: give exactly one of --noise-multiplier (to get epsilon) "
+                  "or --epsilon (to get the noise multiplier)", verb);
+  return have_eps;
 }
 
 int run_gaussian(const conflux::cli::Args& args) {
@@ -126,26 +152,59 @@ int run_dpsgd(const conflux::cli::Args& args) {
                             "--delta 1e-5 --json"}))
     return 0;
   const bool json = vm.count("json") > 0;
-  const bool have_noise = vm.count("noise-multiplier") > 0, have_eps = vm.count("epsilon") > 0;
-  if (have_noise == have_eps)
-    CONFLUX_THROW(UsageError, "conflux privacy dpsgd: give exactly one of --noise-multiplier (to get epsilon) "
-                  "or --epsilon (to get the noise multiplier)");
+  const bool have_eps = asks_for_noise(vm, "dpsgd");
   if (have_eps) {
-    const double z = cp::dpsgd_noise_multiplier(epsilon, delta, sample_rate, steps, tolerance);
-    conflux::cli::emit(json, fmt::format("{{\"noise_multiplier\": {}}}", json_number(z)),
-                       fmt::format("noise multiplier for epsilon <= {} (delta {}, q {}, {} steps): {}", epsilon,
-                                   delta, sample_rate, steps, z));
+    emit_noise_multiplier(json, cp::dpsgd_noise_multiplier(epsilon, delta, sample_rate, steps, tolerance),
+                          fmt::format("epsilon <= {} (delta {}, q {}, {} steps)", epsilon, delta, sample_rate, steps));
     return 0;
   }
-  const auto r = cp::dpsgd_epsilon(sample_rate, noise, steps, delta);
-  const std::string eps_text = !std::isfinite(r.epsilon) ? std::string("inf (no noise: no privacy)")
-                               : std::isnan(r.order)     ? fmt::format("{} (nothing released)", r.epsilon)
-                                                         : fmt::format("{}", r.epsilon);
-  conflux::cli::emit(json,
-                     fmt::format("{{\"epsilon\": {}, \"order\": {}}}", json_number(r.epsilon), json_number(r.order)),
-                     fmt::format("epsilon {} at delta {} (best Renyi order {}; q {}, noise multiplier {}, {} steps)",
-                                 eps_text, delta, std::isnan(r.order) ? "none" : fmt::format("{}", r.order),
-                                 sample_rate, noise, steps));
+  emit_epsilon(json, cp::dpsgd_epsilon(sample_rate, noise, steps, delta), delta,
+               fmt::format("q {}, noise multiplier {}, {} steps", sample_rate, noise, steps));
+  return 0;
+}
+
+// `privacy dpfedavg`: the same accountant at the level of users (participants) and rounds.
+int run_dpfedavg(const conflux::cli::Args& args) {
+  int64_t clients = 0, population = 0, rounds = 0;
+  double noise = 0, delta = 0, epsilon = 0, tolerance = 0;
+  po::options_description opts("options");
+  opts.add_options()
+      ("clients-per-round", conflux::cli::number(&clients, 1)->required(),
+       "M: participants sampled per round (expected cohort size; q = M/N)")
+      ("population", conflux::cli::number(&population, 1)->required(), "N: participants that could be sampled (>= M)")
+      ("rounds", conflux::cli::number(&rounds, 0)->required(), "number of noisy rounds (0: nothing spent, epsilon 0)")
+      ("delta", conflux::cli::number(&delta)->required(), "target delta, in (0, 1) (user level: well below 1/N)")
+      ("noise-multiplier", conflux::cli::number(&noise), "z = noise std / clipping norm S: report the epsilon spent")
+      ("epsilon", conflux::cli::number(&epsilon), "target epsilon: report the smallest noise multiplier that meets it")
+      ("tolerance", conflux::cli::number(&tolerance)->default_value(0.01), "epsilon tolerance of the noise search")
+      ("json", "print {\"epsilon\": ..., \"order\": ...} or {\"noise_multiplier\": ...}");
+  po::variables_map vm;
+  if (!conflux::cli::parse(
+          args, opts, nullptr, vm,
+          {"privacy dpfedavg",
+           "--clients-per-round M --population N --rounds R --delta D (--noise-multiplier Z | --epsilon E) [--json]",
+           "User-level accounting of DP-FedAvg (McMahan et al. 2018): each round samples participants with "
+           "probability q = M/N, clips each update to norm S and adds Gaussian noise z*S to the sum; R rounds "
+           "are R sampled Gaussian mechanisms, accounted with Renyi DP exactly as Opacus's RDP accountant. "
+           "Prints the (epsilon, delta) spent and the best Renyi order, or the noise multiplier needed for a "
+           "target epsilon.",
+           "conflux privacy dpfedavg --clients-per-round 100 --population 10000 --noise-multiplier 1.0 "
+           "--rounds 1000 --delta 1e-5 --json"}))
+    return 0;
+  const bool json = vm.count("json") > 0;
+  const bool have_eps = asks_for_noise(vm, "dpfedavg");
+  if (clients > population)
+    CONFLUX_THROW(UsageError, "conflux privacy dpfedavg: --clients-per-round ({}) must not exceed --population "
+                  "({}): the sampling rate q = M/N must be in (0, 1]", clients, population);
+  const double q = cp::dpfedavg_sample_rate(clients, population);
+  const std::string cohort = fmt::format("q = {}/{} = {}", clients, population, q);
+  if (have_eps) {
+    emit_noise_multiplier(json, cp::dpfedavg_noise_multiplier(epsilon, delta, q, rounds, tolerance),
+                          fmt::format("epsilon <= {} (delta {}, {}, {} rounds)", epsilon, delta, cohort, rounds));
+    return 0;
+  }
+  emit_epsilon(json, cp::dpfedavg_epsilon(q, noise, rounds, delta), delta,
+               fmt::format("{}, noise multiplier {}, {} rounds", cohort, noise, rounds));
   return 0;
 }
 
@@ -153,5 +212,7 @@ CONFLUX_VERB("privacy gaussian", "noise sigma for the Gaussian mechanism (classi
 CONFLUX_VERB("privacy laplace", "noise scale for the Laplace mechanism", run_laplace);
 CONFLUX_VERB("privacy dpsgd", "DP-SGD epsilon spent, or the noise multiplier for a target epsilon",
              run_dpsgd);
+CONFLUX_VERB("privacy dpfedavg", "DP-FedAvg user-level epsilon over rounds, or the noise multiplier for a target",
+             run_dpfedavg);
 
 }  // namespace

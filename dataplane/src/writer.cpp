@@ -255,17 +255,16 @@ std::string staging_dir_for(const std::string& out_dir) {
   return (p.parent_path() / ("." + p.filename().string() + ".staging")).string();
 }
 
-std::string prepare_staging(const std::string& out_dir) {
+std::string prepare_staging(const std::string& out_dir, const char* marker, const char* what) {
   std::string staging = staging_dir_for(out_dir);
   std::error_code ec;
   fs::path parent = fs::path(staging).parent_path();
   if (!parent.empty() && !fs::is_directory(parent, ec) && !fs::create_directories(parent, ec))
     CONFLUX_THROW(IoError, "cannot create the output's parent directory '{}': {}", parent.string(), ec.message());
-  if (fs::exists(out_dir, ec) && !fs::exists(fs::path(out_dir) / kManifestFile, ec) &&
+  if (fs::exists(out_dir, ec) && !fs::exists(fs::path(out_dir) / marker, ec) &&
       !fs::is_empty(out_dir, ec))
-    CONFLUX_THROW(IoError,
-                  "output '{}' exists and is not a Conflux dataset (no {}); refusing to replace it",
-                  out_dir, kManifestFile);
+    CONFLUX_THROW(IoError, "output '{}' exists and is not {} (no {}); refusing to replace it", out_dir, what,
+                  marker);
   fs::remove_all(staging, ec);
   if (!fs::create_directory(staging, ec))
     CONFLUX_THROW(IoError, "cannot create staging directory '{}': {}", staging, ec.message());

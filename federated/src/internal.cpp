@@ -28,11 +28,35 @@ void WeightedSum::add(const Weights& w, uint64_t num_examples) {
   total_ += num_examples;
 }
 
-Weights WeightedSum::mean() const {
-  const float total = static_cast<float>(total_);
-  Weights out = sum_;
-  for (NamedTensor& t : out)
+void WeightedSum::add(Weights&& w, uint64_t num_examples) {
+  if (!sum_.empty()) return add(static_cast<const Weights&>(w), num_examples);
+  const float n = static_cast<float>(num_examples);
+  sum_ = std::move(w);
+  for (NamedTensor& t : sum_)
+    for (float& v : t.values) v *= n;  // the same float32 product as the copying add
+  total_ += num_examples;
+}
+
+namespace {
+
+void divide(Weights& w, uint64_t total_examples) {
+  const float total = static_cast<float>(total_examples);
+  for (NamedTensor& t : w)
     for (float& v : t.values) v /= total;
+}
+
+}  // namespace
+
+Weights WeightedSum::mean() const {
+  Weights out = sum_;
+  divide(out, total_);
+  return out;
+}
+
+Weights WeightedSum::take_mean() {
+  Weights out = std::move(sum_);
+  divide(out, total_);
+  reset();
   return out;
 }
 

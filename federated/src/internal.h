@@ -19,8 +19,13 @@ class WeightedSum {
  public:
   void reset() { sum_.clear(); total_ = 0; }
   void add(const Weights& w, uint64_t num_examples);
+  // The same, but the first result's buffers become the sum (scaled in place: no allocation, no
+  // zero fill); later results are folded in and dropped.
+  void add(Weights&& w, uint64_t num_examples);
   bool empty() const { return total_ == 0; }
   Weights mean() const;
+  // mean() computed in the sum's own buffers, which it hands over; the sum is reset.
+  Weights take_mean();
 
  private:
   Weights sum_;

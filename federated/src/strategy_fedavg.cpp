@@ -12,8 +12,8 @@ class FedAvg final : public Strategy {
 
  private:
   void on_begin() override { sum_.reset(); }
-  void on_add(ClientResult&& r) override { sum_.add(r.weights, r.num_examples); }
-  Weights on_finish(const Weights*) override { return sum_.mean(); }
+  void on_add(ClientResult&& r) override { sum_.add(std::move(r.weights), r.num_examples); }
+  Weights on_finish(const Weights*) override { return sum_.take_mean(); }
   WeightedSum sum_;
 };
 

@@ -16,17 +16,7 @@ namespace conflux::dataplane {
 namespace {
 
 using test::TempDir;
-
-// Writes rows [0, n) in shards of `per` rows.
-void write_dataset(const std::string& out, int64_t n, int64_t per) {
-  DatasetWriter w(out, test::full_schema());
-  Manifest m;
-  m.schema = test::full_schema();
-  m.tokenizer = byte_tokenizer_json();
-  for (int64_t s = 0; s * per < n; ++s)
-    m.shards.push_back(w.write_shard(s, test::make_rows(s * per, std::min(n, (s + 1) * per))));
-  w.commit(m);
-}
+using test::write_dataset;
 
 std::string expect_data_error(const std::function<void()>& fn) {
   try {

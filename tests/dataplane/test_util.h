@@ -2,7 +2,9 @@
 #pragma once
 
 #include "conflux/dataplane/table.h"
+#include "conflux/dataplane/writer.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -70,6 +72,17 @@ inline Table make_rows(int64_t begin, int64_t end) {
                   {reinterpret_cast<const char*>(&group), 8}});
   }
   return t;
+}
+
+// Writes rows [0, n) of make_rows as a dataset at `out`, `per` rows per shard.
+inline void write_dataset(const std::string& out, int64_t n, int64_t per) {
+  DatasetWriter w(out, full_schema());
+  Manifest m;
+  m.schema = full_schema();
+  m.tokenizer = byte_tokenizer_json();
+  for (int64_t s = 0; s * per < n; ++s)
+    m.shards.push_back(w.write_shard(s, make_rows(s * per, std::min(n, (s + 1) * per))));
+  w.commit(m);
 }
 
 }  // namespace conflux::dataplane::test

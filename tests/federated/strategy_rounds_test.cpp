@@ -43,6 +43,43 @@ TEST(FederatedStrategy, FedAvgWeightsByExamples) {
   EXPECT_EQ(g[1].values, (std::vector<float>{(2.0f + 96.0f) / 4.0f}));
 }
 
+// The NaN/Inf scan tests blocks of values at once and then searches the block: the first
+// non-finite value is reported wherever it falls (block edges, the tail, -Inf, a NaN payload).
+TEST(FederatedStrategy, NonFiniteValuesAreFoundAtEveryPosition) {
+  const size_t n = 10000;  // two full blocks of 4096 and a tail
+  for (size_t at : {size_t{0}, size_t{4095}, size_t{4096}, size_t{8191}, size_t{8192}, n - 1}) {
+    for (float bad : {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity(),
+                      std::numeric_limits<float>::signaling_NaN()}) {
+      cf::Weights w{{"big", {static_cast<int64_t>(n)}, std::vector<float>(n, 1.5f)}};
+      w[0].values[at] = bad;
+      if (at + 7 < n) w[0].values[at + 7] = std::numeric_limits<float>::infinity();  // a later one is not reported
+      EXPECT_EQ(error_of([&] { cf::check_weights(w, "u"); }),
+                "u: tensor 'big' has " + std::string(std::isnan(bad) ? "NaN" : "Inf") + " at index " +
+                    std::to_string(at));
+    }
+  }
+  // The largest finite values and denormals pass.
+  cf::Weights ok{{"edge", {4}, {std::numeric_limits<float>::max(), -std::numeric_limits<float>::max(),
+                                std::numeric_limits<float>::denorm_min(), -0.0f}}};
+  EXPECT_EQ(error_of([&] { cf::check_weights(ok, "u"); }), "(no error)");
+}
+
+// FedAvg takes the first result's buffers as its sum: results given as copies, moved in, or in
+// another order give the same bits, and a second round starts from an empty sum.
+TEST(FederatedStrategy, FedAvgFoldInPlaceIsExact) {
+  auto s = cf::make_strategy("fedavg");
+  for (int round = 0; round < 2; ++round) {
+    s->begin_round(nullptr);
+    const cf::Weights a = model(1, 2), b = model(4, 8);
+    s->add({a, 1, "a"});
+    s->add({b, 3, "b"});
+    const cf::Weights g = s->finish();
+    EXPECT_EQ(a[0].values, (std::vector<float>{1, 2, 2, 1})) << "the caller's copy is untouched";
+    EXPECT_EQ(g[0].values, (std::vector<float>{3.25f, 6.5f, 4.25f, 5.5f})) << "round " << round;
+    EXPECT_EQ(g[1].values, (std::vector<float>{(2.0f + 96.0f) / 4.0f})) << "round " << round;
+  }
+}
+
 TEST(FederatedStrategy, ResultsAreMatchedByName) {
   auto s = cf::make_strategy("median");
   const cf::Weights global = model(0, 0);

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""End-to-end check of `conflux privacy ...` against the committed reference vectors.
+"""End-to-end check of `conflux privacy ...` (gaussian, laplace, dpsgd, dpfedavg) against the
+committed reference vectors.
 
 Runs the real executable, parses its --json output and compares with reference_vectors.json
 (1e-6 relative; best orders exactly), and checks the refusals and their exit codes.
@@ -81,6 +82,39 @@ def main():
     rc, out, err = run(conflux, "dpsgd", "--sample-rate", "1.5", "--steps", "10", "--delta", "1e-5",
                        "--noise-multiplier", "1")
     check(rc == 1 and "sample_rate" in err, f"dpsgd sample rate 1.5 refused with exit 1: rc={rc} {err.strip()}")
+
+    # DP-FedAvg: user-level epsilon over rounds with q = M/N, against Opacus's numbers.
+    def fed(c, *rest):
+        return run(conflux, "dpfedavg", "--clients-per-round", str(c["clients_per_round"]),
+                   "--population", str(c["population"]), "--rounds", str(c["rounds"]),
+                   "--delta", repr(c["delta"]), "--json", *rest)
+
+    for c in ref["dpfedavg_epsilon"][:3]:
+        rc, out, err = fed(c, "--noise-multiplier", repr(c["noise_multiplier"]))
+        got = json.loads(out) if rc == 0 else {}
+        check(rc == 0 and close(got.get("epsilon"), c["epsilon"]) and got.get("order") == c["order"],
+              f"dpfedavg M={c['clients_per_round']} N={c['population']} z={c['noise_multiplier']} "
+              f"R={c['rounds']}: got {out.strip() or err.strip()}, want eps {c['epsilon']} order {c['order']}")
+        # Round trip z -> epsilon -> z through the command line (a tight search tolerance).
+        rc, out, err = fed(c, "--epsilon", repr(got.get("epsilon", 1.0)), "--tolerance", "1e-9")
+        back = json.loads(out).get("noise_multiplier") if rc == 0 else None
+        check(rc == 0 and close(back, c["noise_multiplier"]),
+              f"dpfedavg round trip z {c['noise_multiplier']} -> eps -> z {back}: {err.strip()}")
+    c = ref["dpfedavg_noise_multiplier"][0]
+    rc, out, err = fed(c, "--epsilon", repr(c["target_epsilon"]))
+    got = json.loads(out) if rc == 0 else {}
+    check(rc == 0 and close(got.get("noise_multiplier"), c["noise_multiplier"]),
+          f"dpfedavg --epsilon {c['target_epsilon']}: got {out.strip() or err.strip()}, want {c['noise_multiplier']}")
+    rc, out, err = run(conflux, "dpfedavg", "--clients-per-round", "20", "--population", "10", "--rounds", "5",
+                       "--delta", "1e-5", "--noise-multiplier", "1")
+    check(rc == 2 and "--clients-per-round (20) must not exceed --population (10)" in err and "(0, 1]" in err,
+          f"dpfedavg M > N is a usage error naming both flags: rc={rc} {err.strip()}")
+    rc, out, err = run(conflux, "dpfedavg", "--clients-per-round", "0", "--population", "10", "--rounds", "5",
+                       "--delta", "1e-5", "--noise-multiplier", "1")
+    check(rc == 2 and "--clients-per-round" in err, f"dpfedavg M = 0 refused naming the flag: rc={rc} {err.strip()}")
+    rc, out, err = run(conflux, "dpfedavg", "--clients-per-round", "1", "--population", "10", "--rounds", "0",
+                       "--delta", "1e-5", "--epsilon", "1")
+    check(rc == 1 and "rounds must be >= 1" in err, f"dpfedavg --epsilon with 0 rounds refused: rc={rc} {err.strip()}")
 
     if failures:
         print(f"{len(failures)} CLI checks failed", file=sys.stderr)

@@ -134,3 +134,44 @@ TEST(PrivacyReference, GaussianDeltaMatchesReference) {
     EXPECT_TRUE(close(cp::gaussian_delta(c["epsilon"], c["sigma"], c["sensitivity"]), c["delta"], 1e-9));
   }
 }
+
+// DP-FedAvg's user-level accounting: q = clients_per_round / population, one sampled Gaussian per
+// round, against Opacus with that q (gen_reference.py's DPFEDAVG cohorts).
+TEST(PrivacyReference, DpFedAvgEpsilonMatchesOpacus) {
+  const auto& cases = reference().at("dpfedavg_epsilon");
+  ASSERT_GE(cases.size(), 4u);
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.dump());
+    const double q = cp::dpfedavg_sample_rate(c["clients_per_round"], c["population"]);
+    EXPECT_EQ(q, c["q"].get<double>());
+    const auto r = cp::dpfedavg_epsilon(q, c["noise_multiplier"], c["rounds"].get<int64_t>(), c["delta"]);
+    EXPECT_TRUE(close(r.epsilon, c["epsilon"]));
+    EXPECT_EQ(r.order, c["order"].get<double>());
+  }
+}
+
+TEST(PrivacyReference, DpFedAvgNoiseMultiplierMatchesOpacus) {
+  for (const auto& c : reference().at("dpfedavg_noise_multiplier")) {
+    SCOPED_TRACE(c.dump());
+    const double q = cp::dpfedavg_sample_rate(c["clients_per_round"], c["population"]);
+    const int64_t rounds = c["rounds"];
+    const double z = cp::dpfedavg_noise_multiplier(c["target_epsilon"], c["delta"], q, rounds, c["tolerance"]);
+    EXPECT_TRUE(close(z, c["noise_multiplier"]));
+    EXPECT_LE(cp::dpfedavg_epsilon(q, z, rounds, c["delta"]).epsilon, c["target_epsilon"].get<double>());
+  }
+}
+
+// Z -> epsilon -> Z: the search with a tight tolerance finds the noise it started from (epsilon
+// decreases strictly in z, and the search returns the upper end of its bracket: z' >= z).
+TEST(PrivacyReference, DpFedAvgRoundTrip) {
+  for (const auto& c : reference().at("dpfedavg_epsilon")) {
+    SCOPED_TRACE(c.dump());
+    const double q = c["q"], z = c["noise_multiplier"], delta = c["delta"];
+    const int64_t rounds = c["rounds"];
+    const double eps = cp::dpfedavg_epsilon(q, z, rounds, delta).epsilon;
+    const double back = cp::dpfedavg_noise_multiplier(eps, delta, q, rounds, 1e-9);
+    EXPECT_GE(back, z);
+    EXPECT_TRUE(close(back, z, 1e-6));
+    EXPECT_LE(cp::dpfedavg_epsilon(q, back, rounds, delta).epsilon, eps);
+  }
+}

@@ -181,3 +181,21 @@ TEST(PrivacyAccountant, EpsilonGrowsWithStepsAndShrinksWithNoise) {
   EXPECT_LT(cp::dpsgd_epsilon(0.01, 2.0, 1000, 1e-5).epsilon,
             cp::dpsgd_epsilon(0.01, 1.0, 1000, 1e-5).epsilon);
 }
+
+TEST(PrivacyValidation, DpFedAvgCohortAndRounds) {
+  expect_privacy_error([] { cp::dpfedavg_sample_rate(0, 10); }, {"clients_per_round", "(0, 1]", "got 0"});
+  expect_privacy_error([] { cp::dpfedavg_sample_rate(11, 10); }, {"clients_per_round", "population = 10"});
+  expect_privacy_error([] { cp::dpfedavg_sample_rate(1, 0); }, {"population", ">= 1"});
+  EXPECT_EQ(cp::dpfedavg_sample_rate(10, 10), 1.0);
+  EXPECT_EQ(cp::dpfedavg_sample_rate(1, 4), 0.25);
+  for (double q : {0.0, 1.5, kNaN})
+    expect_privacy_error([&] { cp::dpfedavg_epsilon(q, 1.0, 10, 1e-5); }, {"dpfedavg_epsilon", "sample_rate"});
+  expect_privacy_error([] { cp::dpfedavg_epsilon(0.1, 1.0, -1, 1e-5); }, {"rounds", ">= 0"});
+  expect_privacy_error([] { cp::dpfedavg_epsilon(0.1, -1.0, 10, 1e-5); }, {"noise_multiplier"});
+  expect_privacy_error([] { cp::dpfedavg_epsilon(0.1, 1.0, 10, 1.0); }, {"delta"});
+  expect_privacy_error([] { cp::dpfedavg_noise_multiplier(1.0, 1e-5, 0.1, 0); }, {"rounds", ">= 1"});
+  expect_privacy_error([] { cp::dpfedavg_noise_multiplier(0.05, 1e-5, 0.1, 1); }, {"budget is too low", "rounds"});
+  // No rounds release nothing; DP-FedAvg's numbers are DP-SGD's with steps = rounds.
+  EXPECT_EQ(cp::dpfedavg_epsilon(0.1, 1.0, 0, 1e-5).epsilon, 0.0);
+  EXPECT_EQ(cp::dpfedavg_epsilon(0.02, 1.3, 70, 1e-5).epsilon, cp::dpsgd_epsilon(0.02, 1.3, 70, 1e-5).epsilon);
+}

@@ -7,6 +7,8 @@
 //   - (eps, delta) by Balle et al. 2020, Thm 21, minimised over the orders (NaNs ignored).
 // The noise-multiplier search is Opacus's accountants/utils.py get_noise_multiplier: double
 // sigma from 20 until eps <= target, then bisect until target - eps <= tolerance.
+// DP-FedAvg's user-level accounting is the same sampled Gaussian with q = M/N and one
+// composition per round (McMahan et al. 2018): thin entry points that name rounds.
 #include "conflux/core/error.h"
 #include "conflux/core/privacy.h"
 #include "privacy_internal.h"
@@ -173,32 +175,35 @@ EpsilonAtOrder dpsgd_epsilon(double sample_rate, double noise_multiplier, int64_
   return rdp_to_epsilon(orders, compute_rdp(sample_rate, noise_multiplier, steps, orders), delta);
 }
 
-double dpsgd_noise_multiplier(double target_epsilon, double delta, double sample_rate,
-                              int64_t steps, double tolerance) {
-  constexpr const char* fn = "dpsgd_noise_multiplier";
+namespace {
+
+// Opacus's get_noise_multiplier for `count` compositions of the sampled Gaussian; `fn` and `unit`
+// ("steps" of DP-SGD, "rounds" of DP-FedAvg) name the caller in errors.
+double noise_multiplier_search(const char* fn, const char* unit, double target_epsilon, double delta,
+                               double sample_rate, int64_t count, double tolerance) {
   require_epsilon(fn, "target_epsilon", target_epsilon);
   require_delta(fn, delta);
   require_sample_rate(fn, sample_rate);
-  if (steps < 1)
-    CONFLUX_THROW(PrivacyError, "{}: steps must be >= 1 (got {}); with no steps no noise is needed",
-                  fn, steps);
+  if (count < 1)
+    CONFLUX_THROW(PrivacyError, "{}: {} must be >= 1 (got {}); with no {} no noise is needed", fn, unit,
+                  count, unit);
   require_epsilon(fn, "tolerance", tolerance);
   double eps_high = kInf;
   double sigma_low = 0, sigma_high = 10;
   while (eps_high > target_epsilon) {
     sigma_high = 2 * sigma_high;
-    eps_high = dpsgd_epsilon(sample_rate, sigma_high, steps, delta).epsilon;
+    eps_high = dpsgd_epsilon(sample_rate, sigma_high, count, delta).epsilon;
     if (sigma_high > kMaxSigma)
       CONFLUX_THROW(PrivacyError,
                     "{}: the privacy budget is too low: even noise multiplier {} gives epsilon {} > "
-                    "target {} (delta {}, sample rate {}, {} steps)",
-                    fn, sigma_high, eps_high, target_epsilon, delta, sample_rate, steps);
+                    "target {} (delta {}, sample rate {}, {} {})",
+                    fn, sigma_high, eps_high, target_epsilon, delta, sample_rate, count, unit);
   }
   // Bisection; the cap only matters if eps stops changing at double resolution, and sigma_high
   // always satisfies eps <= target.
   for (int iter = 0; iter < 2000 && target_epsilon - eps_high > tolerance; ++iter) {
     const double sigma = (sigma_low + sigma_high) / 2;
-    const double eps = dpsgd_epsilon(sample_rate, sigma, steps, delta).epsilon;
+    const double eps = dpsgd_epsilon(sample_rate, sigma, count, delta).epsilon;
     if (eps < target_epsilon) {
       sigma_high = sigma;
       eps_high = eps;
@@ -207,6 +212,41 @@ double dpsgd_noise_multiplier(double target_epsilon, double delta, double sample
     }
   }
   return sigma_high;
+}
+
+}  // namespace
+
+double dpsgd_noise_multiplier(double target_epsilon, double delta, double sample_rate,
+                              int64_t steps, double tolerance) {
+  return noise_multiplier_search("dpsgd_noise_multiplier", "steps", target_epsilon, delta, sample_rate, steps,
+                                 tolerance);
+}
+
+double dpfedavg_sample_rate(int64_t clients_per_round, int64_t population) {
+  constexpr const char* fn = "dpfedavg_sample_rate";
+  if (population < 1) CONFLUX_THROW(PrivacyError, "{}: population must be >= 1 (got {})", fn, population);
+  if (clients_per_round < 1 || clients_per_round > population)
+    CONFLUX_THROW(PrivacyError,
+                  "{}: clients_per_round must be in [1, population = {}] so that q = M/N is in (0, 1] "
+                  "(got {})",
+                  fn, population, clients_per_round);
+  return static_cast<double>(clients_per_round) / static_cast<double>(population);
+}
+
+EpsilonAtOrder dpfedavg_epsilon(double sample_rate, double noise_multiplier, int64_t rounds,
+                                double delta) {
+  constexpr const char* fn = "dpfedavg_epsilon";
+  require_sample_rate(fn, sample_rate);
+  require_noise_multiplier(fn, noise_multiplier);
+  require_steps(fn, "rounds", rounds);
+  require_delta(fn, delta);
+  return dpsgd_epsilon(sample_rate, noise_multiplier, rounds, delta);
+}
+
+double dpfedavg_noise_multiplier(double target_epsilon, double delta, double sample_rate,
+                                 int64_t rounds, double tolerance) {
+  return noise_multiplier_search("dpfedavg_noise_multiplier", "rounds", target_epsilon, delta, sample_rate,
+                                 rounds, tolerance);
 }
 
 RdpAccountant::RdpAccountant() = default;

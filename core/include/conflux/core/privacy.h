@@ -50,6 +50,25 @@ EpsilonAtOrder dpsgd_epsilon(double sample_rate, double noise_multiplier, int64_
 double dpsgd_noise_multiplier(double target_epsilon, double delta, double sample_rate,
                               int64_t steps, double tolerance = 0.01);
 
+// DP-FedAvg (McMahan et al. 2018, "Learning Differentially Private Recurrent Language Models"):
+// user-level privacy of `rounds` federated rounds, each sampling clients with probability
+// q = clients_per_round / population (Poisson sampling, as the accountant assumes), clipping each
+// client's update to L2 norm S and adding Gaussian noise of std z * S to the sum. One round is one
+// sampled Gaussian mechanism with sampling rate q and noise multiplier z over *users*, so the
+// accounting is the RDP accountant above with steps = rounds (Opacus's RDP, identical numbers to
+// DP-SGD with q and z); errors name `rounds` instead of `steps`.
+//
+// q = M / N; PrivacyError naming clients_per_round / population unless 1 <= M <= N.
+double dpfedavg_sample_rate(int64_t clients_per_round, int64_t population);
+// User-level (epsilon, best Renyi order) after `rounds` rounds (0 rounds: epsilon 0, order NaN).
+EpsilonAtOrder dpfedavg_epsilon(double sample_rate, double noise_multiplier, int64_t rounds,
+                                double delta);
+// The smallest noise multiplier z whose epsilon after `rounds` rounds is at most
+// `target_epsilon`, found as dpsgd_noise_multiplier finds it (bisection to `tolerance` in
+// epsilon; the result always honours the target). PrivacyError if rounds < 1 or no z <= 1e6 does.
+double dpfedavg_noise_multiplier(double target_epsilon, double delta, double sample_rate,
+                                 int64_t rounds, double tolerance = 0.01);
+
 // An accountant that composes heterogeneous sampled-Gaussian steps (its state goes in checkpoints).
 class RdpAccountant {
  public:

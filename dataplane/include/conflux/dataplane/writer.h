@@ -51,7 +51,10 @@ struct WriterOptions {
 };
 
 // Creates (replacing a stale one) the staging directory for `out_dir` and returns its path.
-std::string prepare_staging(const std::string& out_dir);
+// IoError if `out_dir` exists, is not empty and lacks `marker` (the file that shows it is `what`,
+// an output this writer may replace): a dataset's manifest.json by default.
+std::string prepare_staging(const std::string& out_dir, const char* marker = kManifestFile,
+                            const char* what = "a Conflux dataset");
 std::string staging_dir_for(const std::string& out_dir);
 // Removes a staging directory (best effort, for error paths).
 void remove_staging(const std::string& out_dir);
