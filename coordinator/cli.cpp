@@ -117,8 +117,42 @@ bool parse(const Args& args, po::options_description& options,
 }
 
 std::vector<std::string> overrides(const po::variables_map& vm) {
-  if (!vm.count("set")) return {};
-  return vm["set"].as<std::vector<std::string>>();
+  std::vector<std::string> out;
+  if (vm.count("set")) out = vm["set"].as<std::vector<std::string>>();
+  if (vm.count("metrics-listen")) {
+    // A TOML string, so that "9464" stays a string and not an integer.
+    std::string v;
+    for (char c : vm["metrics-listen"].as<std::string>()) {
+      if (c == '"' || c == '\\') v += '\\';
+      v += c;
+    }
+    out.push_back("metrics.listen=\"" + v + "\"");
+  }
+  return out;
+}
+
+void add_metrics_listen_option(po::options_description& options) {
+  options.add_options()("metrics-listen", po::value<std::string>(),
+                        "serve Prometheus metrics on HOST:PORT (GET /metrics; overrides metrics.listen; "
+                        "loopback unless a host is given)");
+}
+
+std::string metrics_listen_key(const po::variables_map& vm) {
+  return vm.count("metrics-listen") ? "--metrics-listen" : "metrics.listen";
+}
+
+void check_metrics_listen(const metrics::MetricsConfig& config, const po::variables_map& vm) {
+  if (!config.listen.empty()) metrics::parse_listen_address(config.listen, metrics_listen_key(vm));
+}
+
+MetricsEndpoint start_metrics(const metrics::MetricsConfig& config, const po::variables_map& vm,
+                              const std::string& role, bool serve) {
+  MetricsEndpoint e;
+  if (!serve || config.listen.empty()) return e;
+  e.registry = std::make_shared<metrics::Registry>();
+  metrics::register_process_metrics(*e.registry, role);
+  e.exporter = metrics::Exporter::start(e.registry, config.listen, metrics_listen_key(vm));
+  return e;
 }
 
 void emit(bool json, const std::string& json_text, const std::string& text) {

@@ -26,24 +26,30 @@ int evaluate(const conflux::cli::Args& args) {
       "mpi", po::bool_switch(&mpi), "no workers: split the tasks across the MPI ranks")(
       "set", po::value<std::vector<std::string>>()->composing(), "override a config key, a.b=c")(
       "json", po::bool_switch(&json), "print the report as JSON");
+  conflux::cli::add_metrics_listen_option(o);
   po::positional_options_description pos;
   pos.add("config", 1);
   po::variables_map vm;
   if (!conflux::cli::parse(args, o, &pos, vm,
-                           {"evaluate", "CONFIG.toml [--mpi] [--set a.b=c] [--json]",
+                           {"evaluate", "CONFIG.toml [--mpi] [--set a.b=c] [--metrics-listen HOST:PORT] [--json]",
                             "Evaluates a checkpoint on a tokens dataset (perplexity, token accuracy, "
                             "ECE, temperature calibration; BLEU, ROUGE-L and distinct-n of greedy "
                             "continuations of dataset prompts) with connected conflux-worker "
                             "processes, or across MPI ranks with --mpi, and writes report.json and "
-                            "report.html.",
+                            "report.html. The coordinator (rank 0) serves Prometheus metrics on "
+                            "metrics.listen / --metrics-listen (docs/operations.md).",
                             "conflux evaluate eval.toml   (or: mpirun -np 2 conflux evaluate eval.toml --mpi)"}))
     return 0;
   std::string toml, effective_json;
   const auto cfg = conflux::load_config<EvaluateConfig>(config, conflux::cli::overrides(vm), &toml,
                                                         &effective_json);
+  conflux::cli::check_metrics_listen(cfg.metrics_endpoint, vm);
   std::unique_ptr<conflux::ProcessGrid> grid;
   if (mpi) grid = std::make_unique<conflux::ProcessGrid>(cfg.grid.options());
-  const auto out = conflux::tasks::run_evaluation(cfg, toml, effective_json, grid.get());
+  // The coordinator (rank 0 with --mpi) serves the metrics.
+  const auto metrics = conflux::cli::start_metrics(cfg.metrics_endpoint, vm, "evaluate", !grid || grid->world_rank() == 0);
+  const auto out = conflux::tasks::run_evaluation(cfg, toml, effective_json, grid.get(), metrics.get());
+  metrics.final_scrape(cfg.metrics_endpoint);
   if (!out.written) return 0;
   const auto& report = out.report;
   const auto& paths = out.paths;

@@ -24,20 +24,25 @@ int run_train(const conflux::cli::Args& args) {
       ("config", po::value(&config)->required(), "training config (TOML)")
       ("set", po::value<std::vector<std::string>>()->multitoken(), "override a config value: a.b=c (repeatable)")
       ("json", "print the result as JSON");
+  conflux::cli::add_metrics_listen_option(opts);
   po::positional_options_description pos;
   pos.add("config", 1);
   po::variables_map vm;
   if (!conflux::cli::parse(args, opts, &pos, vm,
-                           {"train", "CONFIG.toml [--set a.b=c]... [--json]",
+                           {"train", "CONFIG.toml [--set a.b=c]... [--metrics-listen HOST:PORT] [--json]",
                             "Trains a GPT on a tokens dataset with data x tensor parallelism (world = dp x tp, "
                             "tp from parallel.tp), AdamW + warmup/cosine, optional DP-SGD. Resumes from the newest "
                             "checkpoint in checkpoint.dir. SIGUSR1/SIGTERM: checkpoint and exit 75. Writes "
-                            "metrics.jsonl and TensorBoard events to output.dir. See docs/training.md.",
+                            "metrics.jsonl and TensorBoard events to output.dir; rank 0 serves Prometheus metrics on "
+                            "metrics.listen / --metrics-listen (docs/operations.md). See docs/training.md.",
                             "mpirun -np 2 conflux train trainer/configs/train-fortunes.toml --set train.steps=200"}))
     return 0;
   std::string toml, json;
   auto cfg = conflux::load_config<tr::TrainConfig>(config, conflux::cli::overrides(vm), &toml, &json);
+  conflux::cli::check_metrics_listen(cfg.metrics_endpoint, vm);  // every rank, before MPI starts
   conflux::ProcessGrid grid(cfg.grid.options());
+  // Rank 0 serves the metrics (bound before the first step; a taken port aborts the job).
+  const auto metrics = conflux::cli::start_metrics(cfg.metrics_endpoint, vm, "train", grid.world_rank() == 0);
   tr::TrainerComms comms;
   comms.world = &grid.world();
   comms.dp = &grid.dp();
@@ -68,7 +73,9 @@ int run_train(const conflux::cli::Args& args) {
   if (grid.world_rank() == 0)
     conflux::log::info("train: world {} = dp {} x tp {}, {} tokens, {} parameters", grid.world_size(),
                        grid.dp_size(), grid.tp_size(), source->num_tokens(), cfg.model.num_params());
-  tr::TrainResult r = tr::train(cfg, *source, comms, json, sha);
+  tr::TrainHooks hooks;
+  hooks.metrics = metrics.get();
+  tr::TrainResult r = tr::train(cfg, *source, comms, json, sha, hooks);
   if (grid.world_rank() == 0) {
     const char* status = r.status == tr::TrainStatus::Completed        ? "completed"
                          : r.status == tr::TrainStatus::Preempted      ? "preempted"
@@ -83,6 +90,7 @@ int run_train(const conflux::cli::Args& args) {
                                    r.val_loss >= 0 ? fmt::format(" (val {:.4f})", r.val_loss) : "",
                                    r.tokens_per_second, r.checkpoint));
   }
+  metrics.final_scrape(cfg.metrics_endpoint);
   return r.status == tr::TrainStatus::Preempted ? conflux::kExitPreempted : conflux::kExitOk;
 }
 

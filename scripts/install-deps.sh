@@ -19,6 +19,7 @@ PKGS=(
   python3 python3-numpy python3-torch python3-h5py python3-zmq python3-mpi4py
   fortunes
   slurmctld slurmd slurm-client munge libpmix-dev
+  prometheus curl
 )
 
 missing=()

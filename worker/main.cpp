@@ -6,6 +6,7 @@
 #include <conflux/cli/cli.h>
 #include <conflux/core/error.h>
 #include <conflux/core/log.h>
+#include <conflux/core/metrics_exporter.h>
 #include <conflux/protocol/endpoint.h>
 #include <conflux/protocol/worker.h>
 
@@ -36,7 +37,7 @@ int run(int argc, char** argv) {
   uint64_t chunk_mib = 8, cache_mib = 1024;
   uint32_t slots = 1;
   protocol::WorkerOptions w;
-  std::string server_key, key;
+  std::string server_key, key, metrics_listen;
   o.add_options()
     ("help,h", "show this help")
     ("connect", po::value(&w.connect)->required(), "coordinator endpoint, tcp://HOST:PORT")
@@ -53,6 +54,8 @@ int run(int argc, char** argv) {
     ("chunk-mib", cli::number(&chunk_mib, 1, 64), "payload per wire message for results (8; 1-64, under the 72 MiB frame limit)")
     ("slots", cli::number(&slots, 1, 1024), "tasks run at once (1; 1-1024); an executor may allow fewer of its kind")
     ("shared-cache-mib", cli::number(&cache_mib, 0, 1 << 20), "cache of shared inputs (models), LRU (1024; at most 1 TiB)")
+    ("metrics-listen", po::value(&metrics_listen), "serve Prometheus metrics on HOST:PORT (GET /metrics; loopback "
+                                                  "unless a host is given; docs/operations.md)")
     ("log-level", po::value(&level), "trace|debug|info|warn|error");
   po::variables_map vm;
   try {
@@ -71,6 +74,7 @@ int run(int argc, char** argv) {
     CONFLUX_THROW(UsageError, "{} (see conflux-worker --help)", e.what());
   }
   protocol::check_endpoint(w.connect, protocol::EndpointUse::Connect, "--connect");
+  if (!metrics_listen.empty()) metrics::parse_listen_address(metrics_listen, "--metrics-listen");
   if (!level.empty()) {
     log::Level l;
     if (!log::parse_level(level, &l)) CONFLUX_THROW(UsageError, "bad --log-level '{}'", level);
@@ -91,7 +95,16 @@ int run(int argc, char** argv) {
   w.shared_cache_bytes = cache_mib << 20;
   auto registry = std::make_shared<protocol::ExecutorRegistry>();
   worker::register_worker_executors(*registry);
+  // Declared before the Worker, so the Worker (whose counters live in it) goes first.
+  std::shared_ptr<metrics::Registry> metrics_registry;
+  std::unique_ptr<metrics::Exporter> exporter;
+  if (!metrics_listen.empty()) {
+    metrics_registry = std::make_shared<metrics::Registry>();
+    metrics::register_process_metrics(*metrics_registry, "worker");
+    w.metrics = metrics_registry.get();
+  }
   protocol::Worker worker(std::move(w), registry);
+  exporter = metrics::Exporter::start(metrics_registry, metrics_listen, "--metrics-listen");
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sa.sa_flags = SA_RESTART;

@@ -4,6 +4,7 @@
 
 #include <conflux/core/error.h>
 #include <conflux/core/log.h>
+#include <conflux/core/metrics_registry.h>
 
 #include <algorithm>
 
@@ -28,7 +29,46 @@ bool offers(const WorkerInfo& w, const std::string& kind) {
 
 size_t capacity(const WorkerInfo& w) { return std::max<size_t>(1, w.hello.slots()); }
 
+// A label value from a display name: "lost worker" -> "lost_worker".
+std::string slug(const char* name) {
+  std::string s(name);
+  std::replace(s.begin(), s.end(), ' ', '_');
+  return s;
+}
+
 }  // namespace
+
+// The conflux_coordinator_* series (docs/operations.md lists them).
+struct TaskDispatcher::Metrics {
+  explicit Metrics(metrics::Registry& r)
+      : dispatched(r.counter("conflux_coordinator_task_attempts", "task attempts sent to workers")),
+        completed(r.counter_family("conflux_coordinator_tasks_completed", "tasks completed with an accepted result",
+                                   {"task"})),
+        attempts_failed(r.counter_family("conflux_coordinator_task_attempts_failed",
+                                         "task attempts that failed, by error kind (retried or not)", {"error"})),
+        missing(r.counter_family("conflux_coordinator_tasks_missing",
+                                 "tasks that ended without a result, by reason", {"reason"})),
+        in_flight(r.gauge("conflux_coordinator_tasks_in_flight",
+                          "task attempts running on workers (cancelled ones until the worker answers)")),
+        queued(r.gauge("conflux_coordinator_tasks_queued", "tasks waiting for a worker with a free slot")),
+        workers(r.gauge("conflux_coordinator_workers_connected", "workers with a live session")),
+        slots(r.gauge("conflux_coordinator_worker_slots", "task slots of the connected workers")),
+        joins(r.counter("conflux_coordinator_worker_joins", "worker sessions started (hello)")),
+        losses(r.counter_family("conflux_coordinator_worker_losses",
+                                "worker sessions ended, by reason (left: said bye; died: went silent)",
+                                {"reason"})),
+        stale(r.counter("conflux_coordinator_stale_results", "results rejected as stale (closed batch, old attempt)")) {
+    for (const char* reason : {"left", "died"}) losses.labels({reason});
+    for (auto why : {Missing::Failed, Missing::Lost, Missing::Cancelled, Missing::Unassigned})
+      missing.labels({slug(missing_name(why))});
+  }
+  metrics::Counter& dispatched;
+  metrics::Family<metrics::Counter>&completed, &attempts_failed, &missing;
+  metrics::Gauge &in_flight, &queued, &workers, &slots;
+  metrics::Counter& joins;
+  metrics::Family<metrics::Counter>& losses;
+  metrics::Counter& stale;
+};
 
 const Clock& Clock::steady() {
   static const SteadyClock clock;
@@ -91,6 +131,24 @@ std::string BatchReport::describe() const {
 TaskDispatcher::TaskDispatcher(WorkerPool& pool, DispatcherOptions options, const Clock& clock)
     : pool_(pool), options_(options), clock_(clock) {
   if (options_.max_attempts == 0) options_.max_attempts = 1;
+  if (options_.metrics) metrics_ = std::make_unique<Metrics>(*options_.metrics);
+}
+
+TaskDispatcher::~TaskDispatcher() = default;
+
+void TaskDispatcher::refresh_gauges() {
+  if (!metrics_) return;
+  size_t in_flight = 0, slots = 0, queued = 0;
+  for (const auto& [id, w] : workers_) in_flight += w.in_flight.size();
+  for (const auto& [id, w] : pool_.workers()) slots += capacity(w);
+  for (uint64_t id : queue_) {
+    auto it = tasks_.find(id);
+    queued += it != tasks_.end() && it->second.state == State::Queued;
+  }
+  metrics_->in_flight.set(static_cast<double>(in_flight));
+  metrics_->queued.set(static_cast<double>(queued));
+  metrics_->workers.set(static_cast<double>(pool_.workers().size()));
+  metrics_->slots.set(static_cast<double>(slots));
 }
 
 // ---------------------------------------------------------------- batches
@@ -119,8 +177,10 @@ uint64_t TaskDispatcher::open(BatchSpec spec, ResultSink sink) {
     t.spec.round = b.spec.round;
     b.task_ids.push_back(tid);
     queue_.push_back(tid);
+    if (metrics_) metrics_->completed.labels({t.spec.kind});  // the series exists from 0
   }
   check_close(b, id);  // an empty batch is complete at once
+  refresh_gauges();
   return id;
 }
 
@@ -287,6 +347,7 @@ void TaskDispatcher::succeed(Task& t, Message& m) {
   t.state = State::Done;
   Batch& b = batches_.at(t.batch);
   ++b.succeeded;
+  if (metrics_) metrics_->completed.labels({t.spec.kind}).inc();
   if (b.implicit) {
     TaskOutcome o;
     o.task_id = t.id;
@@ -319,6 +380,7 @@ void TaskDispatcher::mark_missing(Task& t, Missing why, TaskErrorKind kind,
   t.missing = MissingTask{t.id, t.index, why, kind, t.spec.target.empty() ? t.worker : t.spec.target,
                           t.attempts, detail};
   log::warn("protocol: task {} ({}) {}: {}", t.id, t.spec.kind, missing_name(why), detail);
+  if (metrics_) metrics_->missing.labels({slug(missing_name(why))}).inc();
   Batch& b = batches_.at(t.batch);
   if (b.implicit) {
     TaskOutcome o;
@@ -339,6 +401,7 @@ void TaskDispatcher::attempt_failed(Task& t, TaskErrorKind kind, const std::stri
   if (!charge && t.attempts > 0) --t.attempts;  // not the task's fault
   t.missing.detail = why;
   t.missing.error_kind = kind;
+  if (metrics_) metrics_->attempts_failed.labels({slug(task_error_kind_name(kind))}).inc();
   const Batch& b = batches_.at(t.batch);
   if (!retryable(kind)) return mark_missing(t, Missing::Failed, kind, why);
   if (t.attempts >= max_attempts(b)) {
@@ -356,6 +419,7 @@ void TaskDispatcher::step(milliseconds timeout) {
   for (ServerEvent& ev : pool_.poll(timeout)) apply(ev);
   enforce_deadlines();
   assign();
+  refresh_gauges();
 }
 
 bool TaskDispatcher::wait_for_workers(size_t n, milliseconds timeout) {
@@ -370,6 +434,11 @@ bool TaskDispatcher::wait_for_workers(size_t n, milliseconds timeout) {
 
 void TaskDispatcher::apply(ServerEvent& ev) {
   if (on_event) on_event(ev);
+  if (metrics_) {
+    if (ev.kind == ServerEvent::Joined) metrics_->joins.inc();
+    if (ev.kind == ServerEvent::Died) metrics_->losses.labels({"died"}).inc();
+    if (ev.kind == ServerEvent::Left) metrics_->losses.labels({"left"}).inc();
+  }
   switch (ev.kind) {
     case ServerEvent::Joined:
       worker_gone(ev.worker, "started a new session");  // nothing of an old session survives
@@ -483,6 +552,7 @@ void TaskDispatcher::on_result(const std::string& worker, Message& m) {
   free_slot(worker, h.task_id(), h.result().attempt());
   auto stale = [&](const std::string& why) {
     ++stale_results_;
+    if (metrics_) metrics_->stale.inc();
     log::warn("protocol: result for task {} from {} rejected as stale: {}", h.task_id(), worker, why);
     Message e = make_error(wire::STALE_RESULT, why, h.sequence());
     e.header.set_task_id(h.task_id());
@@ -680,6 +750,7 @@ void TaskDispatcher::send_task(Task& t, const std::string& worker, bool resend) 
   t.state = State::Running;
   t.started = clock_.now();
   ws.in_flight.insert({t.id, t.attempts});
+  if (metrics_) metrics_->dispatched.inc();
   log::debug("protocol: task {} ({}) attempt {} -> {}", t.id, t.spec.kind, t.attempts, worker);
 }
 

@@ -6,6 +6,7 @@
 
 #include <conflux/core/error.h>
 #include <conflux/core/log.h>
+#include <conflux/core/metrics_registry.h>
 
 #include <sodium.h>
 #include <zmq.h>
@@ -64,6 +65,14 @@ std::string printable_peer(const std::string& id) {
   return out.empty() ? "server" : out;
 }
 
+LinkMetrics register_link_metrics(metrics::Registry& r, const std::string& prefix) {
+  LinkMetrics m;
+  m.bytes_sent = &r.counter(prefix + "_bytes_sent", "wire bytes sent (protocol headers and tensor frames)");
+  m.bytes_received = &r.counter(prefix + "_bytes_received", "wire bytes received (before validation)");
+  m.rejected = &r.counter(prefix + "_messages_rejected", "messages rejected as malformed, oversized or out of order");
+  return m;
+}
+
 Link::Link(zmq::socket_t socket, std::string sender, LinkOptions options, uint64_t instance)
     : socket_(std::move(socket)),
       router_(socket_.get(zmq::sockopt::type) == ZMQ_ROUTER),
@@ -94,6 +103,15 @@ bool Link::send(const std::string& peer, Message msg, uint64_t max_chunk) {
   const uint64_t chunk = max_chunk ? std::min(std::max(max_chunk, kMinChunk), options_.chunk_bytes)
                                    : options_.chunk_bytes;
   std::vector<WireMessage> wires = encode(msg, chunk, &next_sequence_);
+  uint64_t bytes = 0;
+  // Counted as handed over, also when a later chunk fails.
+  struct Count {
+    metrics::Counter* c;
+    const uint64_t& n;
+    ~Count() {
+      if (c && n) c->inc(static_cast<double>(n));
+    }
+  } count{options_.metrics.bytes_sent, bytes};
   try {
     for (auto& w : wires) {
       if (router_ && !send_frame(socket_, zmq::message_t(peer.data(), peer.size()),
@@ -105,9 +123,11 @@ bool Link::send(const std::string& peer, Message msg, uint64_t max_chunk) {
           !router_) {
         return false;
       }
+      bytes += w.header.size();
       for (size_t i = 0; i < w.frames.size(); ++i) {
         auto flag = i + 1 < w.frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none;
         send_frame(socket_, frame_message(w.frames[i]), flag);
+        bytes += w.frames[i].size;
       }
     }
   } catch (const zmq::error_t& e) {
@@ -130,6 +150,7 @@ void Link::forget(const std::string& peer) { peers_.erase(peer); }
 
 void Link::reject(const std::string& peer, const DecodeError& e, bool reply) {
   ++rejected_;
+  if (options_.metrics.rejected) options_.metrics.rejected->inc();
   log::warn("protocol: rejected a message from {}: {} ({})", printable_peer(peer),
             error_code_name(e.code), e.message);
   if (reply) send(peer, make_error(e.code, e.message, e.ref_sequence));
@@ -158,6 +179,8 @@ std::optional<Inbound> Link::receive(std::chrono::milliseconds timeout) {
       throw;
     }
     bool more = m->more();
+    if (options_.metrics.bytes_received && !(router_ && count == 0))
+      options_.metrics.bytes_received->inc(static_cast<double>(m->size()));
     if (router_ && count == 0) {
       in.peer = m->to_string();
     } else if (frames.size() < max_frames) {

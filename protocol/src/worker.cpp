@@ -15,6 +15,7 @@
 
 #include <conflux/core/error.h>
 #include <conflux/core/log.h>
+#include <conflux/core/metrics_registry.h>
 #include <conflux/protocol/keys.h>
 
 #include <cstring>
@@ -67,6 +68,44 @@ struct CacheEntry {
   uint64_t bytes = 0;
 };
 
+// The conflux_worker_* series (docs/operations.md lists them).
+struct WorkerMetrics {
+  WorkerMetrics(metrics::Registry& r, uint32_t slots)
+      : started(r.counter_family("conflux_worker_tasks_started", "tasks started on this worker", {"task"})),
+        completed(r.counter_family("conflux_worker_tasks_completed", "tasks whose result was sent", {"task"})),
+        failed(r.counter_family("conflux_worker_tasks_failed",
+                                "tasks answered with an error, by task and error kind (data, config, internal, "
+                                "resource, cancelled, deadline, abandoned, busy)",
+                                {"task", "error"})),
+        busy(r.gauge("conflux_worker_slots_busy", "task slots taken (running or waiting for their executor)")),
+        running(r.gauge("conflux_worker_tasks_running", "tasks running on their own thread")),
+        connected(r.gauge("conflux_worker_connected", "1 while a coordinator has welcomed this worker, else 0")),
+        sessions(r.counter("conflux_worker_sessions", "sessions with a coordinator (welcomes)")) {
+    r.gauge("conflux_worker_slots", "task slots of this worker (--slots)").set(std::max<uint32_t>(1, slots));
+  }
+  metrics::Family<metrics::Counter>&started, &completed, &failed;
+  metrics::Gauge &busy, &running, &connected;
+  metrics::Counter& sessions;
+};
+
+const char* failure_label(ErrorCode code, wire::TaskErrorKind kind) {
+  switch (code) {
+    case wire::TASK_CANCELLED: return "cancelled";
+    case wire::DEADLINE_EXCEEDED: return "deadline";
+    case wire::TASK_ABANDONED:
+    case wire::SHUTTING_DOWN: return "abandoned";
+    case wire::WORKER_BUSY: return "busy";
+    default: break;
+  }
+  switch (kind) {
+    case wire::KIND_DATA: return "data";
+    case wire::KIND_CONFIG: return "config";
+    case wire::KIND_RESOURCE: return "resource";
+    case wire::KIND_CANCELLED: return "cancelled";
+    default: return "internal";
+  }
+}
+
 }  // namespace
 
 struct Worker::Impl {
@@ -97,6 +136,19 @@ struct Worker::Impl {
   bool handshake_refused = false;           // the coordinator said our key is not allowed
   Clock::time_point next_problem_log;
   Worker* owner = nullptr;
+  std::unique_ptr<WorkerMetrics> metrics;  // with WorkerOptions::metrics only
+
+  // Task kinds as labels: only this worker's executors' names (the coordinator's text is not
+  // trusted to bound the series).
+  std::string task_label(const std::string& kind) const {
+    return executors->find(kind) ? kind : std::string("unknown");
+  }
+  void update_gauges() {
+    if (!metrics) return;
+    metrics->busy.set(static_cast<double>(accepted()));
+    metrics->running.set(static_cast<double>(running.size()));
+    metrics->connected.set(welcomed ? 1 : 0);
+  }
 
   bool send(Message m) { return link->send("", std::move(m), coordinator_max_chunk); }
 
@@ -168,6 +220,7 @@ struct Worker::Impl {
     e.header.mutable_error()->set_attempt(ctx.attempt);
     e.header.mutable_error()->set_kind(kind);
     send(std::move(e));
+    if (metrics) metrics->failed.labels({task_label(ctx.kind), failure_label(code, kind)}).inc();
   }
 
   // Tasks of the current coordinator instance (accepted and not yet answered).
@@ -283,6 +336,7 @@ struct Worker::Impl {
       log::info("worker: task {} ({}, attempt {}) started", j->ctx.task_id, j->ctx.kind,
                 j->ctx.attempt);
       j->thread = std::thread([raw = j.get(), keep = j] { execute(raw); });
+      if (metrics) metrics->started.labels({j->ctx.kind}).inc();
       running.push_back(std::move(j));
       it = waiting.erase(it);
     }
@@ -333,6 +387,7 @@ struct Worker::Impl {
     r.tensors = std::move(j->output.tensors);
     if (!send(std::move(r))) log::warn("worker: could not send result of task {}", j->ctx.task_id);
     owner->tasks_done_++;
+    if (metrics) metrics->completed.labels({j->ctx.kind}).inc();
     log::info("worker: task {} done", j->ctx.task_id);
   }
 
@@ -426,6 +481,7 @@ struct Worker::Impl {
         backoff = opt.backoff_min;
         last_welcomed = Clock::now();
         owner->sessions_++;
+        if (metrics) metrics->sessions.inc();
         log::info("worker: welcomed by coordinator {:016x} as '{}' (job {}; heartbeat {} ms)",
                   server_instance, identity, job_id, heartbeat_interval.count());
         return;
@@ -576,6 +632,14 @@ Worker::Worker(WorkerOptions options, std::shared_ptr<const ExecutorRegistry> ex
   impl_->heartbeat_interval = impl_->opt.heartbeat_interval;
   impl_->server_dead_after = impl_->opt.server_dead_after;
   impl_->owner = this;
+  if (impl_->opt.metrics) {
+    impl_->metrics = std::make_unique<WorkerMetrics>(*impl_->opt.metrics, impl_->opt.slots);
+    impl_->opt.link.metrics = register_link_metrics(*impl_->opt.metrics, "conflux_worker");
+    for (const auto& k : impl_->executors->kinds()) {  // the series exist from 0
+      impl_->metrics->started.labels({k});
+      impl_->metrics->completed.labels({k});
+    }
+  }
 }
 
 Worker::~Worker() {
@@ -595,6 +659,7 @@ int Worker::run(const std::atomic<bool>& stop) {
     if (stop.load()) return w.shutdown("worker stopping (signal)");
     if (w.bye_received && w.opt.exit_on_bye) return w.shutdown("coordinator said bye");
     w.tend_jobs();
+    w.update_gauges();
     w.read_monitor();
     auto now = Clock::now();
     if (w.opt.give_up_after.count() > 0 && !w.welcomed &&

@@ -7,6 +7,7 @@
 #include <conflux/core/atomic_file.h>
 #include <conflux/core/error.h>
 #include <conflux/core/log.h>
+#include <conflux/core/metrics_registry.h>
 #include <conflux/core/process_grid.h>
 #include <conflux/dataplane/dataset.h>
 #include <conflux/dataplane/manifest.h>
@@ -139,14 +140,17 @@ std::vector<uint8_t> tensor_bytes(const proto::Tensor& t) {
 // Dispatches every task to workers; returns the merged Stats (task order) and run facts, and
 // appends the tasks' generations (JSON lines, task order) to `generations`.
 ev::SetStats run_with_workers(const EvaluateConfig& c, const Plan& plan, const ev::MetricSet& set,
-                              nlohmann::json* run, std::vector<uint8_t>* generations) {
-  const proto::ServerOptions so = make_server_options(c.endpoint, c.insecure, c.key, c.allow, c.heartbeat_ms,
-                                                      c.dead_after_ms, "evaluate");
+                              nlohmann::json* run, std::vector<uint8_t>* generations,
+                              metrics::Registry* metrics) {
+  proto::ServerOptions so = make_server_options(c.endpoint, c.insecure, c.key, c.allow, c.heartbeat_ms,
+                                                c.dead_after_ms, "evaluate");
+  if (metrics) so.link.metrics = proto::register_link_metrics(*metrics, "conflux_coordinator");
   proto::Server server(so);
   conflux::log::info("evaluate: listening on {}, waiting for {} worker(s)", server.endpoint(), c.workers);
   proto::DispatcherOptions dopt;
   dopt.max_attempts = static_cast<uint32_t>(c.max_attempts);
   dopt.default_deadline = milliseconds(static_cast<int64_t>(c.task_deadline_s * 1000));
+  dopt.metrics = metrics;
   proto::TaskDispatcher dispatcher(server, dopt);
   if (!dispatcher.wait_for_workers(static_cast<size_t>(c.workers),
                                    milliseconds(static_cast<int64_t>(c.wait_s * 1000))))
@@ -244,14 +248,21 @@ void EvaluateConfig::bind(ConfigBinder& b) {
     generation.bind(b, "generation");
     b.field("output.dir", output_dir, "directory for report.json, report.html, config.toml");
     grid.bind_comm(b);
+    metrics_endpoint.bind(b);
 }
 
 EvaluateOutput run_evaluation(const EvaluateConfig& cfg, const std::string& toml,
-                              const std::string& effective_json, ProcessGrid* grid) {
+                              const std::string& effective_json, ProcessGrid* grid,
+                              metrics::Registry* metrics) {
   // A bad endpoint is a config error before anything is loaded, not when the server binds.
   if (!grid) proto::check_endpoint(cfg.endpoint, proto::EndpointUse::Bind, "server.bind");
   const ev::MetricSet set(metric_specs(cfg.metrics));
   const Plan plan = make_plan(cfg, set);
+  if (metrics) {
+    metrics->gauge("conflux_evaluate_tasks", "tasks in the evaluation plan").set(static_cast<double>(plan.tasks.size()));
+    metrics->gauge("conflux_evaluate_rows", "dataset rows evaluated (the split)")
+        .set(static_cast<double>(plan.row_end - plan.row_begin));
+  }
   std::vector<uint8_t> generations;  // JSON lines, task (= row) order
   nlohmann::json run = nlohmann::json::object();
   ev::SetStats all;
@@ -282,7 +293,7 @@ EvaluateOutput run_evaluation(const EvaluateConfig& cfg, const std::string& toml
     run["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     run["ranks"] = size;
   } else {
-    all = run_with_workers(cfg, plan, set, &run, &generations);
+    all = run_with_workers(cfg, plan, set, &run, &generations, metrics);
   }
   EvaluateOutput out;
   if (rank != 0) return out;
@@ -307,6 +318,11 @@ EvaluateOutput run_evaluation(const EvaluateConfig& cfg, const std::string& toml
     conflux::write_file_atomic(cfg.output_dir + "/generations.jsonl",
                           std::string(generations.begin(), generations.end()));
   const auto paths = ev::write_report(report, cfg.output_dir);
+  if (metrics) {
+    metrics->gauge("conflux_evaluate_seconds", "wall time of the evaluation run (set when it ends)")
+        .set(run.value("seconds", 0.0));
+    metrics->gauge("conflux_evaluate_done", "1 once the report is written").set(1);
+  }
   out.written = true;
   out.paths = paths;
   out.report = report;

@@ -3,6 +3,7 @@
 // deaths) and checks what the dispatcher sends and what reaches the sink and the report.
 // The same policies over real sockets and processes: dispatch_test.cpp, process_test.cpp.
 #include <conflux/core/error.h>
+#include <conflux/core/metrics_registry.h>
 #include <conflux/protocol/dispatcher.h>
 
 #include <gtest/gtest.h>
@@ -305,6 +306,60 @@ TEST_F(Fixture, ErrorKindsDecideRetries) {
   EXPECT_EQ(r.missing[0].error_kind, TaskErrorKind::Internal);
   EXPECT_NE(r.missing[0].detail.find("gave up after 3 attempt(s); last:"), std::string::npos);
   EXPECT_NE(r.missing[0].detail.find("and again"), std::string::npos);
+}
+
+// DispatcherOptions::metrics: the conflux_coordinator_* series follow the dispatcher's state.
+TEST(DispatcherMetrics, SeriesFollowTasksWorkersAndFailures) {
+  ScriptedPool pool;
+  ManualClock clock;
+  metrics::Registry reg;
+  DispatcherOptions o{3, 0ms};
+  o.metrics = &reg;
+  TaskDispatcher d(pool, o, clock);
+  auto text = [&] { return reg.render(metrics::Format::Prometheus); };
+  pool.join("a", 2);
+  pool.join("b", 1);
+  d.step(0ms);
+  BatchSpec b;
+  b.tasks = {task(), task(), task(), task("c")};  // c never connects: lost at once
+  b.quorum = 2;
+  std::vector<TaskResult> results;
+  const uint64_t id = d.open(std::move(b), [&](TaskResult&& r) { results.push_back(std::move(r)); });
+  d.step(0ms);
+  auto sent = pool.take(wire::TASK);
+  ASSERT_EQ(sent.size(), 3u);
+  const std::string t = text();
+  EXPECT_NE(t.find("conflux_coordinator_tasks_in_flight 3\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("conflux_coordinator_tasks_queued 0\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("conflux_coordinator_workers_connected 2\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("conflux_coordinator_worker_slots 3\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("conflux_coordinator_worker_joins_total 2\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("conflux_coordinator_task_attempts_total 3\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("conflux_coordinator_tasks_completed_total{task=\"k\"} 0\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("conflux_coordinator_tasks_missing_total{reason=\"lost\"} 1\n"), std::string::npos) << t;
+  // One result, one data error (not retried), one worker death (retried on a), then success.
+  pool.result(sent[0]);
+  pool.error(sent[1], wire::TASK_FAILED, wire::KIND_DATA, "bad rows");
+  const Sent* on_b = sent[2].worker == "b" ? &sent[2] : sent[1].worker == "b" ? &sent[1] : &sent[0];
+  ASSERT_EQ(on_b, &sent[2]) << "expected the third task on b";
+  pool.die("b");
+  d.step(0ms);
+  auto again = pool.take(wire::TASK);
+  ASSERT_EQ(again.size(), 1u);
+  pool.result(again[0]);
+  d.step(0ms);
+  ASSERT_FALSE(d.is_open(id));
+  const std::string u = text();
+  EXPECT_NE(u.find("conflux_coordinator_tasks_completed_total{task=\"k\"} 2\n"), std::string::npos) << u;
+  EXPECT_NE(u.find("conflux_coordinator_task_attempts_failed_total{error=\"data\"} 1\n"), std::string::npos) << u;
+  EXPECT_NE(u.find("conflux_coordinator_task_attempts_failed_total{error=\"lost_worker\"} 1\n"), std::string::npos)
+      << u;
+  EXPECT_NE(u.find("conflux_coordinator_tasks_missing_total{reason=\"failed\"} 1\n"), std::string::npos) << u;
+  EXPECT_NE(u.find("conflux_coordinator_worker_losses_total{reason=\"died\"} 1\n"), std::string::npos) << u;
+  EXPECT_NE(u.find("conflux_coordinator_task_attempts_total 4\n"), std::string::npos) << u;
+  EXPECT_NE(u.find("conflux_coordinator_tasks_in_flight 0\n"), std::string::npos) << u;
+  EXPECT_NE(u.find("conflux_coordinator_workers_connected 1\n"), std::string::npos) << u;
+  EXPECT_EQ(results.size(), 2u);
 }
 
 TEST_F(Fixture, UntargetedTaskOfADeadWorkerIsRetriedElsewhere) {

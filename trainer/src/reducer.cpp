@@ -106,6 +106,7 @@ void GradReducer::begin_micro_batch(bool first, bool last) {
   if (first) {
     for (auto& b : buckets_) b.pending = b.params.size();
     next_launch_ = 0;
+    last_bytes_ = 0;
   }
   std::fill(seen_.begin(), seen_.end(), false);
   // .grad stays undefined during backward: the buckets hold the gradients.
@@ -135,7 +136,10 @@ void GradReducer::launch_ready() {
 
 void GradReducer::launch(size_t b) {
   Bucket& bucket = buckets_[b];
-  if (dp_ && dp_->size() > 1) bucket.work = allreduce_async(*dp_, bucket.flat, ReduceOp::Avg);
+  if (dp_ && dp_->size() > 1) {
+    bucket.work = allreduce_async(*dp_, bucket.flat, ReduceOp::Avg);
+    last_bytes_ += bucket.flat.nbytes();
+  }
 }
 
 void GradReducer::finish() {
@@ -165,6 +169,8 @@ void GradReducer::install_grads() {
 
 void GradReducer::reduce_grads_now(bool average) {
   torch::NoGradGuard no_grad;
+  last_bytes_ = 0;
+  last_wait_s_ = 0;
   for (auto& b : buckets_) {
     for (size_t s = 0; s < b.params.size(); ++s) {
       const torch::Tensor& p = params_[b.params[s]];
@@ -175,7 +181,12 @@ void GradReducer::reduce_grads_now(bool average) {
         view.zero_();
       }
     }
-    if (dp_ && dp_->size() > 1) allreduce(*dp_, b.flat, average ? ReduceOp::Avg : ReduceOp::Sum);
+    if (dp_ && dp_->size() > 1) {
+      const auto t0 = std::chrono::steady_clock::now();
+      allreduce(*dp_, b.flat, average ? ReduceOp::Avg : ReduceOp::Sum);
+      last_wait_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      last_bytes_ += b.flat.nbytes();
+    }
   }
   install_grads();
 }

@@ -59,6 +59,7 @@ void TrainConfig::bind(ConfigBinder& b) {
 
   b.field("output.dir", output_dir, "metrics.jsonl and TensorBoard events go here");
   b.field("output.progress", progress, "rank 0 progress bar on stderr");
+  metrics_endpoint.bind(b);
 }
 
 }  // namespace conflux::trainer

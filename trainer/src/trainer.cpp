@@ -4,6 +4,7 @@
 
 #include "conflux/core/error.h"
 #include "conflux/core/log.h"
+#include "conflux/core/metrics_registry.h"
 #include "conflux/core/privacy.h"
 #include "conflux/core/progress.h"
 #include "conflux/core/rng.h"
@@ -18,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 
 namespace conflux::trainer {
@@ -61,6 +63,40 @@ std::vector<int64_t> broadcast_windows(Communicator* world, std::vector<int64_t>
   return std::vector<int64_t>(buf.data_ptr<int64_t>(), buf.data_ptr<int64_t>() + buf.numel());
 }
 
+// Rank 0's conflux_train_* series (docs/operations.md lists them), registered once per run.
+struct TrainMetrics {
+  TrainMetrics(metrics::Registry& r, const TrainConfig& cfg)
+      : steps(r.counter("conflux_train_steps", "optimizer steps taken by this process")),
+        step(r.gauge("conflux_train_step", "current optimizer step (counts steps before a resume too)")),
+        target_steps(r.gauge("conflux_train_target_steps", "train.steps of the run")),
+        loss(r.gauge("conflux_train_loss", "training loss of the last step (average over ranks)")),
+        val_loss(r.gauge("conflux_train_val_loss", "last validation loss (NaN until the first validation)")),
+        lr(r.gauge("conflux_train_learning_rate", "learning rate of the last step")),
+        grad_norm(r.gauge("conflux_train_grad_norm", "global gradient norm of the last step (before clipping)")),
+        tokens_per_second(r.gauge("conflux_train_tokens_per_second", "tokens per second of the last step (global batch)")),
+        tokens(r.counter("conflux_train_tokens", "training tokens processed by this process (global batch)")),
+        allreduce_bytes(r.counter("conflux_train_allreduce_bytes",
+                                  "gradient bytes rank 0 all-reduced over the data-parallel group")),
+        allreduce_seconds(r.counter("conflux_train_allreduce_wait_seconds",
+                                    "seconds rank 0 waited for gradient all-reduces (not hidden behind backward)")),
+        checkpoint_seconds(r.histogram("conflux_train_checkpoint_seconds", "time to write a checkpoint (all ranks)",
+                                       metrics::seconds_buckets())),
+        checkpoint_step(r.gauge("conflux_train_checkpoint_step", "step of the last checkpoint written")) {
+    target_steps.set(static_cast<double>(cfg.steps));
+    val_loss.set(std::nan(""));
+    if (cfg.dp_enabled) {
+      epsilon = &r.gauge("conflux_train_privacy_epsilon", "DP-SGD privacy spent so far (epsilon at privacy.delta)");
+      r.gauge("conflux_train_privacy_delta", "privacy.delta of the DP-SGD guarantee").set(cfg.dp_delta);
+    }
+  }
+  metrics::Counter& steps;
+  metrics::Gauge &step, &target_steps, &loss, &val_loss, &lr, &grad_norm, &tokens_per_second;
+  metrics::Counter &tokens, &allreduce_bytes, &allreduce_seconds;
+  metrics::Histogram& checkpoint_seconds;
+  metrics::Gauge& checkpoint_step;
+  metrics::Gauge* epsilon = nullptr;  // only with DP-SGD
+};
+
 uint64_t derived(uint64_t seed, const char* purpose, uint64_t a, uint64_t b = 0) {
   Stream s(seed, purpose, a, b);
   return s.derive_seed() >> 1;  // torch generators take seeds < 2^63 comfortably
@@ -86,6 +122,7 @@ class Loop {
       CONFLUX_THROW(ConfigError, "privacy.enabled with parallel.tp = {}: DP-SGD supports tp = 1 only",
                     comms.tp_size);
     torch::set_num_threads(cfg.threads);
+    if (hooks.metrics && world_rank_ == 0) metrics_ = std::make_unique<TrainMetrics>(*hooks.metrics, cfg);
   }
 
   TrainResult run();
@@ -98,6 +135,8 @@ class Loop {
   double validation_loss();
   void checkpoint(int64_t step);
   void log_step(int64_t step, double loss, double lr, double norm, double tok_s, double eps, double val);
+  void update_metrics(int64_t step, double loss, double lr, double norm, double tok_s, double eps, double val,
+                      int64_t tokens);
 
   TrainConfig cfg_;
   TrainerComms comms_;
@@ -116,6 +155,7 @@ class Loop {
   int64_t checkpoint_step_ = -1;
   std::unique_ptr<JsonlWriter> jsonl_;
   std::unique_ptr<EventWriter> events_;
+  std::unique_ptr<TrainMetrics> metrics_;  // rank 0 with TrainHooks::metrics only
 };
 
 void Loop::setup_model() {
@@ -310,8 +350,13 @@ void Loop::checkpoint(int64_t step) {
   state_.step = step;
   Lineage lin{config_json_, cfg_.dataset, manifest_sha_, comms_.dp_size, comms_.tp_size};
   checkpoint_step_ = step;
+  const auto t0 = Clock::now();
   last_checkpoint_ = save_checkpoint(cfg_.checkpoint_dir, state_, *model_, opt_.get(), lin,
                                      comms_.world, comms_.dp_rank, cfg_.keep_last);
+  if (metrics_) {
+    metrics_->checkpoint_seconds.observe(std::chrono::duration<double>(Clock::now() - t0).count());
+    metrics_->checkpoint_step.set(static_cast<double>(step));
+  }
   if (world_rank_ == 0) log::info("checkpoint {}", last_checkpoint_);
 }
 
@@ -334,6 +379,23 @@ void Loop::log_step(int64_t step, double loss, double lr, double norm, double to
   if (cfg_.dp_enabled) events_->add_scalar("privacy/epsilon", eps, step);
   if (val >= 0) events_->add_scalar("val/loss", val, step);
   events_->flush();
+}
+
+void Loop::update_metrics(int64_t step, double loss, double lr, double norm, double tok_s, double eps,
+                          double val, int64_t tokens) {
+  if (!metrics_) return;
+  TrainMetrics& m = *metrics_;
+  m.steps.inc();
+  m.step.set(static_cast<double>(step));
+  m.loss.set(loss);
+  m.lr.set(lr);
+  m.grad_norm.set(norm);
+  m.tokens_per_second.set(tok_s);
+  m.tokens.inc(static_cast<double>(tokens));
+  m.allreduce_bytes.inc(static_cast<double>(reducer_->last_bytes()));
+  m.allreduce_seconds.inc(reducer_->last_wait_seconds());
+  if (m.epsilon) m.epsilon->set(eps);
+  if (val >= 0) m.val_loss.set(val);
 }
 
 TrainResult Loop::run() {
@@ -370,6 +432,7 @@ TrainResult Loop::run() {
       }
     }
     const auto t0 = Clock::now();
+    const int64_t tokens_before = state_.tokens_seen;
     const double lr = learning_rate({cfg_.lr, cfg_.min_lr, cfg_.warmup_steps, cfg_.steps}, step);
     double loss = cfg_.dp_enabled ? private_step(step, sigma) : standard_step(step);
     // Clipping is folded into the optimizer's pass (DP-SGD clips per sample instead).
@@ -387,6 +450,7 @@ TrainResult Loop::run() {
       result.val_loss = val;
     }
     log_step(step, loss, lr, norm, tok_s, eps, val);
+    update_metrics(step, loss, lr, norm, tok_s, eps, val, state_.tokens_seen - tokens_before);
     const double avg_tok_s =
         double(state_.tokens_seen - tokens_at_start) /
         std::max(1e-9, std::chrono::duration<double>(Clock::now() - start).count());

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "conflux/core/config.h"
+#include "conflux/core/metrics_exporter.h"
 
 #include <boost/program_options.hpp>
 
@@ -90,8 +91,36 @@ NumberValue<T>* number(T* store, double lo = -kNoBound, double hi = kNoBound) {
   return new NumberValue<T>(store, lo, hi);
 }
 
-// Reads `--set a.b=c` values (repeatable) from a parsed variables_map, if the verb declared them.
+// Reads `--set a.b=c` values (repeatable) from a parsed variables_map, if the verb declared them,
+// plus metrics.listen="..." when the verb declared --metrics-listen and it was given.
 std::vector<std::string> overrides(const po::variables_map& vm);
+
+// --metrics-listen HOST:PORT, for verbs whose config has a [metrics] section (train, evaluate):
+// the flag overrides metrics.listen (through overrides(), so the effective config records it).
+void add_metrics_listen_option(po::options_description& options);
+// The setting the metrics address came from, for error messages: "--metrics-listen" if the flag
+// was given, else "metrics.listen".
+std::string metrics_listen_key(const po::variables_map& vm);
+
+// A stage's metrics endpoint: the registry its components update and the exporter serving it.
+// Both are null when metrics.listen is "" or this process does not serve (MPI ranks > 0).
+struct MetricsEndpoint {
+  std::shared_ptr<metrics::Registry> registry;
+  std::unique_ptr<metrics::Exporter> exporter;
+  metrics::Registry* get() const { return registry.get(); }
+  // At the end of a run: waits for one scrape of the final values (metrics.final_scrape_timeout_s).
+  void final_scrape(const metrics::MetricsConfig& config) const {
+    if (exporter) exporter->final_scrape(config);
+  }
+};
+// Checks the address (every rank: a ConfigError naming --metrics-listen or metrics.listen).
+void check_metrics_listen(const metrics::MetricsConfig& config, const po::variables_map& vm);
+// With `serve` and an address: a registry with conflux_info{role} and an exporter bound to it
+// (ConfigError naming the key if the port is taken). Declare it after the ProcessGrid, so that
+// the exporter's thread is joined before MPI finalizes.
+//   auto endpoint = cli::start_metrics(cfg.metrics, vm, "train", grid.world_rank() == 0);
+MetricsEndpoint start_metrics(const metrics::MetricsConfig& config, const po::variables_map& vm,
+                              const std::string& role, bool serve = true);
 
 // Config kinds for `conflux config show FILE`: each verb that reads a config file registers its
 // schema (a struct with bind(ConfigBinder&)) under a kind name ("train", "prepare", ...):

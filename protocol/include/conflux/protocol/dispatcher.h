@@ -43,6 +43,10 @@
 #include <string>
 #include <vector>
 
+namespace conflux::metrics {
+class Registry;
+}
+
 namespace conflux::protocol {
 
 // Inputs common to many tasks (a model for evaluation, the global model of a round): sent to a
@@ -130,6 +134,11 @@ struct BatchSpec {
 struct DispatcherOptions {
   uint32_t max_attempts = 3;
   std::chrono::milliseconds default_deadline{0};  // per attempt; 0 = no deadline
+  // Where the dispatcher registers and updates the conflux_coordinator_* task and worker series
+  // (docs/operations.md): tasks in flight and queued, completed by task kind, failed attempts by
+  // error kind, missing tasks by reason, workers and slots connected. Null: none. Must outlive
+  // the dispatcher.
+  metrics::Registry* metrics = nullptr;
 };
 
 // The outcome of a task of the implicit batch (submit()/run()).
@@ -148,6 +157,7 @@ class TaskDispatcher {
  public:
   explicit TaskDispatcher(WorkerPool& pool, DispatcherOptions options = DispatcherOptions(),
                           const Clock& clock = Clock::steady());
+  ~TaskDispatcher();
 
   // ---- batches ----
   // Queues the batch; returns its id. The sink is called (from step()) once per success.
@@ -240,7 +250,9 @@ class TaskDispatcher {
   uint32_t max_attempts(const Batch& b) const;
   std::chrono::milliseconds attempt_deadline(const Task& t) const;
   uint64_t implicit_batch();
+  void refresh_gauges();
 
+  struct Metrics;  // dispatcher.cpp
   WorkerPool& pool_;
   DispatcherOptions options_;
   const Clock& clock_;
@@ -252,6 +264,7 @@ class TaskDispatcher {
   uint64_t implicit_ = 0;             // id of the open implicit batch, 0 if none
   std::vector<TaskOutcome> implicit_outcomes_;
   uint64_t shared_sends_ = 0, cancels_sent_ = 0, stale_results_ = 0;
+  std::unique_ptr<Metrics> metrics_;  // with options.metrics only
 };
 
 }  // namespace conflux::protocol

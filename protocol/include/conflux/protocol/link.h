@@ -18,10 +18,27 @@
 #include <optional>
 #include <string>
 
+namespace conflux::metrics {
+class Counter;
+class Registry;
+}  // namespace conflux::metrics
+
 namespace conflux::protocol {
+
+// Optional counters (core/metrics_registry.h) a Link adds its traffic to; they must outlive it.
+struct LinkMetrics {
+  metrics::Counter* bytes_sent = nullptr;      // header + tensor frames handed to ZeroMQ
+  metrics::Counter* bytes_received = nullptr;  // frames received (before validation)
+  metrics::Counter* rejected = nullptr;        // messages rejected as malformed or out of order
+};
+
+// Registers PREFIX_bytes_sent, PREFIX_bytes_received and PREFIX_messages_rejected (counters)
+// in `registry` and returns them, e.g. prefix "conflux_coordinator" or "conflux_worker".
+LinkMetrics register_link_metrics(metrics::Registry& registry, const std::string& prefix);
 
 struct LinkOptions {
   Limits limits;
+  LinkMetrics metrics;
   uint64_t chunk_bytes = kDefaultChunkBytes;            // outgoing payload per wire message
   std::chrono::milliseconds send_timeout{30000};
   std::chrono::milliseconds reassembly_timeout{120000};  // drop a transfer stalled this long

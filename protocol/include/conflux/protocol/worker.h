@@ -45,6 +45,10 @@ struct WorkerOptions {
   uint32_t slots = 1;                    // tasks run at once (advertised in hello)
   uint64_t shared_cache_bytes = 1ull << 30;  // LRU cache of shared inputs (advertised)
   LinkOptions link;
+  // Where the worker registers and updates the conflux_worker_* series (docs/operations.md):
+  // tasks started / completed / failed by task and error kind, busy slots, connection state,
+  // wire bytes. Null: none. Must outlive the Worker.
+  metrics::Registry* metrics = nullptr;
 };
 
 // Secure mode from files: the coordinator's NAME.pub and this worker's NAME.key.

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <conflux/core/config.h>
+#include <conflux/core/metrics_exporter.h>
 #include <conflux/core/process_grid.h>
 #include <conflux/evaluator/report.h>
 #include <conflux/tasks/evaluate_task.h>
@@ -33,7 +34,7 @@ struct EvaluateConfig {
   int max_attempts = 3, heartbeat_ms = 1000, dead_after_ms = 5000;
   GenerationParams generation;
   GridConfig grid;  // [comm] timeout_s, shm: the process grid of --mpi
-
+  metrics::MetricsConfig metrics_endpoint;  // [metrics] listen: the coordinator's Prometheus endpoint
 
   void bind(ConfigBinder& b);
 };
@@ -48,7 +49,10 @@ struct EvaluateOutput {
 // `effective_json` are the config as loaded (saved beside the report). With `grid`, the tasks
 // are split across its ranks (no workers); without, they go to connected workers. Throws
 // CommError when tasks cannot complete (naming each and why), ConfigError/DataError on bad input.
+// With `metrics` (rank 0), the run registers and updates conflux_evaluate_* and, with workers,
+// the dispatcher's conflux_coordinator_* series in it (docs/operations.md).
 EvaluateOutput run_evaluation(const EvaluateConfig& cfg, const std::string& effective_toml,
-                              const std::string& effective_json, ProcessGrid* grid);
+                              const std::string& effective_json, ProcessGrid* grid,
+                              metrics::Registry* metrics = nullptr);
 
 }  // namespace conflux::tasks

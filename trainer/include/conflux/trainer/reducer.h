@@ -56,8 +56,11 @@ class GradReducer {
   size_t num_buckets() const { return buckets_.size(); }
   // Parameter indices (into `params`) of bucket b, in the order they are packed.
   const std::vector<size_t>& bucket_params(size_t b) const { return buckets_[b].params; }
-  // Seconds spent waiting for communication in the last finish() (for the benchmark).
+  // Seconds spent waiting for communication in the last finish() (all-reduces not hidden
+  // behind backward), or in the all-reduces of the last reduce_grads_now().
   double last_wait_seconds() const { return last_wait_s_; }
+  // Bytes this rank all-reduced in the last step (0 when dp is 1: nothing is communicated).
+  uint64_t last_bytes() const { return last_bytes_; }
 
  private:
   struct Bucket {
@@ -82,6 +85,7 @@ class GradReducer {
   size_t next_launch_ = 0;
   bool first_ = true, last_ = true, hooks_enabled_ = true;
   double last_wait_s_ = 0;
+  uint64_t last_bytes_ = 0;
 };
 
 }  // namespace conflux::trainer

@@ -12,9 +12,11 @@
 //   [privacy]    enabled, clip, noise_multiplier, target_epsilon (then the multiplier is solved
 //                for `train.steps`), sample_rate, delta, noise_seed (-1: SecureRandom)
 //   [output]     dir (metrics.jsonl and TensorBoard events), progress
+//   [metrics]    listen (rank 0 serves Prometheus metrics on it; docs/operations.md)
 #pragma once
 
 #include "conflux/core/config.h"
+#include "conflux/core/metrics_exporter.h"
 #include "conflux/core/process_grid.h"
 #include "conflux/trainer/gpt_config.h"
 
@@ -68,6 +70,8 @@ struct TrainConfig {
 
   std::string output_dir = "runs/train";
   bool progress = true;
+
+  metrics::MetricsConfig metrics_endpoint;  // [metrics] listen, final_scrape_timeout_s
 
   void bind(ConfigBinder& b);
 };

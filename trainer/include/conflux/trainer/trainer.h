@@ -19,7 +19,10 @@
 
 namespace conflux {
 class Communicator;
+namespace metrics {
+class Registry;
 }
+}  // namespace conflux
 
 namespace conflux::trainer {
 
@@ -44,6 +47,10 @@ struct TrainResult {
 struct TrainHooks {
   // Called on every rank after each optimizer step (tests use it to preempt at a given step).
   std::function<void(int64_t step)> after_step;
+  // Where rank 0 registers and updates the conflux_train_* metrics (docs/operations.md): steps,
+  // loss, tokens/s, epsilon, all-reduce bytes and seconds, checkpoint seconds. Null: none.
+  // Other ranks pass null (the values are rank 0's; the loss is the world average).
+  metrics::Registry* metrics = nullptr;
 };
 
 // `source` is the token stream of cfg.dataset; `config_json`/`manifest_sha256` go to lineage.
