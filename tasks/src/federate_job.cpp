@@ -77,6 +77,7 @@ void FederateConfig::bind(ConfigBinder& b) {
   b.field("output.dir", output_dir, "rounds.jsonl, TensorBoard events, config.toml");
   b.field("output.save_updates", save_updates, "write each round's accepted updates under output.dir/updates");
   b.field("output.progress", progress, "progress bar on a terminal");
+  metrics_endpoint.bind(b);
 }
 
 namespace {
@@ -260,6 +261,25 @@ int64_t participant_seed(const FederateConfig& c, int64_t round, const std::stri
   return static_cast<int64_t>(s.next_u64() >> 1);
 }
 
+// The coordinator's conflux_federate_* series (docs/operations.md).
+struct FederateMetrics {
+  explicit FederateMetrics(metrics::Registry& r)
+      : round(r.gauge("conflux_federate_round", "the last completed round (the global model's round)")),
+        connected(r.gauge("conflux_federate_participants_connected", "participants offering 'fit' connected")),
+        sampled(r.gauge("conflux_federate_participants_sampled", "participants sampled in the current round")),
+        accepted(r.counter("conflux_federate_updates_accepted", "updates folded into a global model")),
+        rejected(r.counter("conflux_federate_updates_rejected", "updates rejected (malformed, over the norm bound)")),
+        dropped(r.counter("conflux_federate_updates_dropped", "sampled participants without a result (lost, cancelled, failed)")),
+        retries(r.counter("conflux_federate_round_retries", "rounds retried for missing min_clients")),
+        train_loss(r.gauge("conflux_federate_train_loss", "local training loss of the last round, weighted by examples")),
+        val_loss(r.gauge("conflux_federate_val_loss", "validation loss of the global model across participants")),
+        epsilon(r.gauge("conflux_federate_epsilon", "user-level epsilon spent (DP-FedAvg)")),
+        seconds(r.gauge("conflux_federate_round_seconds", "wall time of the last round")) {}
+  metrics::Gauge &round, &connected, &sampled;
+  metrics::Counter &accepted, &rejected, &dropped, &retries;
+  metrics::Gauge &train_loss, &val_loss, &epsilon, &seconds;
+};
+
 // ---- one round ----
 
 struct RoundOutcome {
@@ -270,9 +290,11 @@ struct RoundOutcome {
 
 class Federation {
  public:
-  Federation(const FederateConfig& c, const std::string& effective_json)
-      : c_(c), effective_json_(effective_json), strategy_(fd::make_strategy(c.strategy, *c.strategy_params)) {
+  Federation(const FederateConfig& c, const std::string& effective_json, metrics::Registry* registry)
+      : c_(c), effective_json_(effective_json), strategy_(fd::make_strategy(c.strategy, *c.strategy_params)),
+        registry_(registry) {
     check();
+    if (registry_) metrics_ = std::make_unique<FederateMetrics>(*registry_);
   }
 
   FederateOutput run(const std::string& effective_toml) {
@@ -297,12 +319,15 @@ class Federation {
     }
     proto::ServerOptions so = make_server_options(c_.endpoint, c_.insecure, c_.key, c_.allow, c_.heartbeat_ms,
                                                   c_.dead_after_ms, "federate");
+    if (registry_) so.link.metrics = proto::register_link_metrics(*registry_, "conflux_coordinator");
     proto::Server server(so);
     log::info("federate: listening on {}; rounds {}..{} with strategy {}", server.endpoint(), done + 1, c_.rounds,
               c_.strategy);
     proto::DispatcherOptions dopt;
     dopt.max_attempts = static_cast<uint32_t>(c_.max_attempts);
+    dopt.metrics = registry_;
     proto::TaskDispatcher dispatcher(server, dopt);
+    if (metrics_) metrics_->round.set(static_cast<double>(done));
     std::unique_ptr<SecureRandom> secure;
     if (c_.dp_enabled && c_.dp_noise_seed < 0) secure = std::make_unique<SecureRandom>();
     tr::EventWriter events(c_.output_dir);
@@ -326,6 +351,7 @@ class Federation {
       for (int64_t attempt = 0; attempt <= c_.round_retries; ++attempt) {
         r = run_round(server, dispatcher, round, attempt, secure.get());
         if (r.complete) break;
+        if (metrics_) metrics_->retries.inc();
         log::warn("federate: round {} attempt {} incomplete: {}", round, attempt + 1,
                   r.record.value("why", std::string()));
       }
@@ -348,6 +374,17 @@ class Federation {
       append_record(r.record);
       scalars(events, r.record, round);
       out.rounds_completed = round;
+      if (metrics_) {
+        const auto& cl = r.record["clients"];
+        metrics_->round.set(static_cast<double>(round));
+        metrics_->accepted.inc(cl["accepted"].get<double>());
+        metrics_->rejected.inc(static_cast<double>(cl["rejected"].size()));
+        metrics_->dropped.inc(static_cast<double>(cl["dropped"].size()));
+        metrics_->seconds.set(r.record["seconds"].get<double>());
+        if (r.record.contains("train_loss")) metrics_->train_loss.set(r.record["train_loss"].get<double>());
+        if (r.record.contains("eval")) metrics_->val_loss.set(r.record["eval"]["loss"].get<double>());
+        if (r.record.contains("epsilon")) metrics_->epsilon.set(r.record["epsilon"].get<double>());
+      }
       std::string extra = fmt::format("{}/{} responded", r.record["clients"]["accepted"].get<int64_t>(),
                                       r.record["clients"]["asked"].get<int64_t>());
       if (r.record.contains("train_loss")) extra += fmt::format(", loss {:.4f}", r.record["train_loss"].get<double>());
@@ -394,6 +431,7 @@ class Federation {
            std::chrono::steady_clock::now() < wait_until)
       dispatcher.step(milliseconds(100));
     const auto available = participants(server);
+    if (metrics_) metrics_->connected.set(static_cast<double>(available.size()));
     rec = {{"round", round}, {"attempt", attempt + 1}, {"strategy", c_.strategy}};
     if (static_cast<int64_t>(available.size()) < c_.min_available) {
       rec["why"] = fmt::format("only {} participant(s) offering 'fit' connected within {} s (federate.min_available "
@@ -407,6 +445,7 @@ class Federation {
                                c_.min_clients);
       return out;
     }
+    if (metrics_) metrics_->sampled.set(static_cast<double>(cohort.size()));
     log::info("federate: round {} attempt {}: sampled {} of {} participant(s): {}", round, attempt + 1, cohort.size(),
               available.size(), fmt::join(cohort, ", "));
     const bool evaluate = c_.evaluate_every > 0 && (round - 1) % c_.evaluate_every == 0;
@@ -589,6 +628,8 @@ class Federation {
   const FederateConfig& c_;
   const std::string effective_json_;
   std::unique_ptr<fd::Strategy> strategy_;
+  metrics::Registry* registry_ = nullptr;
+  std::unique_ptr<FederateMetrics> metrics_;
   fd::Weights global_;
   std::vector<std::string> records_;
 };
@@ -596,8 +637,8 @@ class Federation {
 }  // namespace
 
 FederateOutput run_federation(const FederateConfig& cfg, const std::string& effective_toml,
-                              const std::string& effective_json) {
-  Federation f(cfg, effective_json);
+                              const std::string& effective_json, metrics::Registry* metrics) {
+  Federation f(cfg, effective_json, metrics);
   return f.run(effective_toml);
 }
 

@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import numpy as np
 from safetensors.numpy import load_file
@@ -143,9 +144,24 @@ def same_tensors(a, b):
     return a.keys() == b.keys() and all(a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a)
 
 
-def federate(cfg_path, log):
-    return subprocess.Popen([CONFLUX, "federate", cfg_path, "--json"], stdout=subprocess.PIPE,
+def federate(cfg_path, log, extra=()):
+    return subprocess.Popen([CONFLUX, "federate", cfg_path, "--json", *extra], stdout=subprocess.PIPE,
                             stderr=open(log, "w"), text=True)
+
+
+def scrape_until(port, needle, seconds):
+    """The coordinator's /metrics text once it contains `needle` (polled, bounded)."""
+    end = time.time() + seconds
+    text = ""
+    while time.time() < end:
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+            if needle in text:
+                return text
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return text
 
 
 def main():
@@ -165,7 +181,13 @@ def main():
     cfg = f"{WORK}/a.toml"
     open(cfg, "w").write(config(port, "a"))
     workers = [start_worker(port, n, True, f"{WORK}/a-{n}.log") for n in NAMES]
-    coord = federate(cfg, f"{WORK}/a-coordinator.log")
+    mport = free_port()
+    # The final values stay up until one scrape has read them (metrics.final_scrape_timeout_s).
+    coord = federate(cfg, f"{WORK}/a-coordinator.log",
+                     ["--metrics-listen", f"127.0.0.1:{mport}", "--set", "metrics.final_scrape_timeout_s=60"])
+    text = scrape_until(mport, "conflux_federate_round 3", 240)
+    check("conflux_federate_round 3" in text and "conflux_federate_updates_accepted_total 12" in text,
+          f"Prometheus metrics of the coordinator: {[l for l in text.splitlines() if 'federate' in l][:12]}")
     out, _ = coord.communicate(timeout=300)
     stop(workers)
     check(coord.returncode == 0, f"run A exit code {coord.returncode}: {open(f'{WORK}/a-coordinator.log').read()[-2000:]}")

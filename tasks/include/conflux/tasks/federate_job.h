@@ -40,6 +40,7 @@
 #pragma once
 
 #include <conflux/core/config.h>
+#include <conflux/core/metrics_exporter.h>
 #include <conflux/tasks/fit_task.h>
 #include <conflux/trainer/gpt_config.h>
 
@@ -87,6 +88,7 @@ struct FederateConfig {
   std::string output_dir = "fl-out";
   bool save_updates = false;        // write each round's accepted updates (safetensors) for audits
   bool progress = true;
+  metrics::MetricsConfig metrics_endpoint;  // [metrics] listen: the coordinator's Prometheus endpoint
 
   void bind(ConfigBinder& b);
 };
@@ -99,7 +101,10 @@ struct FederateOutput {
 };
 
 // Runs (or resumes) the federation; `effective_toml`/`effective_json` are the config as loaded.
+// With `metrics`, the run registers and updates conflux_federate_* (round, participants
+// connected, accepted / rejected / dropped updates, train and validation loss, epsilon, round
+// seconds) and the job layer's conflux_coordinator_* series (docs/operations.md).
 FederateOutput run_federation(const FederateConfig& cfg, const std::string& effective_toml,
-                              const std::string& effective_json);
+                              const std::string& effective_json, metrics::Registry* metrics = nullptr);
 
 }  // namespace conflux::tasks
