@@ -193,7 +193,14 @@ wait "$JOB"; RC=$?
 JOB=""
 set -e
 [ "$RC" -ne 124 ] || fail "the job hung: still running 120 s after start with rank 1 stopped"
-[ "$RC" -eq 3 ] || fail "the job exited $RC, expected 3 (communication failure)"
+if [ "$MPIRUN" = srun ] && [ "$CASE" = mpi-init ]; then
+  # Under srun, rank 0 exits 3 before MPI is up (no MPI_Abort to pass through PMIx); Slurm then
+  # kills the step, and srun reports the killed task's code (docs/reliability.md). What matters:
+  # the job ended, and rank 0's message says why.
+  case "$RC" in 3|137|143) ;; *) fail "the job exited $RC, expected 3 (or 137/143: srun's killed task)" ;; esac
+else
+  [ "$RC" -eq 3 ] || fail "the job exited $RC, expected 3 (communication failure)"
+fi
 grep -q "conflux: communication error: " "$T/job.err" || fail "no communication error reported"
 grep -q "\[rank 0 on \|on rank 0 (as launched)" "$T/job.err" ||
   fail "the error does not name the rank that detected it"
