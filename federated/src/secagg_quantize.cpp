@@ -34,8 +34,9 @@ std::vector<uint32_t> Quantizer::quantize(const float* x, size_t n, RandomSource
     rng.fill(reinterpret_cast<uint8_t*>(u.data()), count * sizeof(uint32_t));
     for (size_t i = 0; i < count; ++i) {
       const float v = x[start + i];
-      if (std::isnan(v))
-        CONFLUX_THROW(DataError, "secure aggregation: update coordinate {} is NaN", start + i);
+      if (!std::isfinite(v))
+        CONFLUX_THROW(DataError, "secure aggregation: update coordinate {} is {}", start + i,
+                      std::isnan(v) ? "NaN" : "infinite");
       const double y = std::clamp(static_cast<double>(v), -clip_, clip_) * scale_;
       const double fl = std::floor(y);
       // P(round up) = y - floor(y): E[q] = y (unbiased).

@@ -159,8 +159,11 @@ TEST(SecAgg, QuantizationIsUnbiasedAndRejectsNaN) {
     qz.quantize(x.data(), x.size(), rng);
     FAIL() << "NaN accepted";
   } catch (const conflux::DataError& e) {
-    EXPECT_NE(std::string(e.what()).find("coordinate 17"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("coordinate 17 is NaN"), std::string::npos) << e.what();
   }
+  x[17] = 0;
+  x[3] = -INFINITY;
+  EXPECT_THROW(qz.quantize(x.data(), x.size(), rng), conflux::DataError);
   EXPECT_THROW(sa::Quantizer(1.0, 8, 200), conflux::ConfigError);  // 200 * 1 > 127
 }
 

@@ -107,7 +107,7 @@ class RandomSource {
 
 // ---- Quantization -----------------------------------------------------------------------------
 // Clip each coordinate to [-clip, clip], scale by `scale()` and round stochastically (unbiased) to
-// an integer stored mod 2^bits. The scale is chosen so that the sum of up to `max_summands`
+// an integer stored mod 2^bits; a NaN or infinite coordinate is a DataError naming its index. The scale is chosen so that the sum of up to `max_summands`
 // quantized vectors never wraps: |q| <= M with n*M < 2^(bits-1), M = floor((2^(bits-1)-1)/n).
 class Quantizer {
  public:
