@@ -16,7 +16,7 @@ PKGS=(
   libsodium-dev libxxhash-dev libtomlplusplus-dev libssl-dev
   libprotobuf-dev protobuf-compiler
   clang libclang-rt-14-dev
-  python3 python3-numpy python3-torch python3-h5py python3-zmq python3-mpi4py
+  python3 python3-numpy python3-torch python3-h5py python3-zmq python3-protobuf python3-mpi4py
   fortunes
   slurmctld slurmd slurm-client munge libpmix-dev
   prometheus curl

@@ -1,0 +1,246 @@
+#!/usr/bin/python3
+"""The Python participant (worker/python/conflux_participant.py) in real federations with C++
+conflux-worker participants, on loopback with CURVE:
+  1. mixed cohort: 3 conflux-worker participants + 1 Python participant, FedAvg, 2 rounds,
+     min_clients 4: every round accepts the Python participant's update (rounds.jsonl
+     clients.participants), with num_examples = its training windows and a non-zero update
+     norm; the run completes and the Python participant exits 0 on the coordinator's bye.
+  2. same architecture: a C++ participant and the Python participant given the same dataset
+     evaluate the initial global model (evaluate.every = 1): their validation losses agree to
+     1e-4 relative (the PyTorch GPT computes the C++ GPT's function), and their local training
+     losses on the same data stay close (same objective; the window order differs). The Python
+     participant receives the global model and sends its update in 64 KiB chunks here.
+Runs under /usr/bin/python3 (Debian's torch, h5py, zmq, protobuf). Exits 77 (ctest SKIP) only
+when python3-torch, python3-h5py or python3-zmq is missing; protoc / python3-protobuf missing
+is a failure (scripts/install-deps.sh installs them).
+
+usage: python_participant_test.py CONFLUX CONFLUX_WORKER WORKDIR
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+
+SKIP = 77
+try:
+    import h5py  # noqa: F401
+    import torch  # noqa: F401
+    import zmq  # noqa: F401
+except ImportError as e:
+    print(f"SKIP: {e} (apt-get install python3-torch python3-h5py python3-zmq)")
+    sys.exit(SKIP)
+
+CONFLUX, WORKER, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
+HERE = os.path.dirname(os.path.abspath(__file__))
+PARTICIPANT = os.path.join(HERE, "..", "..", "worker", "python", "conflux_participant.py")
+FORTUNES = "/usr/share/games/fortunes"
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what, flush=True)
+    return cond
+
+
+def run(args, **kw):
+    p = subprocess.run(args, capture_output=True, text=True, timeout=kw.pop("timeout", 300), **kw)
+    if p.returncode != 0:
+        print(p.stdout[-3000:], p.stderr[-3000:], sep="\n")
+    return p
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def config(port, name, rounds, min_clients, steps):
+    return f"""
+[model]
+vocab_size = 260
+context = 32
+n_layer = 2
+n_head = 2
+d_model = 32
+init_seed = 7
+[federate]
+rounds = {rounds}
+clients_per_round = {min_clients}
+min_clients = {min_clients}
+min_available = {min_clients}
+round_timeout_s = 120
+seed = 11
+strategy = "fedavg"
+[local]
+steps = {steps}
+batch_size = 8
+optimizer = "adamw"
+lr = 0.01
+val_fraction = 0.1
+eval_windows = 16
+[evaluate]
+every = 1
+[server]
+bind = "tcp://127.0.0.1:{port}"
+key = "{WORK}/keys/coordinator.key"
+allow = "{WORK}/keys/allow.txt"
+heartbeat_ms = 200
+dead_after_ms = 5000
+wait_s = 120
+[checkpoint]
+dir = "{WORK}/{name}/ckpt"
+[output]
+dir = "{WORK}/{name}/out"
+progress = false
+"""
+
+
+def cpp_worker(port, key, data, log):
+    return subprocess.Popen([WORKER, "--connect", f"tcp://127.0.0.1:{port}", "--server-key",
+                             f"{WORK}/keys/coordinator.pub", "--key", f"{WORK}/keys/{key}.key", "--data", data,
+                             "--name", key, "--give-up-after", "120", "--exit-on-bye"],
+                            stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+
+
+def py_worker(port, key, data, log, *extra):
+    env = dict(os.environ, CONFLUX_PB2_DIR=f"{WORK}/pb2")
+    return subprocess.Popen([sys.executable, PARTICIPANT, "--connect", f"tcp://127.0.0.1:{port}", "--server-key",
+                             f"{WORK}/keys/coordinator.pub", "--key", f"{WORK}/keys/{key}.key", "--data", data,
+                             "--name", key, "--give-up-after", "120", "--exit-on-bye", *extra],
+                            stdout=subprocess.DEVNULL, stderr=open(log, "w"), env=env)
+
+
+def stop(procs):
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def federate(name, rounds, workers_fn, min_clients, steps=4):
+    """Runs `conflux federate` with the workers started by workers_fn(port); returns
+    (exit code, rounds.jsonl records, the workers' exit codes)."""
+    port = free_port()
+    cfg = f"{WORK}/{name}.toml"
+    open(cfg, "w").write(config(port, name, rounds, min_clients, steps))
+    procs = []
+    try:
+        procs = workers_fn(port)
+        coord = subprocess.Popen([CONFLUX, "federate", cfg, "--json"], stdout=subprocess.PIPE,
+                                 stderr=open(f"{WORK}/{name}-coordinator.log", "w"), text=True)
+        try:
+            coord.communicate(timeout=400)
+        except subprocess.TimeoutExpired:
+            coord.kill()
+            coord.wait()
+        codes = []
+        for p in procs:  # after a completed run every participant has had its bye
+            try:
+                codes.append(p.wait(timeout=30 if coord.returncode == 0 else 0.1))
+            except subprocess.TimeoutExpired:
+                codes.append(None)
+    finally:
+        stop(procs)
+    recs = []
+    if os.path.exists(f"{WORK}/{name}/out/rounds.jsonl"):
+        recs = [json.loads(l) for l in open(f"{WORK}/{name}/out/rounds.jsonl") if l.strip()]
+    if coord.returncode != 0:
+        print(open(f"{WORK}/{name}-coordinator.log").read()[-3000:])
+        for f in sorted(os.listdir(WORK)):
+            if f.startswith(name + "-") and f.endswith(".log"):
+                print(f"--- {f}\n" + open(f"{WORK}/{f}").read()[-1500:])
+    return coord.returncode, recs, codes
+
+
+def main():
+    shutil.rmtree(WORK, ignore_errors=True)
+    os.makedirs(f"{WORK}/keys")
+    os.makedirs(f"{WORK}/pb2")
+    # The protobuf module generated from the project's .proto with protoc, for the python3 that runs it.
+    proto = os.path.join(HERE, "..", "..", "protocol", "proto", "conflux_protocol.proto")
+    p = run(["protoc", "-I" + os.path.dirname(proto), f"--python_out={WORK}/pb2", proto])
+    if not check(p.returncode == 0, f"protoc generates the Python module: {p.stderr}"):
+        return 1
+    names = ["p0", "p1", "p2", "py"]
+    for n in ["coordinator"] + names:
+        assert run([CONFLUX, "keygen", n, "--out-dir", f"{WORK}/keys"]).returncode == 0
+    with open(f"{WORK}/keys/allow.txt", "w") as f:
+        for n in names:
+            f.write(open(f"{WORK}/keys/{n}.pub").read())
+    for name, src in zip(names, ["food", "love", "wisdom", "literature"]):
+        p = run([CONFLUX, "ingest", "-i", f"{FORTUNES}/{src}", "-f", "fortune", "-o", f"{WORK}/data/{name}"])
+        assert p.returncode == 0, p.stderr
+
+    # ---- 1: a mixed cohort, 2 rounds ----
+    def mixed(port):
+        return [cpp_worker(port, n, f"{WORK}/data/{n}", f"{WORK}/mixed-{n}.log") for n in names[:3]] + \
+               [py_worker(port, "py", f"{WORK}/data/py", f"{WORK}/mixed-py.log")]
+    rc, recs, codes = federate("mixed", 2, mixed, 4)
+    check(rc == 0, f"mixed run: coordinator exit code {rc}")
+    check([r["round"] for r in recs] == [1, 2], f"mixed run: rounds.jsonl rounds {[r['round'] for r in recs]}")
+    for r in recs:
+        c = r["clients"]
+        py = [p for p in c["participants"] if p["participant"] == "py"]
+        check(c["accepted"] == 4 and len(py) == 1,
+              f"round {r['round']}: 4 accepted including the Python participant: {c}")
+        if py:
+            check(py[0]["num_examples"] > 0 and py[0]["update_norm"] > 0 and py[0]["train_loss"] > 0,
+                  f"round {r['round']}: the Python participant's update {py[0]}")
+        check("py" in r.get("eval", {}).get("per_participant", {}),
+              f"round {r['round']}: the Python participant's evaluation is merged: {r.get('eval')}")
+    check(codes[3] == 0, f"the Python participant exits 0 on bye (exit code {codes[3]})")
+    log = open(f"{WORK}/mixed-py.log").read()
+    check("coordinator error" not in log and "Traceback" not in log,
+          f"the coordinator accepted every message of the Python participant: {log[-2000:]}")
+
+    # ---- 2: the same data on a C++ and the Python participant: the same validation loss ----
+    def same_data(port):
+        return [cpp_worker(port, "p0", f"{WORK}/data/py", f"{WORK}/same-p0.log"),
+                # 64 KiB both ways: the global model (~140 KB) and the update travel chunked.
+                py_worker(port, "py", f"{WORK}/data/py", f"{WORK}/same-py.log", "--max-frame-kib", "64",
+                          "--chunk-kib", "64")]
+    # Round 1 evaluates the initial global model (near-uniform predictions: weak evidence), round
+    # 2 the global model after 30 local AdamW steps on both, whose loss depends on every part of
+    # the architecture: there the tolerance must catch, e.g., erf-GELU for tanh-GELU (1e-5).
+    rc, recs, _ = federate("same", 2, same_data, 2, steps=30)
+    check(rc == 0 and len(recs) == 2, f"same-data run: coordinator exit code {rc}, {len(recs)} round(s)")
+    for r in recs:
+        per = r.get("eval", {}).get("per_participant", {})
+        if check("p0" in per and "py" in per, f"round {r['round']}: both participants evaluated: {per}"):
+            rel = abs(per["py"] - per["p0"]) / abs(per["p0"])
+            print(f"round {r['round']}: validation loss of the global model of round {r['round'] - 1}: "
+                  f"C++ {per['p0']:.9f}, Python {per['py']:.9f}, relative difference {rel:.3g}")
+            check(rel <= 1e-6, f"round {r['round']}: validation losses agree to 1e-6 relative: C++ {per['p0']}, "
+                               f"Python {per['py']}")
+        parts = {p["participant"]: p for p in r["clients"]["participants"]}
+        if check(set(parts) == {"p0", "py"}, f"round {r['round']}: both updates accepted: {r['clients']}"):
+            check(parts["p0"]["num_examples"] == parts["py"]["num_examples"],
+                  f"the same training windows: {parts['p0']['num_examples']} vs {parts['py']['num_examples']}")
+            a, b = parts["p0"]["train_loss"], parts["py"]["train_loss"]
+            check(abs(a - b) / a < 0.05, f"round {r['round']}: local training losses close on the same data: "
+                                         f"C++ {a}, Python {b}")
+
+    m = re.search(r"task in (\d+) wire message\(s\), result in (\d+)", open(f"{WORK}/same-py.log").read())
+    check(m is not None and int(m.group(1)) > 1 and int(m.group(2)) > 1,
+          f"the task and the result travelled chunked: {m.group(0) if m else 'no task done'}")
+
+    print("python_participant_test:", "OK" if not failures else f"{len(failures)} failure(s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
