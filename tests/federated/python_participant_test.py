@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The Python participant (worker/python/conflux_participant.py) in real federations with C++
 conflux-worker participants, on loopback with CURVE:
-  1. mixed cohort: 3 conflux-worker participants + 1 Python participant, FedAvg, 2 rounds,
+  1. mixed cohort: 3 conflux-worker participants + 1 Python participant (bringing its own
+     training loop: worker/python/example_own_loop.py), FedAvg, 2 rounds,
      min_clients 4: every round accepts the Python participant's update (rounds.jsonl
      clients.participants), with num_examples = its training windows and a non-zero update
      norm; the run completes and the Python participant exits 0 on the coordinator's bye.
@@ -37,6 +38,7 @@ except ImportError as e:
 CONFLUX, WORKER, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 HERE = os.path.dirname(os.path.abspath(__file__))
 PARTICIPANT = os.path.join(HERE, "..", "..", "worker", "python", "conflux_participant.py")
+OWN_LOOP = os.path.join(HERE, "..", "..", "worker", "python", "example_own_loop.py") + ":train"
 FORTUNES = "/usr/share/games/fortunes"
 failures = []
 
@@ -188,7 +190,7 @@ def main():
     # ---- 1: a mixed cohort, 2 rounds ----
     def mixed(port):
         return [cpp_worker(port, n, f"{WORK}/data/{n}", f"{WORK}/mixed-{n}.log") for n in names[:3]] + \
-               [py_worker(port, "py", f"{WORK}/data/py", f"{WORK}/mixed-py.log")]
+               [py_worker(port, "py", f"{WORK}/data/py", f"{WORK}/mixed-py.log", "--train-fn", OWN_LOOP)]
     rc, recs, codes = federate("mixed", 2, mixed, 4)
     check(rc == 0, f"mixed run: coordinator exit code {rc}")
     check([r["round"] for r in recs] == [1, 2], f"mixed run: rounds.jsonl rounds {[r['round'] for r in recs]}")
@@ -204,6 +206,7 @@ def main():
               f"round {r['round']}: the Python participant's evaluation is merged: {r.get('eval')}")
     check(codes[3] == 0, f"the Python participant exits 0 on bye (exit code {codes[3]})")
     log = open(f"{WORK}/mixed-py.log").read()
+    check("local training: example_own_loop.train" in log, "the Python participant ran its own training loop")
     check("coordinator error" not in log and "Traceback" not in log,
           f"the coordinator accepted every message of the Python participant: {log[-2000:]}")
 

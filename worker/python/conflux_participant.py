@@ -597,8 +597,11 @@ def main(argv=None, train_fn=None):
     pb = load_protocol(args.proto)
     if args.train_fn:
         train_fn = load_train_fn(args.train_fn)
+    train_fn = train_fn or default_train
+    print(f"conflux-participant[{args.name}]: local training: {train_fn.__module__}.{train_fn.__name__}",
+          file=sys.stderr, flush=True)
     try:
-        participant = Participant(args.data, train_fn or default_train)
+        participant = Participant(args.data, train_fn)
     except (ValueError, OSError) as e:
         print(f"conflux_participant: --data {args.data}: {e}", file=sys.stderr)
         return 2
