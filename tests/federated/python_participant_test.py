@@ -11,6 +11,9 @@ conflux-worker participants, on loopback with CURVE:
      1e-4 relative (the PyTorch GPT computes the C++ GPT's function), and their local training
      losses on the same data stay close (same objective; the window order differs). The Python
      participant receives the global model and sends its update in 64 KiB chunks here.
+  3. a straggler: the Python participant's loop (python_slow_loop.py) outlasts the 6 s round
+     deadline; the round closes with the three C++ updates and reports it dropped: cancelled;
+     its loop stops on the coordinator's CANCEL and it exits 0 on bye.
 Runs under /usr/bin/python3 (Debian's torch, h5py, zmq, protobuf). Exits 77 (ctest SKIP) only
 when python3-torch, python3-h5py or python3-zmq is missing; protoc / python3-protobuf missing
 is a failure (scripts/install-deps.sh installs them).
@@ -39,6 +42,7 @@ CONFLUX, WORKER, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 HERE = os.path.dirname(os.path.abspath(__file__))
 PARTICIPANT = os.path.join(HERE, "..", "..", "worker", "python", "conflux_participant.py")
 OWN_LOOP = os.path.join(HERE, "..", "..", "worker", "python", "example_own_loop.py") + ":train"
+SLOW_LOOP = os.path.join(HERE, "python_slow_loop.py") + ":train"
 FORTUNES = "/usr/share/games/fortunes"
 failures = []
 
@@ -65,7 +69,7 @@ def free_port():
     return port
 
 
-def config(port, name, rounds, min_clients, steps):
+def config(port, name, rounds, min_clients, steps, timeout=120, available=None):
     return f"""
 [model]
 vocab_size = 260
@@ -76,10 +80,10 @@ d_model = 32
 init_seed = 7
 [federate]
 rounds = {rounds}
-clients_per_round = {min_clients}
+clients_per_round = {available or min_clients}
 min_clients = {min_clients}
-min_available = {min_clients}
-round_timeout_s = 120
+min_available = {available or min_clients}
+round_timeout_s = {timeout}
 seed = 11
 strategy = "fedavg"
 [local]
@@ -133,12 +137,12 @@ def stop(procs):
             p.wait()
 
 
-def federate(name, rounds, workers_fn, min_clients, steps=4):
+def federate(name, rounds, workers_fn, min_clients, steps=4, **kw):
     """Runs `conflux federate` with the workers started by workers_fn(port); returns
     (exit code, rounds.jsonl records, the workers' exit codes)."""
     port = free_port()
     cfg = f"{WORK}/{name}.toml"
-    open(cfg, "w").write(config(port, name, rounds, min_clients, steps))
+    open(cfg, "w").write(config(port, name, rounds, min_clients, steps, **kw))
     procs = []
     try:
         procs = workers_fn(port)
@@ -240,6 +244,22 @@ def main():
     m = re.search(r"task in (\d+) wire message\(s\), result in (\d+)", open(f"{WORK}/same-py.log").read())
     check(m is not None and int(m.group(1)) > 1 and int(m.group(2)) > 1,
           f"the task and the result travelled chunked: {m.group(0) if m else 'no task done'}")
+
+    # ---- 3: a straggler: the Python participant's task is cancelled when the round closes ----
+    def straggler(port):
+        return [cpp_worker(port, n, f"{WORK}/data/{n}", f"{WORK}/slow-{n}.log") for n in names[:3]] + \
+               [py_worker(port, "py", f"{WORK}/data/py", f"{WORK}/slow-py.log", "--train-fn", SLOW_LOOP)]
+    rc, recs, codes = federate("slow", 1, straggler, 3, timeout=6, available=4)
+    check(rc == 0 and len(recs) == 1, f"straggler run: coordinator exit code {rc}, {len(recs)} round(s)")
+    if recs:
+        c = recs[0]["clients"]
+        check(c["accepted"] == 3 and [d["participant"] for d in c["dropped"]] == ["py"] and
+              c["dropped"][0]["why"] == "cancelled", f"the Python straggler is cancelled, the round closes: {c}")
+    log = open(f"{WORK}/slow-py.log").read()
+    check("CANCEL for task" in log and "stopped: cancelled by the coordinator" in log,
+          f"the Python participant received the CANCEL and answered it: {log[-1500:]}")
+    check("Traceback" not in log and "not cancelled" not in log and codes[3] == 0,
+          f"the Python participant stopped its loop on CANCEL and exited 0 on bye ({codes[3]}): {log[-1500:]}")
 
     print("python_participant_test:", "OK" if not failures else f"{len(failures)} failure(s)")
     return 1 if failures else 0

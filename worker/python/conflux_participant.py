@@ -483,6 +483,7 @@ def serve(args, participant, pb):
                     f"(train_loss {summary.get('train_loss', float('nan')):.4f}; task in {wires_in} "
                     f"wire message(s), result in {wires_out})")
             elif status == "cancelled":
+                log(f"{th.task.kind}: task {th.task_id} stopped: {value}")
                 task_error(th, pb.TASK_CANCELLED, "KIND_CANCELLED", value)
             else:
                 log(f"{th.task.kind}: task {th.task_id} failed: {value[1]}")
@@ -537,6 +538,7 @@ def serve(args, participant, pb):
             thread.start()
         elif h.type == pb.CANCEL:
             if running is not None and running[0].task_id == h.task_id and running[0].task.attempt == h.cancel.attempt:
+                log(f"CANCEL for task {h.task_id} attempt {h.cancel.attempt}: {h.cancel.reason}")
                 running[1].set()
         elif h.type == pb.BYE:
             log(f"coordinator said bye: {h.bye.reason}")
