@@ -45,7 +45,8 @@ def windows():
         val = max(1, int(np.floor(frac * total))) if frac > 0 else 0
         check((w.train, w.val) == (total - val, val), f"split of {n} tokens, T={T}, f={frac}: {w.train}, {w.val}")
         seen = w.next_batch(w.train * 2 + 3)
-        check(sorted(seen[:w.train]) == list(range(w.train)) and sorted(seen[w.train:2 * w.train]) == list(range(w.train)),
+        every = list(range(w.train))
+        check(sorted(seen[:w.train]) == every and sorted(seen[w.train:2 * w.train]) == every,
               f"each epoch visits every training window once ({n}, {T})")
         check(max(seen) < w.train, "training batches never include a validation window")
         check(w.val_windows() == list(range(w.train, total)), "validation windows are the last ones")

@@ -586,7 +586,8 @@ def main(argv=None, train_fn=None):
     ap.add_argument("--name", default="python", help="display name sent in the hello")
     ap.add_argument("--exit-on-bye", action="store_true", help="exit 0 when the coordinator says bye")
     ap.add_argument("--give-up-after", type=float, default=0, help="exit 3 after this many s without coordinator")
-    ap.add_argument("--dead-after-ms", type=int, default=30000, help="silence before reconnecting (until welcomed)")
+    ap.add_argument("--dead-after-ms", type=int, default=30000,
+                    help="coordinator silence before reconnecting (Welcome.dead_after_ms replaces it)")
     ap.add_argument("--shared-cache-mib", type=int, default=1024, help="LRU cache of shared inputs (0: none)")
     ap.add_argument("--max-frame-kib", type=int, default=64 << 10,
                     help="largest frame accepted: the coordinator chunks to it (Hello.max_chunk_bytes; >= 64)")
