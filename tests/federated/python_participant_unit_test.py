@@ -10,7 +10,6 @@ usage: python_participant_unit_test.py WORKDIR
 """
 import os
 import shutil
-import subprocess
 import sys
 import threading
 

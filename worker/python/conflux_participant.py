@@ -20,7 +20,6 @@ runs on a second thread, whose result goes back through a queue. Exit codes: 0 a
 coordinator.
 """
 import argparse
-import hashlib
 import importlib
 import importlib.util
 import json
@@ -450,6 +449,35 @@ def serve(args, participant, pb):
             traceback.print_exc()
             results.put((th, "error", ("KIND_INTERNAL", f"{type(e).__name__}: {e}")))
 
+    def answer(th, status, value):
+        """Sends a finished task's RESULT or ERROR."""
+        if status == "ok":
+            summary, outputs, elapsed, wires_in = value
+            h = header(pb.RESULT, th.job_id, th.task_id, th.round)
+            h.result.kind, h.result.attempt = th.task.kind, th.task.attempt
+            h.result.summary, h.result.elapsed_ms = json.dumps(summary), elapsed
+            wires_out = conn.send(h, outputs)
+            log(f"{th.task.kind}: round {th.round} task {th.task_id}: done "
+                f"(train_loss {summary.get('train_loss', float('nan')):.4f}; task in {wires_in} "
+                f"wire message(s), result in {wires_out})")
+        elif status == "cancelled":
+            log(f"{th.task.kind}: task {th.task_id} stopped: {value}")
+            task_error(th, pb.TASK_CANCELLED, "KIND_CANCELLED", value)
+        else:
+            log(f"{th.task.kind}: task {th.task_id} failed: {value[1]}")
+            task_error(th, pb.TASK_FAILED, value[0], value[1])
+
+    def finish_running(why):
+        """Stops the running task (if any), waits up to 10 s for it and answers it."""
+        if running is None:
+            return
+        running[1].set()
+        running[2].join(timeout=10)
+        try:
+            answer(*results.get_nowait())
+        except queue.Empty:
+            log(f"task {running[0].task_id} did not stop within 10 s ({why})")
+
     while not stop.is_set():
         now = time.time()
         if not welcomed:
@@ -471,23 +499,9 @@ def serve(args, participant, pb):
                 conn.reconnect()
                 next_hello = 0.0
         try:
-            th, status, value = results.get_nowait()
+            finished = results.get_nowait()
             running = None
-            if status == "ok":
-                summary, outputs, elapsed, wires_in = value
-                h = header(pb.RESULT, th.job_id, th.task_id, th.round)
-                h.result.kind, h.result.attempt = th.task.kind, th.task.attempt
-                h.result.summary, h.result.elapsed_ms = json.dumps(summary), elapsed
-                wires_out = conn.send(h, outputs)
-                log(f"{th.task.kind}: round {th.round} task {th.task_id}: done "
-                    f"(train_loss {summary.get('train_loss', float('nan')):.4f}; task in {wires_in} "
-                    f"wire message(s), result in {wires_out})")
-            elif status == "cancelled":
-                log(f"{th.task.kind}: task {th.task_id} stopped: {value}")
-                task_error(th, pb.TASK_CANCELLED, "KIND_CANCELLED", value)
-            else:
-                log(f"{th.task.kind}: task {th.task_id} failed: {value[1]}")
-                task_error(th, pb.TASK_FAILED, value[0], value[1])
+            answer(*finished)
         except queue.Empty:
             pass
         if not conn.sock.poll(20):
@@ -542,18 +556,16 @@ def serve(args, participant, pb):
                 running[1].set()
         elif h.type == pb.BYE:
             log(f"coordinator said bye: {h.bye.reason}")
-            if running is not None:
-                running[1].set()
+            finish_running("bye")
+            running = None
             if args.exit_on_bye:
                 return 0
             welcomed, lost_since, next_hello = False, time.time(), time.time() + 1.0
         elif h.type == pb.ERROR:
             log(f"coordinator error {pb.ErrorCode.Name(h.error.code)}: {h.error.message}")
-            if h.error.code == pb.UNKNOWN_SESSION:
-                welcomed, next_hello = False, 0.0
-    if running is not None:
-        running[1].set()
-        running[2].join(timeout=10)
+            if h.error.code == pb.UNKNOWN_SESSION and welcomed:  # a restarted coordinator: hello again
+                welcomed, lost_since, next_hello = False, time.time(), 0.0
+    finish_running("stopping")
     try:
         bye = header(pb.BYE, job_id)
         bye.bye.reason = "participant stopping"
