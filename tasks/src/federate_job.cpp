@@ -302,13 +302,15 @@ class Federation {
     write_file_atomic(c_.output_dir + "/config.toml", effective_toml);
     privacy::RdpAccountant accountant;
     int64_t done = 0;
+    json last_record;
     if (auto r = load_latest_round(c_, *strategy_, accountant)) {
       done = r->round;
       global_ = std::move(r->global);
+      last_record = r->state.value("record", json());
     } else {
       global_ = initial_weights(c_);
     }
-    load_records(done);
+    load_records(done, last_record);
     FederateOutput out;
     out.rounds_completed = done;
     out.status = "completed";
@@ -599,13 +601,23 @@ class Federation {
   }
 
   // rounds.jsonl: the records of rounds 1..done (a resumed run drops lines of rounds it redoes).
-  void load_records(int64_t done) {
+  // A coordinator killed between publishing round `done` and rewriting rounds.jsonl left that
+  // round's line out: it comes back from the checkpoint (`last`, federated_state.json's record).
+  void load_records(int64_t done, const json& last) {
     records_.clear();
     std::ifstream in(c_.output_dir + "/rounds.jsonl");
     std::string line;
+    bool have_last = false;
     while (std::getline(in, line)) {
       const json j = json::parse(line, nullptr, false);
-      if (!j.is_discarded() && j.value("round", int64_t{0}) <= done) records_.push_back(line);
+      if (j.is_discarded()) continue;
+      const int64_t r = j.value("round", int64_t{0});
+      if (r <= done) records_.push_back(line);
+      have_last = have_last || r == done;
+    }
+    if (done > 0 && !have_last && last.is_object()) {
+      log::info("federate: restoring round {}'s line of rounds.jsonl from its checkpoint", done);
+      append_record(last);
     }
   }
 

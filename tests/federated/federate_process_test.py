@@ -234,6 +234,14 @@ def main():
         check([r["round"] for r in records("b")] == [1, 2, 3], f"run B rounds.jsonl: {[r['round'] for r in records('b')]}")
         check(same_tensors(model("a", 3), model("b", 3)),
               "the restarted run's final global model equals the uninterrupted run's, bit for bit")
+        # Killed between publishing round 3 and rewriting rounds.jsonl: the line comes back from
+        # the checkpoint when the (complete) run is started again, with no participant connected.
+        path = f"{WORK}/b/out/rounds.jsonl"
+        lines = open(path).read().splitlines()
+        open(path, "w").write("\n".join(lines[:2]) + "\n")
+        p = run([CONFLUX, "federate", cfg, "--json"], timeout=60)
+        check(p.returncode == 0 and [r["round"] for r in records("b")] == [1, 2, 3] and
+              records("b")[2] == json.loads(lines[2]), f"round 3's line restored from its checkpoint: {p.stderr[-500:]}")
 
     # ---- C: a straggler is cancelled; a participant joining late takes part in the next round ----
     # p3 is stopped (SIGSTOP) after its welcome and before round 1 can start (the round waits for
