@@ -3,7 +3,8 @@
 
   1. the ZeroMQ floor: bench_protocol's raw ZeroMQ throughput (one zero-copy frame per payload,
      10 MiB payloads, tcp loopback) without and with CURVE, measured in this run;
-  2. Conflux: `conflux federate` with N `conflux-worker` processes, CURVE on, FedAvg, R rounds,
+  2. Conflux: `conflux federate` with N `conflux-worker` processes, CURVE on (then again with
+     server.insecure, as Flower runs without TLS here), FedAvg, R rounds,
      local.steps = 0 (each participant returns the global weights unchanged: no training), a GPT
      sized for a ~10 MB float32 update; per-round seconds and bytes from rounds.jsonl;
   3. Flower 1.42 (flower_round.py): legacy gRPC server + N client processes, no TLS, FedAvg, R
@@ -68,8 +69,11 @@ def floor(a):
     return {"raw_plain_gbps": out["raw_plain_gbps"], "raw_curve_gbps": out["raw_curve_gbps"]}
 
 
-def conflux(a, work):
+def conflux(a, work, plain):
+    """One `conflux federate` run; plain: server.insecure and --insecure workers (no CURVE, as Flower
+    runs here without TLS)."""
     conflux_bin, worker_bin = a.conflux, a.worker
+    work = f"{work}/conflux-{'plain' if plain else 'curve'}"
     names = [f"p{i:02d}" for i in range(a.clients)]
     os.makedirs(f"{work}/keys")
     for n in ["coordinator"] + names:
@@ -103,6 +107,7 @@ every = 0
 bind = "tcp://127.0.0.1:{port}"
 key = "{work}/keys/coordinator.key"
 allow = "{work}/keys/allow.txt"
+insecure = {'true' if plain else 'false'}
 wait_s = 120
 [checkpoint]
 dir = "{work}/ckpt"
@@ -117,7 +122,7 @@ progress = false
     try:
         workers = [subprocess.Popen([worker_bin, "--connect", f"tcp://127.0.0.1:{port}", "--server-key",
                                      f"{work}/keys/coordinator.pub", "--key", f"{work}/keys/{n}.key", "--data",
-                                     f"{work}/data", "--name", n, "--give-up-after", "120", "--exit-on-bye"],
+                                     f"{work}/data", "--name", n, "--give-up-after", "120", "--exit-on-bye"] + (["--insecure"] if plain else []),
                                     stdout=subprocess.DEVNULL, stderr=open(f"{work}/{n}.log", "w"))
                    for n in names]
         limit = time.time() + 300 * (a.rounds + 1)
@@ -149,7 +154,7 @@ progress = false
         raise SystemExit(f"rounds_bench: conflux: {len(recs)} rounds, rounds without all updates: {bad}")
     update_bytes = recs[0]["bytes_in"] // a.clients
     model = f"{work}/ckpt/step-{1:08d}/model-tp00-of-01.safetensors"
-    return {"system": "conflux", "clients": a.clients, "update_bytes": update_bytes,
+    return {"system": "conflux, no CURVE" if plain else "conflux", "clients": a.clients, "update_bytes": update_bytes,
             "tensors": safetensors_count(model) if os.path.exists(model) else 8,
             "rounds": [{"round": r["round"], "seconds": r["seconds"], "bytes": r["bytes_in"] + r["bytes_out"],
                         "bytes_in": r["bytes_in"], "bytes_out": r["bytes_out"]} for r in recs],
@@ -210,21 +215,23 @@ def main():
         print(f"host: {os.cpu_count()} cores; load {os.getloadavg()[0]:.2f}; {a.clients} participants, "
               f"{a.rounds} rounds (round 1 = set-up, not in the medians)", flush=True)
         fl = floor(a)
-        cx = conflux(a, work)
+        cx = conflux(a, work, False)
+        cp = conflux(a, work, True)
         fw = {"ok": False, "why": "skipped (--skip-flower)"} if a.skip_flower else \
             flower(a, work, cx["update_bytes"], cx["tensors"])
     finally:
         if not a.workdir:
             shutil.rmtree(work, ignore_errors=True)
     steady = cx["rounds"][1:]
-    cx["steady"] = spread([r["seconds"] for r in steady])
+    for c in (cx, cp):
+        c["steady"] = spread([r["seconds"] for r in c["rounds"][1:]])
     round_bytes = statistics.median([r["bytes"] for r in steady])
     cx["round_bytes"] = round_bytes
     fl["floor_plain_s"] = round_bytes / (fl["raw_plain_gbps"] * 1e9)
     fl["floor_curve_s"] = round_bytes / (fl["raw_curve_gbps"] * 1e9)
     if fw.get("ok"):
         fw["steady"] = spread([r["seconds"] for r in fw["rounds"][1:]])
-    result = {"floor": fl, "conflux": cx, "flower": fw}
+    result = {"floor": fl, "conflux": cx, "conflux_plain": cp, "flower": fw}
 
     print(f"update: {cx['update_bytes']} bytes ({mb(cx['update_bytes'])}) float32 in {cx['tensors']} tensors; "
           f"Conflux round bytes (in + out, median) {round_bytes} ({mb(round_bytes)})")
@@ -233,7 +240,8 @@ def main():
     print()
     print("| system | round wall time, median (min-max) | coordinator peak RSS | whole run |")
     print("| --- | --- | --- | --- |")
-    print(f"| conflux | {fmt_spread(cx['steady'])} | {mb(cx['peak_rss_bytes'])} | {cx['wall_s']:.1f} s |")
+    for c in (cx, cp):
+        print(f"| {c['system']} | {fmt_spread(c['steady'])} | {mb(c['peak_rss_bytes'])} | {c['wall_s']:.1f} s |")
     if fw.get("ok"):
         print(f"| flower | {fmt_spread(fw['steady'])} | {mb(fw['peak_rss_bytes'])} | {fw['wall_s']:.1f} s |")
     else:
@@ -241,15 +249,18 @@ def main():
     print(f"| floor (plain) | {fl['floor_plain_s']:.3f} s | - | - |")
     print(f"| floor (CURVE) | {fl['floor_curve_s']:.3f} s | - | - |")
     print()
-    med = cx["steady"]["median"]
-    print(f"conflux / floor: {med / fl['floor_curve_s']:.2f}x the CURVE floor, "
-          f"{med / fl['floor_plain_s']:.2f}x the plain floor (goal <= 1.5x)")
+    med, medp = cx["steady"]["median"], cp["steady"]["median"]
+    result["ratios"] = {"conflux_over_curve_floor": med / fl["floor_curve_s"],
+                        "conflux_plain_over_plain_floor": medp / fl["floor_plain_s"]}
+    print(f"conflux / floor: {med / fl['floor_curve_s']:.2f}x the CURVE floor (CURVE on); "
+          f"{medp / fl['floor_plain_s']:.2f}x the plain floor (no CURVE) (goal <= 1.5x)")
     if fw.get("ok"):
-        speed = fw["steady"]["median"] / med
+        speed, speedp = fw["steady"]["median"] / med, fw["steady"]["median"] / medp
         mem = cx["peak_rss_bytes"] / fw["peak_rss_bytes"]
-        result["ratios"] = {"flower_over_conflux_time": speed, "conflux_over_flower_rss": mem}
-        print(f"flower / conflux round time: {speed:.2f}x (goal >= 5x); conflux / flower peak RSS: {mem:.3f} "
-              f"(goal <= 0.333)")
+        result["ratios"].update(flower_over_conflux_time=speed, flower_over_conflux_plain_time=speedp,
+                                conflux_over_flower_rss=mem)
+        print(f"flower / conflux round time: {speed:.2f}x with CURVE, {speedp:.2f}x without (goal >= 5x); "
+              f"conflux / flower peak RSS: {mem:.3f} (goal <= 0.333)")
     else:
         print(f"flower failed: {fw.get('why', '')}")
         for k in ("server_log_tail", "client0_log_tail"):
