@@ -17,7 +17,7 @@ namespace conflux::tasks {
 
 void LocalTrainParams::bind(ConfigBinder& b, const std::string& prefix) {
   const std::string p = prefix + ".";
-  b.field(p + "steps", steps, "local optimizer steps per round (when epochs = 0)").min(1);
+  b.field(p + "steps", steps, "local optimizer steps per round (when epochs = 0; 0: no training, the global weights come back unchanged)").min(0);
   b.field(p + "epochs", epochs, "> 0: local epochs over the participant's training windows instead of steps")
       .range(0, 1000);
   b.field(p + "batch_size", batch_size, "windows per local step").min(1);
@@ -221,10 +221,10 @@ class ParticipantExecutor final : public protocol::TaskExecutor {
     }
     (*s)["num_examples"] = sampler.train_windows();
     (*s)["steps"] = steps;
-    (*s)["train_loss"] = loss_sum / static_cast<double>(steps);
+    if (steps > 0) (*s)["train_loss"] = loss_sum / static_cast<double>(steps);  // steps = 0: no loss to report
     (*s)["update_norm"] = std::sqrt(norm2);
     log::info("{}: round {} task {}: {} local step(s), loss {:.4f}", ctx.kind, p.round, ctx.task_id, steps,
-              loss_sum / static_cast<double>(steps));
+              steps > 0 ? loss_sum / static_cast<double>(steps) : 0.0);
   }
 
   const bool train_;

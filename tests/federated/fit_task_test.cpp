@@ -3,6 +3,7 @@
 //    -lr * mu * (w1 - w_global) (a gradient check of mu/2 ||w - w_global||^2), and leaves the
 //    first step alone (w0 = w_global, so its gradient is 0);
 //  - a fit task is deterministic for its params (the property resume relies on);
+//  - local.steps = 0 returns the global weights unchanged, with num_examples and no train_loss;
 //  - the summary's counts and the validation statistics; malformed global weights are a
 //    ConfigError (not retried by the job layer);
 //  - DP-FedAvg: deltas clipped to S, summed, divided by the expected cohort; the noise's standard
@@ -136,6 +137,24 @@ TEST(FitTask, DeterministicAndSummarised) {
   auto q = p;
   q.seed = 100;  // another order of the windows
   EXPECT_NE(flat(fit(q, g).tensors), flat(a.tensors));
+}
+
+TEST(FitTask, ZeroStepsReturnsTheGlobalWeightsUnchanged) {
+  const auto p = params(0, 0);
+  const auto g = global_weights(p.model);
+  const auto out = fit(p, g);
+  ASSERT_EQ(out.tensors.size(), g.size());
+  for (size_t i = 0; i < g.size(); ++i) {
+    EXPECT_EQ(out.tensors[i].name(), g[i].name());
+    EXPECT_EQ(out.tensors[i].shape(), g[i].shape());
+  }
+  EXPECT_EQ(flat(out.tensors), flat(g));
+  const auto s = nlohmann::json::parse(out.summary);
+  EXPECT_EQ(s["steps"], 0);
+  EXPECT_EQ(s["num_examples"], s["train_windows"]);
+  EXPECT_GT(s["num_examples"].get<int64_t>(), 0);
+  EXPECT_EQ(s["update_norm"].get<double>(), 0.0);
+  EXPECT_FALSE(s.contains("train_loss"));
 }
 
 TEST(FitTask, EvaluatesTheGlobalModelOnItsValidationWindows) {

@@ -16,7 +16,9 @@
 //
 // Local objective: mean next-token cross-entropy, plus FedProx's mu/2 * ||w - w_global||^2 when
 // local.proximal_mu > 0 (Li et al. 2020); SGD (with momentum and weight decay) or AdamW, a fresh
-// optimizer every round; optional gradient-norm clipping.
+// optimizer every round; optional gradient-norm clipping. local.steps = 0 (with epochs = 0) trains
+// nothing: the global weights come back unchanged with num_examples as usual and no train_loss
+// (benchmarks of the round itself: bench/federated/run_rounds.sh).
 //
 // Outputs of "fit": the new weights (same names, shapes, float32) and a JSON summary:
 // num_examples (training windows of this participant: FedAvg's weight), steps, train_loss (mean
@@ -39,7 +41,7 @@ namespace conflux::tasks {
 
 // The [local] section of a federated config: how a participant trains in a round.
 struct LocalTrainParams {
-  int64_t steps = 10;         // optimizer steps per round (when epochs == 0)
+  int64_t steps = 10;         // optimizer steps per round (when epochs == 0; 0: no training)
   double epochs = 0;          // > 0: ceil(epochs * training windows / batch_size) steps instead
   int64_t batch_size = 8;     // windows per step
   std::string optimizer = "sgd";  // sgd | adamw
