@@ -401,6 +401,8 @@ class Federation {
 
  private:
   void check() {
+    if (!c_.insecure && (c_.key.empty() || c_.allow.empty()))  // before anything is written
+      CONFLUX_THROW(ConfigError, "server.key and server.allow are required (or server.insecure = true)");
     proto::check_endpoint(c_.endpoint, proto::EndpointUse::Bind, "server.bind");
     tr::validate(c_.model, 1);
     if (c_.clients_per_round > 0 && c_.min_clients > c_.clients_per_round && !c_.dp_enabled)
@@ -505,9 +507,13 @@ class Federation {
         if (c_.save_updates) save_update(round, who, cr.weights, n);
         if (dp) dp->add(std::move(cr));
         else strategy_->add(std::move(cr));
-        const double loss = s.value("train_loss", 0.0);
-        loss_weighted += loss * static_cast<double>(n);
-        examples += static_cast<double>(n);
+        // No local steps (local.steps = 0) means no training loss, not a loss of 0.
+        json loss = nullptr;
+        if (s.contains("train_loss") && s.value("steps", int64_t{1}) > 0) {
+          loss = s["train_loss"].get<double>();
+          loss_weighted += loss.get<double>() * static_cast<double>(n);
+          examples += static_cast<double>(n);
+        }
         accepted.push_back({{"participant", who}, {"num_examples", n}, {"train_loss", loss},
                             {"update_norm", norm}, {"seconds", static_cast<double>(r.elapsed_ms) / 1000.0}});
         if (s.contains("val_loss_sum") && s.value("val_tokens", int64_t{0}) > 0) {
