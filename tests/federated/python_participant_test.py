@@ -8,7 +8,7 @@ conflux-worker participants, on loopback with CURVE:
      norm; the run completes and the Python participant exits 0 on the coordinator's bye.
   2. same architecture: a C++ participant and the Python participant given the same dataset
      evaluate the initial global model (evaluate.every = 1): their validation losses agree to
-     1e-4 relative (the PyTorch GPT computes the C++ GPT's function), and their local training
+     1e-6 relative (the PyTorch GPT computes the C++ GPT's function), and their local training
      losses on the same data stay close (same objective; the window order differs). The Python
      participant receives the global model and sends its update in 64 KiB chunks here.
   3. a straggler: the Python participant's loop (python_slow_loop.py) outlasts the 6 s round
@@ -18,6 +18,9 @@ conflux-worker participants, on loopback with CURVE:
      pauses 2 s: python_slow_loop.py) and restarted with the same
      config: the Python participant (no --exit-on-bye) rejoins by itself and round 2 accepts
      its update; it exits 0 on SIGTERM.
+  5. a Byzantine participant (python_slow_loop.py:train_scaled) sends 1000x the global weights:
+     under fedavg the global model follows it; under median and krum (f = 1) the global step
+     stays within 2x the largest honest update.
 Runs under /usr/bin/python3 (Debian's torch, h5py, zmq, protobuf). Exits 77 (ctest SKIP) only
 when python3-torch, python3-h5py or python3-zmq is missing; protoc / python3-protobuf missing
 is a failure (scripts/install-deps.sh installs them).
@@ -47,6 +50,7 @@ CONFLUX, WORKER, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 HERE = os.path.dirname(os.path.abspath(__file__))
 PARTICIPANT = os.path.join(HERE, "..", "..", "worker", "python", "conflux_participant.py")
 OWN_LOOP = os.path.join(HERE, "..", "..", "worker", "python", "example_own_loop.py") + ":train"
+SCALED_LOOP = f"{os.path.join(HERE, 'python_slow_loop.py')}:train_scaled"
 SLOW_LOOP = os.path.join(HERE, "python_slow_loop.py") + ":train"
 PAUSED_LOOP = os.path.join(HERE, "python_slow_loop.py") + ":train_after_pause"
 FORTUNES = "/usr/share/games/fortunes"
@@ -75,7 +79,7 @@ def free_port():
     return port
 
 
-def config(port, name, rounds, min_clients, steps, timeout=120, available=None):
+def config(port, name, rounds, min_clients, steps, timeout=120, available=None, strategy="fedavg"):
     return f"""
 [model]
 vocab_size = 260
@@ -91,7 +95,8 @@ min_clients = {min_clients}
 min_available = {available or min_clients}
 round_timeout_s = {timeout}
 seed = 11
-strategy = "fedavg"
+strategy = "{strategy}"
+{"[strategy.krum]" + chr(10) + "num_malicious = 1" if strategy == "krum" else ""}
 [local]
 steps = {steps}
 batch_size = 8
@@ -267,6 +272,29 @@ def main():
     check("Traceback" not in log and "not cancelled" not in log and codes[3] == 0,
           f"the Python participant stopped its loop on CANCEL and exited 0 on bye ({codes[3]}): {log[-1500:]}")
 
+    # ---- 5: a 1000x update (Byzantine participant) under fedavg, median and krum ----
+    # FedAvg lets it move the global model by ~250x the weights (weighted by examples); the
+    # coordinate-wise median and Krum (f = 1) leave it without effect: the global step stays the
+    # size of the honest updates.
+    def byzantine(port, tag):
+        return [cpp_worker(port, n, f"{WORK}/data/{n}", f"{WORK}/byz-{tag}-{n}.log") for n in names[:3]] + \
+               [py_worker(port, "py", f"{WORK}/data/py", f"{WORK}/byz-{tag}-py.log", "--train-fn", SCALED_LOOP)]
+    for strategy in ("fedavg", "median", "krum"):
+        rc, recs, _ = federate(f"byz-{strategy}", 1, lambda port: byzantine(port, strategy), 4, strategy=strategy)
+        if not check(rc == 0 and len(recs) == 1, f"{strategy} with a Byzantine participant: exit code {rc}"):
+            continue
+        parts = {p["participant"]: p["update_norm"] for p in recs[0]["clients"]["participants"]}
+        honest = max(v for k, v in parts.items() if k != "py")
+        step = recs[0]["update_norm"]
+        print(f"{strategy}: honest update norms <= {honest:.4g}, Byzantine {parts.get('py', 0):.4g}, "
+              f"global step {step:.4g}")
+        check(parts.get("py", 0) > 100 * honest, f"{strategy}: the Byzantine update is 1000x: {parts}")
+        if strategy == "fedavg":
+            check(step > 50 * honest, f"fedavg follows the Byzantine update: step {step}, honest {honest}")
+        else:
+            # Krum picks one honest update; the median lies between honest values per coordinate.
+            check(step <= 2 * honest, f"{strategy}: the Byzantine update has no effect: step {step}, honest <= {honest}")
+
     # ---- 4: the coordinator SIGKILLed after round 1 and restarted: the participant rejoins ----
     port = free_port()
     cfg = f"{WORK}/restart.toml"
@@ -300,9 +328,9 @@ def main():
         stop([p for p in (coord, py) if p is not None])
     recs = [json.loads(l) for l in open(f"{WORK}/restart/out/rounds.jsonl") if l.strip()] \
         if os.path.exists(f"{WORK}/restart/out/rounds.jsonl") else []
-    # (Only round 2's line is checked: a kill between round 1's checkpoint and its rounds.jsonl
-    # line loses that line, which the resumed run does not restore from the checkpoint.)
-    check(recs and recs[-1]["round"] == 2 and
+    # (A kill between round 1's checkpoint and its rounds.jsonl line is repaired on resume: the
+    # line comes back from the checkpoint.)
+    check([r["round"] for r in recs] == [1, 2] and
           [p["participant"] for p in recs[-1]["clients"]["participants"]] == ["py"],
           f"round 2 after the restart accepted the Python participant: {[r['clients'] for r in recs]}")
     check("resuming after round 1" in open(f"{WORK}/restart-coordinator-2.log").read(),
