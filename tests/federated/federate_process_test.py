@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,32 +28,12 @@ import urllib.request
 import numpy as np
 from safetensors.numpy import load_file
 
+from procs import check, failures, free_port, run, stop
+
 CONFLUX, WORKER, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 FORTUNES = "/usr/share/games/fortunes"
 FILES = ["food", "love", "wisdom", "literature"]
 NAMES = ["p0", "p1", "p2", "p3"]
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what, flush=True)
-
-
-def run(args, **kw):
-    p = subprocess.run(args, capture_output=True, text=True, timeout=kw.pop("timeout", 300), **kw)
-    if p.returncode != 0:
-        print(p.stdout[-3000:], p.stderr[-3000:], sep="\n")
-    return p
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_for(cond, seconds, what):
@@ -117,18 +96,6 @@ def start_worker(port, name, exit_on_bye, log):
     if exit_on_bye:
         args.append("--exit-on-bye")
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
-
-
-def stop(procs):
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def records(name):

@@ -32,10 +32,11 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
+
+from procs import check, failures, free_port, run, stop
 
 SKIP = 77
 try:
@@ -54,29 +55,6 @@ SCALED_LOOP = f"{os.path.join(HERE, 'python_slow_loop.py')}:train_scaled"
 SLOW_LOOP = os.path.join(HERE, "python_slow_loop.py") + ":train"
 PAUSED_LOOP = os.path.join(HERE, "python_slow_loop.py") + ":train_after_pause"
 FORTUNES = "/usr/share/games/fortunes"
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what, flush=True)
-    return cond
-
-
-def run(args, **kw):
-    p = subprocess.run(args, capture_output=True, text=True, timeout=kw.pop("timeout", 300), **kw)
-    if p.returncode != 0:
-        print(p.stdout[-3000:], p.stderr[-3000:], sep="\n")
-    return p
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def config(port, name, rounds, min_clients, steps, timeout=120, available=None, strategy="fedavg"):
@@ -134,18 +112,6 @@ def py_worker(port, key, data, log, *extra):
                              f"{WORK}/keys/coordinator.pub", "--key", f"{WORK}/keys/{key}.key", "--data", data,
                              "--name", key, "--give-up-after", "120", "--exit-on-bye", *extra],
                             stdout=subprocess.DEVNULL, stderr=open(log, "w"), env=env)
-
-
-def stop(procs):
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 def federate(name, rounds, workers_fn, min_clients, steps=4, **kw):
