@@ -8,7 +8,8 @@
 #   2. Once the first checkpoint directory exists: scancel --signal=USR1 (the job's tasks, not the
 #      batch shell). Both ranks checkpoint at the same step P and exit 75; train.sbatch requeues.
 #   3. Once the job is PENDING again: the test sets train.steps = P + 10 in the config and releases
-#      the job (Slurm would hold a requeued job ~120 s). It resumes from step P and finishes.
+#      the job to start 2 s later (Slurm would hold a requeued job ~120 s; why not at once: at the
+#      release below). It resumes from step P and finishes.
 #   4. Asserts: the job COMPLETED after exactly one restart; its log shows the preemption, the
 #      requeue and "resumed from .../step-P at step P"; metrics.jsonl holds steps 1..P+10, each
 #      once (the step count continues); the final checkpoint step-(P+10) is byte for byte that of
@@ -86,7 +87,10 @@ P=$(newest_step "$T/job/ckpt")
 [ "$(wc -l < "$T/job/out/metrics.jsonl")" -eq "$P" ] || fail "the preempted run logged $(wc -l < "$T/job/out/metrics.jsonl") steps, its checkpoint is at step $P"
 STEPS=$((P + 10))
 write_config "$T/job" "$STEPS"
-timeout 10 scontrol update jobid="$JOB" StartTime=now || fail "could not release the requeued job $JOB"
+# Not StartTime=now: slurmd revokes the first run's job credential at the requeue, with a time in
+# whole seconds, and refuses any credential of this job issued in that same second ("Job
+# credential revoked": the job ends FAILED without running). Two seconds later is always past it.
+timeout 10 scontrol update jobid="$JOB" StartTime=now+2 || fail "could not release the requeued job $JOB"
 
 # 4. Resumed, finished.
 wait_for 120 "the resumed job's completion" '[ "$(job_field JobState)" = COMPLETED ]'
