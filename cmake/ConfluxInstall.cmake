@@ -4,7 +4,7 @@ include(CMakePackageConfigHelpers)
 
 set(CONFLUX_EXPORT_TARGETS conflux_core conflux_core_torch conflux_options)
 foreach(lib conflux_dataplane conflux_trainer_meta conflux_trainer conflux_evaluator conflux_protocol
-        conflux_federated)
+        conflux_federated conflux_pipeline)
   if(TARGET ${lib})
     list(APPEND CONFLUX_EXPORT_TARGETS ${lib})
   endif()
@@ -27,11 +27,14 @@ endif()
 if(TARGET conflux_tasks)  # used by the plugin's `evaluate` and by conflux-worker
   install(TARGETS conflux_tasks LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 endif()
-foreach(comp core dataplane trainer evaluator protocol federated tasks coordinator worker)
+foreach(comp core dataplane trainer evaluator protocol federated tasks pipeline coordinator worker)
   if(EXISTS ${PROJECT_SOURCE_DIR}/${comp}/include)
     install(DIRECTORY ${PROJECT_SOURCE_DIR}/${comp}/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
   endif()
 endforeach()
+# The sbatch scripts `conflux pipeline submit` uses (found from the binary as ../share/conflux/slurm).
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/scripts/slurm/ DESTINATION ${CMAKE_INSTALL_DATADIR}/conflux/slurm
+        USE_SOURCE_PERMISSIONS FILES_MATCHING PATTERN "*.sbatch")
 install(DIRECTORY ${PROJECT_BINARY_DIR}/generated/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(EXPORT ConfluxTargets NAMESPACE Conflux:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/Conflux)
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/ConfluxConfig.cmake.in

@@ -115,6 +115,16 @@ std::string fmt_double(double v) {
 
 }  // namespace
 
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_d = SIZE_MAX;
+  for (const auto& k : candidates) {
+    const size_t d = edit_distance(k, word);
+    if (d < best_d) best_d = d, best = k;
+  }
+  return best_d <= std::max<size_t>(2, word.size() / 4) ? fmt::format(" (did you mean '{}'?)", best) : "";
+}
+
 struct ConfigBinder::Impl {
   std::shared_ptr<ConfigDocument> doc;
   std::deque<FieldSpec> specs;
@@ -369,14 +379,8 @@ void ConfigBinder::finish() {
       for (size_t i = 0; i < arr->size(); ++i) walk(*arr->get(i), fmt::format("{}[{}]", path, i));
       return;
     }
-    std::string best;
-    size_t best_d = SIZE_MAX;
-    for (auto& k : known) {
-      size_t d = edit_distance(k, path);
-      if (d < best_d) best_d = d, best = k;
-    }
-    std::string hint = best_d <= std::max<size_t>(2, path.size() / 4) ? fmt::format(" (did you mean '{}'?)", best) : "";
-    CONFLUX_THROW(ConfigError, "{}: unknown key '{}'{}", impl_->where(path, &n), path, hint);
+    CONFLUX_THROW(ConfigError, "{}: unknown key '{}'{}", impl_->where(path, &n), path,
+                  did_you_mean(path, known));
   };
   walk(impl_->doc->root, "");
 }

@@ -299,6 +299,7 @@ EvaluateOutput run_evaluation(const EvaluateConfig& cfg, const std::string& toml
   if (rank != 0) return out;
   nlohmann::json meta = {{"checkpoint", plan.checkpoint},
                          {"checkpoint_step", plan.step},
+                         {"checkpoint_sha256", conflux::trainer::checkpoint_digest(plan.checkpoint)},
                          {"dataset", std::filesystem::absolute(cfg.dataset).string()},
                          {"manifest_sha256", plan.manifest_sha256},
                          {"split", plan.split},

@@ -1,8 +1,11 @@
 // Signal handling for preemption (see preempt.h).
 #include "conflux/trainer/preempt.h"
 
+#include "conflux/core/error.h"
+
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 
 namespace conflux::trainer {
 namespace {
@@ -34,5 +37,14 @@ void uninstall_preemption_handlers() {
 bool preemption_requested() { return g_flag.load() != 0; }
 void request_preemption() { g_flag.store(1); }
 void clear_preemption() { g_flag.store(0); }
+
+long long test_preempt_step() {
+  const char* v = std::getenv("CONFLUX_TEST_PREEMPT_AT_STEP");
+  if (!v || !*v) return 0;
+  char* end = nullptr;
+  const long long n = std::strtoll(v, &end, 10);
+  if (*end != '\0' || n < 1) CONFLUX_THROW(UsageError, "CONFLUX_TEST_PREEMPT_AT_STEP='{}' must be a step number >= 1", v);
+  return n;
+}
 
 }  // namespace conflux::trainer

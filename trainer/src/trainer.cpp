@@ -421,6 +421,7 @@ TrainResult Loop::run() {
   const auto start = Clock::now();
   int64_t tokens_at_start = state_.tokens_seen;
   install_preemption_handlers();
+  const long long preempt_at = test_preempt_step();
   int64_t step = state_.step;
   while (step < cfg_.steps) {
     if (cfg_.dp_enabled && cfg_.dp_target_epsilon > 0) {
@@ -461,6 +462,7 @@ TrainResult Loop::run() {
     result.epsilon = eps;
     result.tokens_per_second = avg_tok_s;
     if (hooks_.after_step) hooks_.after_step(step);
+    if (step == preempt_at) request_preemption();
     const bool preempt = any_rank(comms_.world, preemption_requested());
     if (preempt) {
       checkpoint(step);

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <sodium.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -174,6 +175,51 @@ Lineage load_lineage(const std::string& dir) {
   l.dp = field<int>(j, {"world", "dp"}, path);
   l.tp = field<int>(j, {"world", "tp"}, path);
   return l;
+}
+
+namespace {
+std::string hex(const unsigned char* d, size_t n) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    out += digits[d[i] >> 4];
+    out += digits[d[i] & 15];
+  }
+  return out;
+}
+}  // namespace
+
+std::string checkpoint_digest(const std::string& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind("model-", 0) == 0 && e.path().extension() == ".safetensors") names.push_back(n);
+  }
+  if (ec) CONFLUX_THROW(IoError, "cannot list the checkpoint '{}': {}", dir, ec.message());
+  if (names.empty()) CONFLUX_THROW(DataError, "checkpoint '{}' has no model-*.safetensors file", dir);
+  std::sort(names.begin(), names.end());
+  std::string lines;
+  std::vector<char> buf(1 << 20);
+  unsigned char out[crypto_hash_sha256_BYTES];
+  for (const auto& n : names) {
+    const std::string path = dir + "/" + n;
+    std::ifstream in(path, std::ios::binary);
+    if (!in) CONFLUX_THROW(IoError, "cannot read '{}'", path);
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    while (in) {
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      if (in.gcount() > 0)
+        crypto_hash_sha256_update(&st, reinterpret_cast<const unsigned char*>(buf.data()),
+                                  static_cast<unsigned long long>(in.gcount()));
+    }
+    if (in.bad()) CONFLUX_THROW(IoError, "cannot read '{}'", path);
+    crypto_hash_sha256_final(&st, out);
+    lines += n + " " + hex(out, sizeof out) + "\n";
+  }
+  crypto_hash_sha256(out, reinterpret_cast<const unsigned char*>(lines.data()), lines.size());
+  return hex(out, sizeof out);
 }
 
 }  // namespace conflux::trainer

@@ -114,6 +114,9 @@ std::shared_ptr<ConfigDocument> parse_config_text(const std::string& text, const
 // Errors name `name` and the key path; there are no line numbers.
 std::shared_ptr<ConfigDocument> parse_config_json(const std::string& text, const std::string& name);
 
+// " (did you mean 'x'?)" for the candidate closest to `word` when it is close enough, else "".
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
+
 template <typename T>
 T bind_config(std::shared_ptr<ConfigDocument> doc, std::string* effective_toml = nullptr,
               std::string* effective_json = nullptr) {

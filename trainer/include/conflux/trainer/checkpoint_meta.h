@@ -56,4 +56,9 @@ TrainerState load_trainer_state(const std::string& dir);
 int64_t load_optimizer_step(const std::string& dir);
 Lineage load_lineage(const std::string& dir);
 
+// The identity of a step directory's weights: sha256 over the lines "<file> <sha256 of file>\n" of
+// its model-*.safetensors files in name order (the optimizer state is not part of it). Evaluation
+// reports and `conflux pipeline` name checkpoints by it. DataError if there is no model file.
+std::string checkpoint_digest(const std::string& dir);
+
 }  // namespace conflux::trainer

@@ -13,4 +13,9 @@ bool preemption_requested();
 void request_preemption();   // same as receiving the signal (tests)
 void clear_preemption();
 
+// Test hook: CONFLUX_TEST_PREEMPT_AT_STEP=N makes the run behave as if SIGUSR1 arrived during
+// step N (checkpoint at N, exit 75), so tests of resumption do not race the clock
+// (tests/pipeline/pipeline_run_test.sh). 0 (inert) when unset; a malformed value is a UsageError.
+long long test_preempt_step();
+
 }  // namespace conflux::trainer
