@@ -174,7 +174,7 @@ rdv_worker() {
       rdv_die "worker $i: no running coordinator in $rdv within $wait_s s (coordinator.addr: '${addr:-none}' of job '${job:-none}')"
     sleep 1
   done
-  echo "[$(date -Is)] worker-$i (job ${SLURM_JOB_ID:-?}) -> coordinator job $job at $addr"
+  echo "[$(date -Is)] worker-$i (job ${SLURM_JOB_ID:-?}) -> coordinator job $job at $addr; $worker $*"
   srun --mpi=pmix -n 1 -N 1 "$worker" --connect "$addr" --server-key "$rdv/coordinator.pub" \
     --key "$rdv/worker-$i.key" --name "worker-$i" --exit-on-bye \
     --give-up-after "${CONFLUX_WORKER_GIVE_UP_S:-300}" "$@"
