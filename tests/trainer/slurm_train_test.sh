@@ -19,26 +19,13 @@
 set -euo pipefail
 CONFLUX=$(realpath "$1")
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-fail() { echo "FAIL: $*" >&2; [ -n "${LOG:-}" ] && [ -f "$LOG" ] && { echo "== job log" >&2; cat "$LOG" >&2; }; exit 1; }
-[ -n "${SLURM_CONF:-}" ] && [ -n "${CONFLUX_SLURM_DIR:-}" ] ||
-  fail "no cluster: run me under scripts/slurm/local-cluster.sh run (ctest -R trainer_slurm_train_test does)"
+# shellcheck source=tests/slurm/lib.sh
+source "$ROOT/tests/slurm/lib.sh"   # fail, job_field, wait_for (on $JOB)
+need_cluster trainer_slurm_train_test
 T="$CONFLUX_SLURM_DIR/train-test"   # removed with the cluster's directory
 mkdir -p "$T"
 export OMP_NUM_THREADS=1
 
-job_field() { timeout 10 scontrol show job "$JOB" 2>/dev/null | grep -o "$1=[^ ]*" | head -n1 | cut -d= -f2 || true; }
-ended() { case "$1" in COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|PREEMPTED|BOOT_FAIL|DEADLINE) true ;; *) false ;; esac; }
-# wait_for SECONDS DESCRIPTION CONDITION: polls the shell condition every 0.2 s, bounded; fails at
-# once if the job ended without the condition holding.
-wait_for() {
-  local n=$(($1 * 5)) what=$2 cond=$3 st
-  for _ in $(seq 1 "$n"); do
-    eval "$cond" && return 0
-    st=$(job_field JobState); ! ended "$st" || fail "$what: job $JOB ended $st first"
-    sleep 0.2
-  done
-  fail "$what: not within $1 s (job $JOB: state $(job_field JobState), restarts $(job_field Restarts))"
-}
 newest_step() { local d; d=$(ls -d "$1"/step-* 2>/dev/null | sort | tail -n1); [ -n "$d" ] && echo $((10#${d##*/step-})); }
 
 "$CONFLUX" ingest -i /usr/share/games/fortunes/computers -f fortune -o "$T/data" > /dev/null
