@@ -219,6 +219,12 @@ int print_status(const Pipeline& p, bool as_json) {
         rec->status = "failed";
         rec->outcome = slurm;
         save_record(p, st.name, *rec);
+        // The evaluation's worker array would wait for a coordinator that never comes.
+        for (size_t k = 1; k < rec->job_ids.size(); ++k) {
+          proc::Command c;
+          c.argv = {"scancel", rec->job_ids[k]};
+          proc::run(c);
+        }
       }
       state = rec->status == "submitted" ? (slurm.empty() ? "submitted" : (slurm == "PENDING" ? "queued" : slurm == "RUNNING" ? "running" : slurm))
                                          : rec->status;

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# `conflux pipeline submit` end to end on a real single-node Slurm cluster (local-cluster.sh run):
+# ingest -> prepare (2 tasks) -> train (2 tasks; preempted once at step 10 by the test hook
+# CONFLUX_TEST_PREEMPT_AT_STEP, requeued by train.sbatch, released by the test, resumed) ->
+# evaluate (coordinator + a job array of 2 workers), chained with afterok. Asserts the chain ran
+# in order, training resumed from step 10 after exactly one restart, `pipeline status` reports
+# every stage done with its job ids and a provenance chain that matches at every link, the run
+# report exists, and a following `pipeline run --dry-run` finds every stage up to date.
+# usage: local-cluster.sh run pipeline_submit_test.sh CONFLUX CONFLUX_WORKER SOURCE_ROOT
+set -euo pipefail
+source "$(dirname "$0")/../slurm/lib.sh"
+rendezvous_test pipeline_submit_test "$1" "$2"
+ROOT=$(realpath "$3")
+expect() { grep -qE -- "$2" <<<"$1" || { echo "$1" >&2; fail "$3: expected /$2/"; }; }
+
+cat > "$T/lifecycle.toml" <<TOML
+[pipeline]
+name = "tiny"
+dir = "run"
+
+[stages.ingest]
+inputs = ["/usr/share/games/fortunes/computers"]
+format = "fortune"
+keep_text = true
+
+[stages.prepare]
+builtin = "fortunes"
+[stages.prepare.resources]
+ranks = 2
+
+[stages.train]
+config = "$ROOT/trainer/configs/train-fortunes.toml"
+set = ["train.steps=20"]
+[stages.train.model]
+context = 32
+n_layer = 1
+n_head = 2
+d_model = 32
+[stages.train.train]
+batch_size = 8
+warmup_steps = 0
+eval_every = 10
+[stages.train.checkpoint]
+every = 5
+keep_last = 10
+[stages.train.resources]
+ranks = 2
+time_limit = "00:10:00"
+
+[stages.evaluate.evaluate]
+metrics = ["perplexity", "ece"]
+rows_per_task = 4
+[stages.evaluate.resources]
+ranks = 2
+TOML
+P="$T/lifecycle.toml"
+R="$T/run"
+
+out=$("$CONFLUX" pipeline submit "$P" --dry-run)
+expect "$out" "train +would submit \(never run\)" "dry run"
+expect "$out" "--dependency=afterok:" "dry run"
+[ ! -e "$R/stages/ingest/stage.json" ] || fail "--dry-run submitted"
+
+out=$(CONFLUX_TEST_PREEMPT_AT_STEP=10 timeout 60 "$CONFLUX" pipeline submit "$P") || { echo "$out"; fail "pipeline submit failed"; }
+echo "$out"
+for s in ingest prepare train; do expect "$out" "$s +submitted \(never run\): job [0-9]+" "submit"; done
+expect "$out" "evaluate +submitted \(never run\): job [0-9]+, [0-9]+" "submit (coordinator and worker array)"
+TRAIN=$(sed -n 's/.*train *submitted.*job \([0-9]*\).*/\1/p' <<<"$out")
+EVAL=$(sed -n 's/.*evaluate *submitted.*job \([0-9]*\),.*/\1/p' <<<"$out")
+LOG="$R/stages/train/log.txt"
+
+# Training is preempted at step 10 and requeued; Slurm holds a requeued job ~120 s, the test
+# releases it 2 s on (not at once: see tests/trainer/slurm_train_test.sh).
+JOB=$TRAIN
+wait_for 150 "train's requeue after the preemption" '[ "$(job_field JobState)" = PENDING ] && [ "$(job_field Restarts)" = 1 ]'
+st=$("$CONFLUX" pipeline status "$P")
+expect "$st" "^  ingest +done" "status while training is requeued"
+expect "$st" "^  train +queued +job $TRAIN" "status while training is requeued"
+expect "$st" "^  evaluate +queued" "status while training is requeued"
+timeout 10 scontrol update jobid="$TRAIN" StartTime=now+2 || fail "could not release the requeued job $TRAIN"
+JOB=""
+state=$(wait_job 150 "$EVAL")
+[ "$state" = COMPLETED ] || { LOG="$R/stages/evaluate/log.txt"; fail "the evaluation coordinator ended $state"; }
+[ "$(job_field Restarts "$TRAIN")" = 1 ] || fail "train restarted $(job_field Restarts "$TRAIN") times, expected once"
+grep -q "resumed from $R/checkpoints/step-00000010 at step 10" "$LOG" || fail "the requeued training did not resume from step 10"
+# The chain's order: each stage's job started after the one before it ended.
+prev_end=0
+for s in ingest prepare train evaluate; do
+  id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["job_ids"][0])' "$R/stages/$s/stage.json")
+  start=$(date -d "$(job_field StartTime "$id")" +%s); end=$(date -d "$(job_field EndTime "$id")" +%s)
+  [ "$start" -ge "$prev_end" ] || fail "stage $s (job $id) started before the stage before it ended"
+  prev_end=$end
+done
+
+st=$("$CONFLUX" pipeline status "$P") || { echo "$st"; fail "pipeline status reports a failure"; }
+echo "$st"
+for s in ingest prepare train evaluate; do expect "$st" "^  $s +done +job [0-9]+" "final status"; done
+expect "$st" "checkpoint .*step-00000020 .*manifest sha256 [0-9a-f]{12} matches" "provenance"
+expect "$st" "evaluation .*<- checkpoint .* matches; dataset manifest [0-9a-f]{12} matches" "provenance"
+python3 - "$R/eval/run.json" <<'PY' || fail "the evaluation did not use the two array workers"
+import json, sys
+text = open(sys.argv[1]).read()
+assert "worker-0" in text and "worker-1" in text, text[:400]
+PY
+out=$("$CONFLUX" pipeline run "$P" --dry-run)
+for s in ingest prepare train evaluate; do expect "$out" "$s +skipped: up to date" "a run after the submitted chain"; done
+echo "pipeline submit test passed: 4 stages chained on Slurm, training preempted at step 10, requeued and resumed"
