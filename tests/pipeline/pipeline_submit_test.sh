@@ -5,7 +5,8 @@
 # evaluate (coordinator + a job array of 2 workers), chained with afterok. Asserts the chain ran
 # in order, training resumed from step 10 after exactly one restart, `pipeline status` reports
 # every stage done with its job ids and a provenance chain that matches at every link, the run
-# report exists, and a following `pipeline run --dry-run` finds every stage up to date.
+# report exists, and a following `pipeline run --dry-run` finds every stage up to date. Then
+# scripts/slurm/pipeline.sbatch runs the pipeline inside one allocation (stages under srun).
 # usage: local-cluster.sh run pipeline_submit_test.sh CONFLUX CONFLUX_WORKER SOURCE_ROOT
 set -euo pipefail
 source "$(dirname "$0")/../slurm/lib.sh"
@@ -104,4 +105,15 @@ assert "worker-0" in text and "worker-1" in text, text[:400]
 PY
 out=$("$CONFLUX" pipeline run "$P" --dry-run)
 for s in ingest prepare train evaluate; do expect "$out" "$s +skipped: up to date" "a run after the submitted chain"; done
+
+# The whole pipeline inside one allocation (scripts/slurm/pipeline.sbatch: `pipeline run
+# --launcher srun`): everything is up to date but the forced evaluation, which runs with srun.
+PJOB=$(submit pipeline "$T/pipeline-job.log" -n 2 "$S/pipeline.sbatch" "$P" --force evaluate)
+state=$(wait_job 120 "$PJOB")
+LOG="$T/pipeline-job.log"
+[ "$state" = COMPLETED ] || fail "pipeline.sbatch ended $state"
+out=$(cat "$LOG")
+expect "$out" "train +skipped: up to date" "pipeline.sbatch"
+expect "$out" "evaluate +runs \(forced \(--force\)\): srun --mpi=pmix -n 2 .* evaluate .* --mpi" "pipeline.sbatch"
+expect "$out" "pipeline tiny: done" "pipeline.sbatch"
 echo "pipeline submit test passed: 4 stages chained on Slurm, training preempted at step 10, requeued and resumed"
