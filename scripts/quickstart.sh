@@ -25,22 +25,57 @@ step "conflux bench allreduce (2 ranks): shared-memory all-reduce vs raw MPI_All
 mpirun -np 2 "$CONFLUX" bench allreduce --max-bytes 16M --rounds 3 --buffers shared | tee "$OUT_DIR/bench-allreduce.txt"
 
 cd "$OUT_DIR"
-rm -rf data/fortunes-raw data/fortunes checkpoints/fortunes runs/fortunes
+step "The lifecycle through \`conflux pipeline run\`: ingest -> prepare (2 ranks) -> train (2 ranks) -> evaluate (2 ranks)"
+# One file describes the stages; outputs chain by name. A stage whose config, input and output are
+# unchanged since it ran is skipped (re-run this script: only what changed runs again).
+cat > lifecycle.toml <<TOML
+[pipeline]
+name = "fortunes"
+dir = "runs/pipeline"              # state, effective configs, logs, report.html
 
-step "Ingest: Debian's fortunes corpus (real text, %-separated quotations) -> byte-token dataset"
-"$CONFLUX" ingest -i /usr/share/games/fortunes -f fortune --keep-text --group-by-file -o data/fortunes-raw
+[stages.ingest]                    # Debian's fortunes corpus: real text, %-separated quotations
+inputs = ["/usr/share/games/fortunes"]
+format = "fortune"
+keep_text = true
+group_by_file = true
+output = "data/fortunes-raw"
 
-step "Prepare on 2 ranks: validate, exact + near-duplicate removal (MinHash-LSH), provenance"
-mpirun -np 2 "$CONFLUX" prepare --builtin fortunes
+[stages.prepare]                   # validate, exact + near-duplicate removal (MinHash-LSH), provenance
+builtin = "fortunes"
+[stages.prepare.prepare]
+output = "data/fortunes"
+[stages.prepare.resources]
+ranks = 2
+
+[stages.train]                     # a small GPT, data parallel; watch the loss fall in its log
+config = "$CONFLUX_ROOT/trainer/configs/train-fortunes.toml"
+[stages.train.checkpoint]
+dir = "checkpoints/fortunes"
+[stages.train.output]
+dir = "runs/fortunes"
+[stages.train.resources]
+ranks = 2
+
+[stages.evaluate]                  # on the validation split training held out
+[stages.evaluate.evaluate]
+metrics = ["perplexity", "ece", "bleu", "rouge_l", "distinct"]
+[stages.evaluate.generation]
+prompt_tokens = 32
+max_new_tokens = 32
+every = 10
+[stages.evaluate.resources]
+ranks = 2
+TOML
+"$CONFLUX" pipeline run lifecycle.toml --dry-run
+"$CONFLUX" pipeline run lifecycle.toml
 "$CONFLUX" inspect data/fortunes
-
-step "Train a small GPT on 2 ranks (data parallel) for a few minutes; watch the loss fall"
-mpirun -np 2 "$CONFLUX" train "$CONFLUX_ROOT/trainer/configs/train-fortunes.toml"
+tail -n 3 runs/pipeline/stages/train/log.txt
+echo "pipeline state, logs and the run report: $OUT_DIR/runs/pipeline (conflux pipeline status lifecycle.toml)"
 
 step "Generate from the trained checkpoint"
 "$CONFLUX" generate --checkpoint checkpoints/fortunes --prompt "The " --max-tokens 80 --temperature 0.8 --top-k 40 --seed 1
 
-step "Evaluate on the held-out validation split with two local worker nodes over CURVE-encrypted ZeroMQ (127.0.0.1)"
+step "The same evaluation served by two local worker nodes over CURVE-encrypted ZeroMQ (127.0.0.1)"
 rm -rf keys runs/fortunes-eval && mkdir -p keys
 for n in coordinator alice bob; do "$CONFLUX" keygen "$n" --out-dir keys >/dev/null; done
 cat keys/alice.pub keys/bob.pub > keys/allow.txt
