@@ -35,6 +35,13 @@ printf '[prepare]\ninput = "%s"\noutput = "%s"\nseed = 1\n[validate]\nmin_tokens
   >"$T/drop-all.toml"
 printf '[evaluate]\ncheckpoint = "%s/none"\ndataset = "%s"\n[server]\nbind = "tcp://127.0.0.1:99999"\ninsecure = true\n' \
   "$T" "$T/ds" >"$T/eval-bad-bind.toml"
+# Pipeline files (docs/pipeline.md): each one bad in one way.
+printf '[pipeline]\nname = "x"\n[stages.trian]\n' >"$T/pl-typo.toml"
+printf '[stages.train]\nconfig = "%s"\n[stages.train.resources]\nrank = 2\n' "$T/train.toml" >"$T/pl-res.toml"
+printf '[stages.train]\nconfig = "%s"\n[stages.train.resources]\nranks = 0\n' "$T/train.toml" >"$T/pl-ranks0.toml"
+printf '[stages.ingest]\nformat = "fortune"\n' >"$T/pl-noinput.toml"
+printf '[stages.prepare]\nconfig = "%s"\nbuiltin = "fortunes"\n' "$T/drop-all.toml" >"$T/pl-both.toml"
+printf '[pipeline]\ndir = "%s/pl-run"\n[stages.train]\nconfig = "%s"\nset = ["train.lr=nan"]\n' "$T" "$T/train.toml" >"$T/pl-nan.toml"
 
 # Checksum of a path: every file's relative name and contents; "absent" if it does not exist.
 digest() {
