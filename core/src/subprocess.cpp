@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <set>
@@ -111,11 +112,7 @@ pid_t spawn(const Command& cmd, int out_fd, int close_fd) {
   return pid;
 }
 
-Outcome wait_for(pid_t pid) {
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) CONFLUX_THROW(IoError, "waiting for process {}: {}", pid, std::strerror(errno));
-  }
+Outcome outcome_of(int status) {
   Outcome o;
   if (WIFSIGNALED(status)) {
     o.signal = WTERMSIG(status);
@@ -124,6 +121,14 @@ Outcome wait_for(pid_t pid) {
     o.exit_code = WEXITSTATUS(status);
   }
   return o;
+}
+
+Outcome wait_for(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) CONFLUX_THROW(IoError, "waiting for process {}: {}", pid, std::strerror(errno));
+  }
+  return outcome_of(status);
 }
 
 }  // namespace
@@ -139,7 +144,19 @@ std::string Outcome::describe() const {
 Outcome run(const Command& cmd) {
   const pid_t pid = spawn(cmd, -1, -1);
   Forwarder fw(pid);
-  return wait_for(pid);
+  if (!cmd.tick) return wait_for(pid);
+  auto next = std::chrono::steady_clock::now();
+  for (;;) {
+    int status = 0;
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) return outcome_of(status);
+    if (r < 0 && errno != EINTR) CONFLUX_THROW(IoError, "waiting for process {}: {}", pid, std::strerror(errno));
+    if (std::chrono::steady_clock::now() >= next) {
+      cmd.tick();
+      next += std::chrono::milliseconds(static_cast<int64_t>(cmd.tick_s * 1000));
+    }
+    ::usleep(50000);
+  }
 }
 
 Captured capture(const Command& cmd) {

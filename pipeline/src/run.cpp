@@ -344,7 +344,20 @@ int run(const Pipeline& p, const RunOptions& o, const ConfigValidator& validate)
     c.argv = cmd;
     c.cwd = p.base;
     c.log = log;
+    const bool tty = ::isatty(STDOUT_FILENO) == 1;
+    if (tty) {
+      // Progress on a terminal: the elapsed time and the stage's newest log line, redrawn.
+      c.tick = [&] {
+        const auto lines = log_tail(log, 1);
+        std::string last = lines.empty() ? "" : lines.back();
+        if (const auto cr = last.rfind('\r'); cr != std::string::npos) last = last.substr(cr + 1);
+        if (last.size() > 100) last = last.substr(0, 100);
+        const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::cout << fmt::format("\r\033[K          {:.0f} s | {}", t, last) << std::flush;
+      };
+    }
     const proc::Outcome out = proc::run(c);
+    if (tty) std::cout << "\r\033[K" << std::flush;
     r.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     r.finished = now_iso();
     r.outcome = out.describe();

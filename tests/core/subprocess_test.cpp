@@ -44,6 +44,17 @@ TEST(Subprocess, ExitCodeAndLogHoldBothStreamsAppended) {
   fs::remove_all(d);
 }
 
+TEST(Subprocess, TickIsCalledWhileWaiting) {
+  proc::Command c;
+  c.argv = {"sh", "-c", "exit 4"};
+  int ticks = 0;
+  c.tick = [&] { ++ticks; };
+  c.tick_s = 10;
+  const proc::Outcome o = proc::run(c);
+  EXPECT_EQ(o.exit_code, 4);
+  EXPECT_EQ(ticks, 1);  // the first tick comes at once, the next not before 10 s
+}
+
 TEST(Subprocess, SignalIsReported) {
   proc::Command c;
   c.argv = {"sh", "-c", "kill -9 $$"};

@@ -15,6 +15,7 @@
 // Not thread-safe with respect to signal dispositions: call from one thread at a time.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -27,6 +28,9 @@ struct Command {
   std::string log;                            // empty: inherit stdout/stderr
   std::map<std::string, std::string> env_set;
   std::vector<std::string> env_unset;
+  // Called about every tick_s seconds while run() waits (progress display); none when empty.
+  std::function<void()> tick;
+  double tick_s = 1.0;
 };
 
 struct Outcome {
