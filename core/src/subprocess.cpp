@@ -123,7 +123,7 @@ Outcome outcome_of(int status) {
   return o;
 }
 
-Outcome wait_for(pid_t pid) {
+Outcome wait_for_pid(pid_t pid) {
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) CONFLUX_THROW(IoError, "waiting for process {}: {}", pid, std::strerror(errno));
@@ -144,7 +144,7 @@ std::string Outcome::describe() const {
 Outcome run(const Command& cmd) {
   const pid_t pid = spawn(cmd, -1, -1);
   Forwarder fw(pid);
-  if (!cmd.tick) return wait_for(pid);
+  if (!cmd.tick) return wait_for_pid(pid);
   auto next = std::chrono::steady_clock::now();
   for (;;) {
     int status = 0;
@@ -157,6 +157,52 @@ Outcome run(const Command& cmd) {
     }
     ::usleep(50000);
   }
+}
+
+Child start(const Command& cmd) { return Child(spawn(cmd, -1, -1)); }
+
+Child& Child::operator=(Child&& o) noexcept {
+  if (this != &o) {
+    if (pid_ > 0) terminate(1);
+    pid_ = o.pid_;
+    o.pid_ = -1;
+  }
+  return *this;
+}
+
+Child::~Child() {
+  if (pid_ > 0) terminate(1);
+}
+
+Outcome Child::wait() {
+  if (pid_ <= 0) CONFLUX_THROW(InternalError, "wait() on a child that is not running");
+  const Outcome o = wait_for_pid(pid_);
+  pid_ = -1;
+  return o;
+}
+
+std::optional<Outcome> Child::wait_for(double seconds) {
+  if (pid_ <= 0) CONFLUX_THROW(InternalError, "wait_for() on a child that is not running");
+  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+  for (;;) {
+    int status = 0;
+    const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      pid_ = -1;
+      return outcome_of(status);
+    }
+    if (r < 0 && errno != EINTR) CONFLUX_THROW(IoError, "waiting for process {}: {}", pid_, std::strerror(errno));
+    if (std::chrono::steady_clock::now() >= end) return std::nullopt;
+    ::usleep(50000);
+  }
+}
+
+Outcome Child::terminate(double grace_s) {
+  if (pid_ <= 0) return {};
+  ::kill(pid_, SIGTERM);
+  if (auto o = wait_for(grace_s)) return *o;
+  ::kill(pid_, SIGKILL);
+  return wait();
 }
 
 Captured capture(const Command& cmd) {
@@ -183,7 +229,7 @@ Captured capture(const Command& cmd) {
     }
   }
   ::close(fds[0]);
-  c.outcome = wait_for(pid);
+  c.outcome = wait_for_pid(pid);
   return c;
 }
 

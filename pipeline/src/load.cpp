@@ -17,7 +17,7 @@ namespace fs = std::filesystem;
 namespace conflux::pipeline {
 namespace {
 
-const std::vector<std::string> kStageOrder = {"ingest", "prepare", "train", "evaluate"};
+const std::vector<std::string> kStageOrder = {"ingest", "prepare", "train", "federate", "evaluate"};
 
 std::string where(const std::string& file, const toml::node& n) {
   return fmt::format("{}:{}", file, n.source().begin.line);
@@ -199,17 +199,20 @@ Pipeline load_pipeline(const std::string& file_arg) {
   const auto* stages = root.get_as<toml::table>("stages");
   if (!stages || stages->empty())
     CONFLUX_THROW(ConfigError, "{}: no stages: add at least one of [stages.ingest], [stages.prepare], "
-                  "[stages.train], [stages.evaluate]", file);
+                  "[stages.train], [stages.federate], [stages.evaluate]", file);
   for (const auto& [k, v] : *stages) {
     const std::string key(k.str());
     if (std::find(kStageOrder.begin(), kStageOrder.end(), key) == kStageOrder.end())
-      CONFLUX_THROW(ConfigError, "{}: unknown stage 'stages.{}'{} (stages: ingest, prepare, train, evaluate)",
+      CONFLUX_THROW(ConfigError, "{}: unknown stage 'stages.{}'{} (stages: ingest, prepare, train, federate, evaluate)",
                     where(file, v), key, did_you_mean(key, kStageOrder));
     if (!v.is_table()) CONFLUX_THROW(ConfigError, "{}: 'stages.{}' must be a table", where(file, v), key);
   }
 
   std::string dataset;      // the newest dataset produced so far (absolute)
-  std::string checkpoints;  // the checkpoint root train writes
+  std::string checkpoints;  // the checkpoint root train (then federate) writes
+  const toml::node* train_model = nullptr;  // train's [model] table (federate inherits it)
+  toml::table train_config;                 // keeps train_model alive
+  bool federated = false;                   // `checkpoints` are federate's
   for (const auto& name : kStageOrder) {
     const auto* t = stages->get_as<toml::table>(name);
     if (!t) continue;
@@ -234,6 +237,32 @@ Pipeline load_pipeline(const std::string& file_arg) {
         config_file = absolute(p.base, string_of(file, v, full));
       } else if (key == "builtin" && name == "prepare") {
         builtin = string_of(file, v, full);
+      } else if (key == "participants" && name == "federate") {
+        for (const auto& d : strings_of(file, v, full)) s.participants.push_back(absolute(p.base, d));
+        if (s.participants.empty()) CONFLUX_THROW(ConfigError, "{}: '{}' is empty", where(file, v), full);
+      } else if (key == "partition" && name == "federate") {
+        const auto* pt = v.as_table();
+        if (!pt) CONFLUX_THROW(ConfigError, "{}: '{}' must be a table of `conflux partition` flags", where(file, v), full);
+        for (const auto& [pk, pv] : *pt) {
+          const std::string pkey(pk.str());
+          static const std::vector<std::string> known = {"parts", "by", "alpha", "field", "seed", "min_rows"};
+          if (std::find(known.begin(), known.end(), pkey) == known.end())
+            CONFLUX_THROW(ConfigError, "{}: unknown key '{}.{}'{}", where(file, pv), full, pkey, did_you_mean(pkey, known));
+          std::ostringstream os;
+          if (pv.is_string()) os << *pv.value<std::string>();
+          else if (pv.is_integer()) os << *pv.value<int64_t>();
+          else if (pv.is_floating_point()) os << *pv.value<double>();
+          else CONFLUX_THROW(ConfigError, "{}: '{}.{}' must be a string or a number", where(file, pv), full, pkey);
+          std::string flag = "--" + pkey;
+          std::replace(flag.begin(), flag.end(), '_', '-');
+          s.partition_args.insert(s.partition_args.end(), {flag, os.str()});
+          if (pkey == "parts") {
+            const int64_t n = int_of(file, pv, full + ".parts", 1);
+            s.participants.assign(static_cast<size_t>(n), "");
+          }
+        }
+        if (s.participants.empty())
+          CONFLUX_THROW(ConfigError, "{}: '{}' needs parts (the number of participants)", where(file, v), full);
       } else {
         inline_config.insert_or_assign(k, v);
       }
@@ -331,6 +360,50 @@ Pipeline load_pipeline(const std::string& file_arg) {
       s.output_dir = chain(config, inline_config, s.set, "output.dir", p.dir + "/train", p.base);
       dataset = s.input;
       checkpoints = s.output;
+      train_config = config;
+      train_model = train_config.get("model");
+    } else if (name == "federate") {
+      if (s.participants.empty())
+        CONFLUX_THROW(ConfigError, "{}: {} needs participants (their datasets) or a [{}.partition] table", s.where,
+                      prefix, prefix);
+      if (!s.partition_args.empty()) {
+        if (std::any_of(s.participants.begin(), s.participants.end(), [](const std::string& d) { return !d.empty(); }))
+          CONFLUX_THROW(ConfigError, "{}: {} has both participants and partition; give one", s.where, prefix);
+        if (dataset.empty())
+          CONFLUX_THROW(ConfigError, "{}: {}.partition cuts the previous stage's dataset, and there is none", s.where,
+                        prefix);
+        s.input = dataset;
+        for (size_t i = 0; i < s.participants.size(); ++i)
+          s.participants[i] = fmt::format("{}/data/participants/part-{:03d}", p.dir, i);
+      }
+      if (!checkpoints.empty()) {
+        s.init_from = chain(config, inline_config, s.set, "model.init_from", checkpoints, p.base);
+        // The model's shape is training's unless the stage gives its own.
+        if (const auto* tm = train_model ? train_model->as_table() : nullptr) {
+          for (const auto& [mk, mv] : *tm) {
+            const std::string mkey = "model." + std::string(mk.str());
+            bool in_set = false;
+            set_value(s.set, mkey, &in_set);
+            if (mk.str() != "init_from" && !in_set && !lookup(inline_config, mkey)) {
+              auto* model = config.get("model");
+              if (!model || !model->is_table()) {
+                config.insert_or_assign("model", toml::table{});
+                model = config.get("model");
+              }
+              model->as_table()->insert_or_assign(mk, mv);
+            }
+          }
+        }
+      } else {
+        bool in_set = false;
+        const std::string v = set_value(s.set, "model.init_from", &in_set);
+        const auto* n = lookup(config, "model.init_from");
+        s.init_from = in_set ? absolute(p.base, v) : n && n->value<std::string>() ? absolute(p.base, *n->value<std::string>()) : "";
+      }
+      s.output = chain(config, inline_config, s.set, "checkpoint.dir", p.dir + "/fl-checkpoints", p.base);
+      s.output_dir = chain(config, inline_config, s.set, "output.dir", p.dir + "/federate", p.base);
+      checkpoints = s.output;
+      federated = true;
     } else if (name == "evaluate") {
       auto given = [&](const std::string& key) -> std::string {
         bool in_set = false;
@@ -347,6 +420,12 @@ Pipeline load_pipeline(const std::string& file_arg) {
         CONFLUX_THROW(ConfigError, "{}: {} needs a checkpoint and a dataset: add [stages.train] or set "
                       "evaluate.checkpoint and evaluate.dataset", s.where, prefix);
       s.output = chain(config, inline_config, s.set, "output.dir", p.dir + "/eval", p.base);
+      // A federated model was trained on no one dataset, so there is no held-out split of it to
+      // take: evaluate every row unless the stage says otherwise (the rounds' own federated
+      // evaluation in rounds.jsonl is on the participants' held-out windows).
+      bool split_set = false;
+      set_value(s.set, "evaluate.split", &split_set);
+      if (federated && !split_set && !lookup(inline_config, "evaluate.split")) assign(config, "evaluate.split", "all");
     }
     s.config_text = to_text(config);
     p.stages.push_back(std::move(s));

@@ -11,9 +11,14 @@
 
 #include <fmt/format.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
@@ -57,7 +62,8 @@ void write_log_header(const std::string& log, const std::string& line) {
   if (!out) CONFLUX_THROW(IoError, "cannot write the stage log '{}'", log);
 }
 
-bool resumable(const Stage& s) { return s.name == "train"; }
+// Training resumes from its newest checkpoint, federated rounds after the last complete round.
+bool resumable(const Stage& s) { return s.name == "train" || s.name == "federate"; }
 
 // A fresh training run must not resume from checkpoints written under another config or input:
 // they are moved aside (never deleted) and the log says where.
@@ -76,6 +82,85 @@ void move_aside(const std::string& path, const std::string& log) {
   if (ec) CONFLUX_THROW(IoError, "cannot move '{}' aside to '{}': {}", path, target, ec.message());
   write_log_header(log, fmt::format("moved the previous run's {} to {}", path, target));
   std::cout << "          previous " << path << " moved to " << target << "\n";
+}
+
+// A free TCP port on 127.0.0.1 (the kernel's choice; released before the coordinator binds it).
+int free_loopback_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) CONFLUX_THROW(IoError, "socket: {}", std::strerror(errno));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    const int e = errno;
+    ::close(fd);
+    CONFLUX_THROW(IoError, "cannot find a free port on 127.0.0.1: {}", std::strerror(e));
+  }
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+proc::Outcome run_quiet(const std::vector<std::string>& argv, const std::string& cwd, const std::string& log) {
+  proc::Command c;
+  c.argv = argv;
+  c.cwd = cwd;
+  c.log = log;
+  write_log_header(log, "run: " + proc::shell_line(argv));
+  return proc::run(c);
+}
+
+// A federated stage on this machine: the participants' datasets (cut by `conflux partition` when
+// asked), CURVE keys for the coordinator and each participant (kept across runs), one
+// conflux-worker per participant on 127.0.0.1, then the coordinator (`c`, with the server keys
+// added). Participants that have not left a while after the coordinator ended are terminated.
+proc::Outcome run_federate(const Pipeline& p, const Stage& s, proc::Command c) {
+  const std::string sdir = p.stage_dir(s.name), keys = sdir + "/keys";
+  const std::string conflux = c.argv.front();
+  if (!s.partition_args.empty()) {
+    std::vector<std::string> argv = {conflux, "partition", s.input};
+    argv.insert(argv.end(), s.partition_args.begin(), s.partition_args.end());
+    argv.insert(argv.end(), {"--out-dir", p.dir + "/data/participants"});
+    const proc::Outcome r = run_quiet(argv, p.base, c.log);
+    if (!r.ok()) return r;
+  }
+  fs::create_directories(keys);
+  std::vector<std::string> names = {"coordinator"};
+  for (size_t i = 0; i < s.participants.size(); ++i) names.push_back(fmt::format("p{}", i));
+  std::string allow;
+  std::error_code ec;
+  for (const auto& n : names) {
+    if (!fs::exists(keys + "/" + n + ".key", ec)) {
+      const proc::Outcome r = run_quiet({conflux, "keygen", n, "--out-dir", keys}, p.base, c.log);
+      if (!r.ok()) return r;
+    }
+    if (n != "coordinator") allow += read_text(keys + "/" + n + ".pub");
+  }
+  write_file_atomic(keys + "/allow.txt", allow);
+  const std::string endpoint = fmt::format("tcp://127.0.0.1:{}", free_loopback_port());
+  std::string worker = (fs::path(conflux).parent_path() / "conflux-worker").string();
+  if (!fs::exists(worker, ec)) worker = "conflux-worker";
+  std::vector<proc::Child> workers;
+  for (size_t i = 0; i < s.participants.size(); ++i) {
+    proc::Command w;
+    w.argv = {worker, "--connect", endpoint, "--server-key", keys + "/coordinator.pub", "--key",
+              fmt::format("{}/p{}.key", keys, i), "--data", s.participants[i], "--name", fmt::format("p{}", i),
+              "--exit-on-bye", "--give-up-after", "120"};
+    w.cwd = p.base;
+    w.log = fmt::format("{}/participant-{}.log", sdir, i);
+    write_log_header(w.log, "run: " + proc::shell_line(w.argv));
+    workers.push_back(proc::start(w));
+  }
+  c.argv.insert(c.argv.end(), {"--set", "server.bind=\"" + endpoint + "\"", "--set",
+                               "server.key=\"" + keys + "/coordinator.key\"", "--set",
+                               "server.allow=\"" + keys + "/allow.txt\""});
+  write_log_header(c.log, "coordinator: " + proc::shell_line(c.argv));
+  const proc::Outcome out = proc::run(c);
+  for (auto& w : workers)
+    if (!w.wait_for(out.ok() ? 30 : 2)) w.terminate(5);
+  return out;
 }
 
 }  // namespace
@@ -184,6 +269,26 @@ std::string files_digest(const std::vector<std::string>& paths) {
 std::string stage_input_digest(const Stage& s) {
   if (s.name == "ingest") return files_digest(s.raw_inputs);
   if (s.name == "prepare" || s.name == "train") return dataset_digest(s.input);
+  if (s.name == "federate") {
+    std::string lines;
+    if (!s.init_from.empty()) {
+      const std::string c = checkpoint_root_digest(s.init_from);
+      if (c.empty()) return "";
+      lines += "init " + c + "\n";
+    }
+    if (!s.partition_args.empty()) {
+      const std::string d = dataset_digest(s.input);
+      if (d.empty()) return "";
+      lines += "partition of " + d + "\n";
+    } else {
+      for (const auto& part : s.participants) {
+        const std::string d = dataset_digest(part);
+        if (d.empty()) return "";
+        lines += "participant " + d + "\n";
+      }
+    }
+    return text_sha(lines);
+  }
   // evaluate: the checkpoint it reads and the dataset it reads it on.
   const std::string c = checkpoint_root_digest(s.input), d = dataset_digest(s.input_dataset);
   return c.empty() || d.empty() ? "" : text_sha("checkpoint " + c + "\ndataset " + d + "\n");
@@ -194,7 +299,7 @@ std::string stage_output_digest(const Stage& s, std::string* detail) {
     if (detail) *detail = s.output;
     return dataset_digest(s.output);
   }
-  if (s.name == "train") return checkpoint_root_digest(s.output, detail);
+  if (s.name == "train" || s.name == "federate") return checkpoint_root_digest(s.output, detail);
   const std::string report = s.output + "/report.json";
   std::error_code ec;
   if (detail) *detail = report;
@@ -282,6 +387,7 @@ std::vector<std::string> stage_command(const Pipeline& p, const Stage& s, const 
     if (s.name == "evaluate") cmd.push_back("--mpi");
     for (const auto& x : s.set) cmd.insert(cmd.end(), {"--set", x});
   }
+  if (s.name == "federate") return cmd;  // one coordinator process; participants are started beside it
   const int n = s.resources.ranks;
   std::vector<std::string> launch;
   if (o.launcher == "srun") {
@@ -327,7 +433,7 @@ int run(const Pipeline& p, const RunOptions& o, const ConfigValidator& validate)
     std::cout << head << fmt::format("runs ({}){}: {}\n", d.reason, resume ? ", resuming its checkpoints" : "",
                                      proc::shell_line(cmd))
               << std::flush;
-    if (s.name == "train" && !resume) {
+    if (resumable(s) && !resume) {
       move_aside(s.output, log);
       move_aside(s.output_dir, log);
     }
@@ -356,7 +462,7 @@ int run(const Pipeline& p, const RunOptions& o, const ConfigValidator& validate)
         std::cout << fmt::format("\r\033[K          {:.0f} s | {}", t, last) << std::flush;
       };
     }
-    const proc::Outcome out = proc::run(c);
+    const proc::Outcome out = s.name == "federate" ? run_federate(p, s, c) : proc::run(c);
     if (tty) std::cout << "\r\033[K" << std::flush;
     r.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     r.finished = now_iso();
@@ -433,6 +539,21 @@ std::vector<std::string> provenance_lines(const Pipeline& p) {
       } catch (const Error& e) {
         lines.push_back(fmt::format("checkpoint {}  digest {}  (lineage unreadable: {})", step, short_sha(c), e.message()));
       }
+    } else if (s.name == "federate") {
+      std::string step;
+      const std::string c = checkpoint_root_digest(s.output, &step);
+      if (c.empty()) {
+        lines.push_back(fmt::format("checkpoint {}  (no federated round written yet)", s.output));
+        continue;
+      }
+      std::string from = "  <- model.init_seed (no initial checkpoint)";
+      if (!s.init_from.empty()) {
+        std::string init_step;
+        const std::string init = checkpoint_root_digest(s.init_from, &init_step);
+        from = fmt::format("  <- rounds from {} digest {}", init_step.empty() ? s.init_from : init_step, short_sha(init));
+      }
+      lines.push_back(fmt::format("checkpoint {}  digest {} (federated, {} participants){}", step, short_sha(c),
+                                  s.participants.size(), from));
     } else if (s.name == "evaluate") {
       const std::string report = s.output + "/report.json";
       if (!fs::is_regular_file(report, ec)) {

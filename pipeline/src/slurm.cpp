@@ -1,6 +1,7 @@
 // The pipeline as a Slurm job chain (contract in slurm.h).
 #include "conflux/pipeline/slurm.h"
 
+#include "conflux/core/atomic_file.h"
 #include "conflux/core/error.h"
 #include "conflux/core/subprocess.h"
 
@@ -136,7 +137,28 @@ int submit(const Pipeline& p, const RunOptions& o, const SubmitOptions& s, const
     std::vector<std::vector<std::string>> jobs;  // sbatch command lines, in submission order
     std::vector<std::string> set_args;
     for (const auto& x : st.set) set_args.insert(set_args.end(), {"--set", x});
-    if (st.name == "evaluate") {
+    if (st.name == "federate") {
+      // The coordinator and a job array of one participant per dataset (federate.sbatch +
+      // federate-worker.sbatch, meeting in the rendezvous directory; task I takes line I+1).
+      if (!st.partition_args.empty())
+        CONFLUX_THROW(UsageError, "{}: pipeline submit does not cut participants ([stages.federate.partition]); run "
+                      "`conflux partition` first and list the parts in stages.federate.participants", st.where);
+      const std::string rdv = sdir + "/rendezvous", list = sdir + "/participants.txt";
+      std::string lines;
+      for (const auto& d : st.participants) lines += d + "\n";
+      if (!o.dry_run) write_file_atomic(list, lines);
+      const std::string n = std::to_string(st.participants.size());
+      auto coord = common(job_name, 1);
+      if (!previous.empty()) coord.push_back("--dependency=afterok:" + previous);
+      coord.insert(coord.end(), {scripts + "/federate.sbatch", d.config_file, rdv, "--workers", n});
+      coord.insert(coord.end(), set_args.begin(), set_args.end());
+      jobs.push_back(coord);
+      auto workers = common(job_name + "-participant", 1);
+      workers.push_back(fmt::format("--array=0-{}", st.participants.size() - 1));
+      workers.push_back("--dependency=after:%COORDINATOR%");
+      workers.insert(workers.end(), {scripts + "/federate-worker.sbatch", rdv, list});
+      jobs.push_back(workers);
+    } else if (st.name == "evaluate") {
       // The coordinator (one task) and a job array of `ranks` workers that start once it runs and
       // find its address and key in the rendezvous directory.
       const std::string rdv = sdir + "/rendezvous";

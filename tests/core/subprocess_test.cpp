@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -53,6 +54,25 @@ TEST(Subprocess, TickIsCalledWhileWaiting) {
   const proc::Outcome o = proc::run(c);
   EXPECT_EQ(o.exit_code, 4);
   EXPECT_EQ(ticks, 1);  // the first tick comes at once, the next not before 10 s
+}
+
+TEST(Subprocess, ChildRunsAlongsideAndIsTerminated) {
+  proc::Command c;
+  c.argv = {"sh", "-c", "exit 5"};
+  proc::Child quick = proc::start(c);
+  EXPECT_EQ(quick.wait().exit_code, 5);
+  EXPECT_FALSE(quick.running());
+  c.argv = {"sleep", "600"};
+  proc::Child slow = proc::start(c);
+  EXPECT_FALSE(slow.wait_for(0.1).has_value());  // bounded: sleep 600 cannot end in 0.1 s
+  const int pid = slow.pid();
+  const proc::Outcome o = slow.terminate(5);
+  EXPECT_EQ(o.signal, 15);
+  EXPECT_NE(::kill(pid, 0), 0);  // reaped: no such process any more
+  {
+    proc::Child scoped = proc::start(c);
+    EXPECT_TRUE(scoped.running());
+  }  // the destructor ends it; nothing left to wait for
 }
 
 TEST(Subprocess, SignalIsReported) {

@@ -15,13 +15,13 @@
 #      run time stops the pipeline with its exit code, and `pipeline status` shows its log lines.
 # usage: pipeline_run_test.sh CONFLUX_BINARY SOURCE_ROOT
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 CONFLUX=$(realpath "$1")
 ROOT=$(realpath "$2")
 T=$(mktemp -d /tmp/conflux-pipeline-test.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 export OMP_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fail() { echo "FAIL: $*" >&2; exit 1; }
-expect() { grep -qE -- "$2" <<<"$1" || { echo "$1" >&2; fail "$3: expected /$2/"; }; }
 
 mkdir -p "$T/p"
 cat > "$T/p/lifecycle.toml" <<TOML
@@ -29,10 +29,7 @@ cat > "$T/p/lifecycle.toml" <<TOML
 name = "tiny"
 dir = "run"
 
-[stages.ingest]
-inputs = ["/usr/share/games/fortunes/computers"]
-format = "fortune"
-keep_text = true
+$(ingest_stage)
 
 [stages.prepare]
 builtin = "fortunes"
@@ -44,14 +41,7 @@ ranks = 2
 [stages.train]
 config = "$ROOT/trainer/configs/train-fortunes.toml"
 set = ["train.steps=20"]
-[stages.train.model]
-context = 32
-n_layer = 1
-n_head = 2
-d_model = 32
-[stages.train.train]
-batch_size = 8
-warmup_steps = 0
+$(tiny_model_tables train)
 eval_every = 10
 [stages.train.checkpoint]
 every = 5

@@ -2,27 +2,28 @@
 # `conflux pipeline submit` end to end on a real single-node Slurm cluster (local-cluster.sh run):
 # ingest -> prepare (2 tasks) -> train (2 tasks; preempted once at step 10 by the test hook
 # CONFLUX_TEST_PREEMPT_AT_STEP, requeued by train.sbatch, released by the test, resumed) ->
-# evaluate (coordinator + a job array of 2 workers), chained with afterok. Asserts the chain ran
+# federate (coordinator + a job array of 2 participants, 1 round) -> evaluate (coordinator + a
+# job array of 2 workers), chained with afterok. Asserts the chain ran
 # in order, training resumed from step 10 after exactly one restart, `pipeline status` reports
 # every stage done with its job ids and a provenance chain that matches at every link, the run
 # report exists, and a following `pipeline run --dry-run` finds every stage up to date. Then
 # scripts/slurm/pipeline.sbatch runs the pipeline inside one allocation (stages under srun).
 # usage: local-cluster.sh run pipeline_submit_test.sh CONFLUX CONFLUX_WORKER SOURCE_ROOT
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/../slurm/lib.sh"
 rendezvous_test pipeline_submit_test "$1" "$2"
 ROOT=$(realpath "$3")
-expect() { grep -qE -- "$2" <<<"$1" || { echo "$1" >&2; fail "$3: expected /$2/"; }; }
 
+# The federated participants' own data (each its own fortunes file), there before the chain.
+"$CONFLUX" ingest -i /usr/share/games/fortunes/computers -f fortune -o "$T/p0" > /dev/null
+"$CONFLUX" ingest -i /usr/share/games/fortunes/science -f fortune -o "$T/p1" > /dev/null
 cat > "$T/lifecycle.toml" <<TOML
 [pipeline]
 name = "tiny"
 dir = "run"
 
-[stages.ingest]
-inputs = ["/usr/share/games/fortunes/computers"]
-format = "fortune"
-keep_text = true
+$(ingest_stage)
 
 [stages.prepare]
 builtin = "fortunes"
@@ -32,14 +33,7 @@ ranks = 2
 [stages.train]
 config = "$ROOT/trainer/configs/train-fortunes.toml"
 set = ["train.steps=20"]
-[stages.train.model]
-context = 32
-n_layer = 1
-n_head = 2
-d_model = 32
-[stages.train.train]
-batch_size = 8
-warmup_steps = 0
+$(tiny_model_tables train)
 eval_every = 10
 [stages.train.checkpoint]
 every = 5
@@ -48,9 +42,19 @@ keep_last = 10
 ranks = 2
 time_limit = "00:10:00"
 
+[stages.federate]
+participants = ["$T/p0", "$T/p1"]
+[stages.federate.federate]
+rounds = 1
+min_clients = 2
+min_available = 2
+[stages.federate.local]
+steps = 2
+batch_size = 4
+
 [stages.evaluate.evaluate]
 metrics = ["perplexity", "ece"]
-rows_per_task = 4
+rows_per_task = 64
 [stages.evaluate.resources]
 ranks = 2
 TOML
@@ -65,6 +69,7 @@ expect "$out" "--dependency=afterok:" "dry run"
 out=$(CONFLUX_TEST_PREEMPT_AT_STEP=10 timeout 60 "$CONFLUX" pipeline submit "$P") || { echo "$out"; fail "pipeline submit failed"; }
 echo "$out"
 for s in ingest prepare train; do expect "$out" "$s +submitted \(never run\): job [0-9]+" "submit"; done
+expect "$out" "federate +submitted \(never run\): job [0-9]+, [0-9]+" "submit (coordinator and participant array)"
 expect "$out" "evaluate +submitted \(never run\): job [0-9]+, [0-9]+" "submit (coordinator and worker array)"
 TRAIN=$(sed -n 's/.*train *submitted.*job \([0-9]*\).*/\1/p' <<<"$out")
 EVAL=$(sed -n 's/.*evaluate *submitted.*job \([0-9]*\),.*/\1/p' <<<"$out")
@@ -77,6 +82,7 @@ wait_for 150 "train's requeue after the preemption" '[ "$(job_field JobState)" =
 st=$("$CONFLUX" pipeline status "$P")
 expect "$st" "^  ingest +done" "status while training is requeued"
 expect "$st" "^  train +queued +job $TRAIN" "status while training is requeued"
+expect "$st" "^  federate +queued" "status while training is requeued"
 expect "$st" "^  evaluate +queued" "status while training is requeued"
 timeout 10 scontrol update jobid="$TRAIN" StartTime=now+2 || fail "could not release the requeued job $TRAIN"
 JOB=""
@@ -86,7 +92,7 @@ state=$(wait_job 150 "$EVAL")
 grep -q "resumed from $R/checkpoints/step-00000010 at step 10" "$LOG" || fail "the requeued training did not resume from step 10"
 # The chain's order: each stage's job started after the one before it ended.
 prev_end=0
-for s in ingest prepare train evaluate; do
+for s in ingest prepare train federate evaluate; do
   id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["job_ids"][0])' "$R/stages/$s/stage.json")
   start=$(date -d "$(job_field StartTime "$id")" +%s); end=$(date -d "$(job_field EndTime "$id")" +%s)
   [ "$start" -ge "$prev_end" ] || fail "stage $s (job $id) started before the stage before it ended"
@@ -95,16 +101,17 @@ done
 
 st=$("$CONFLUX" pipeline status "$P") || { echo "$st"; fail "pipeline status reports a failure"; }
 echo "$st"
-for s in ingest prepare train evaluate; do expect "$st" "^  $s +done +job [0-9]+" "final status"; done
+for s in ingest prepare train federate evaluate; do expect "$st" "^  $s +done +job [0-9]+" "final status"; done
+expect "$st" "fl-checkpoints/step-00000001  digest [0-9a-f]{12} \(federated, 2 participants\)  <- rounds from .*checkpoints/step-00000020" "provenance"
 expect "$st" "checkpoint .*step-00000020 .*manifest sha256 [0-9a-f]{12} matches" "provenance"
-expect "$st" "evaluation .*<- checkpoint .* matches; dataset manifest [0-9a-f]{12} matches" "provenance"
+expect "$st" "evaluation .*<- checkpoint .*fl-checkpoints/step-00000001 digest [0-9a-f]{12} matches; dataset manifest [0-9a-f]{12} matches" "provenance"
 python3 - "$R/eval/run.json" <<'PY' || fail "the evaluation did not use the two array workers"
 import json, sys
 text = open(sys.argv[1]).read()
 assert "worker-0" in text and "worker-1" in text, text[:400]
 PY
 out=$("$CONFLUX" pipeline run "$P" --dry-run)
-for s in ingest prepare train evaluate; do expect "$out" "$s +skipped: up to date" "a run after the submitted chain"; done
+for s in ingest prepare train federate evaluate; do expect "$out" "$s +skipped: up to date" "a run after the submitted chain"; done
 
 # The whole pipeline inside one allocation (scripts/slurm/pipeline.sbatch: `pipeline run
 # --launcher srun`): everything is up to date but the forced evaluation, which runs with srun.
@@ -116,4 +123,4 @@ out=$(cat "$LOG")
 expect "$out" "train +skipped: up to date" "pipeline.sbatch"
 expect "$out" "evaluate +runs \(forced \(--force\)\): srun --mpi=pmix -n 2 .* evaluate .* --mpi" "pipeline.sbatch"
 expect "$out" "pipeline tiny: done" "pipeline.sbatch"
-echo "pipeline submit test passed: 4 stages chained on Slurm, training preempted at step 10, requeued and resumed"
+echo "pipeline submit test passed: 5 stages chained on Slurm, training preempted at step 10, requeued and resumed"

@@ -17,6 +17,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,30 @@ struct Outcome {
 };
 
 Outcome run(const Command& cmd);
+
+// A child that runs alongside this process (e.g. local participants of a federated stage):
+// start() spawns it like run() (without tick or signal forwarding); wait() reaps it; terminate()
+// sends SIGTERM, waits up to grace_s and then SIGKILLs. The destructor terminates a child that is
+// still running, so no child outlives its owner's scope.
+class Child {
+ public:
+  Child() = default;
+  explicit Child(int pid) : pid_(pid) {}
+  Child(Child&& o) noexcept : pid_(o.pid_) { o.pid_ = -1; }
+  Child& operator=(Child&& o) noexcept;
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  ~Child();
+  int pid() const { return pid_; }
+  bool running() const { return pid_ > 0; }
+  Outcome wait();
+  std::optional<Outcome> wait_for(double seconds);  // nullopt if still running after `seconds`
+  Outcome terminate(double grace_s = 10);
+
+ private:
+  int pid_ = -1;
+};
+Child start(const Command& cmd);
 
 struct Captured {
   Outcome outcome;

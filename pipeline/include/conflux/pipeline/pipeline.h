@@ -17,6 +17,8 @@
 //   set = ["train.steps=300"]        # --set overrides, applied last
 //   [stages.train.resources]
 //   ranks = 2                        # also nodes, cpus_per_task, time_limit, partition, gres
+//   [stages.federate]                # optional: rounds over local participants (conflux-worker)
+//   participants = ["data/p0", "data/p1"]   # or [stages.federate.partition] parts = 4, by = "iid"
 //   [stages.evaluate]
 //   ...
 // Relative paths in the pipeline file and in the stage configs are relative to the pipeline
@@ -24,7 +26,8 @@
 //
 // Chaining: the pipeline sets each stage's input to the previous stage's output and puts the
 // outputs under the run directory (ingest -> DIR/data/raw, prepare -> DIR/data/prepared, train ->
-// DIR/checkpoints and DIR/train, evaluate -> DIR/eval), unless the stage sets that key inline or
+// DIR/checkpoints and DIR/train, federate -> DIR/fl-checkpoints (starting from train's weights)
+// and DIR/federate, evaluate -> DIR/eval on the newest checkpoint), unless the stage sets that key inline or
 // in its `set` list (a key from a referenced config file is replaced: the pipeline file wins).
 //
 // State: DIR/stages/NAME/{config.toml, stage.json, log.txt}. stage.json records the status, the
@@ -51,7 +54,7 @@ struct Resources {
 };
 
 struct Stage {
-  std::string name;         // ingest | prepare | train | evaluate
+  std::string name;         // ingest | prepare | train | federate | evaluate
   std::string where;        // "FILE:LINE" of its table, for messages
   Resources resources;
   std::vector<std::string> set;   // --set overrides (train/prepare/evaluate)
@@ -63,6 +66,11 @@ struct Stage {
   std::string output;       // ingest/prepare: dataset; train: checkpoint root; evaluate: output dir
   std::string output_dir;   // train: output.dir (metrics.jsonl)
   std::vector<std::string> raw_inputs;  // ingest: input files/directories
+  // federate: the participants' datasets (one conflux-worker each), listed or cut from `input`
+  // by `conflux partition` with partition_args (then participants are DIR/data/participants/part-NNN).
+  std::vector<std::string> participants;
+  std::vector<std::string> partition_args;
+  std::string init_from;    // federate: the checkpoint it starts from ("" = model.init_seed)
 };
 
 struct Pipeline {
