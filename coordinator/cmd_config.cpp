@@ -25,8 +25,14 @@ int config_show(const Args& args) {
               "key. Errors name file:line and the key path.",
               "conflux config show prep.toml --set dedup.near.threshold=0.8"}))
     return 0;
-  auto doc = parse_config_file(file, overrides(vm));
   load_plugins();  // the libtorch verbs' config kinds (evaluate, ...) register there
+  const std::vector<std::string> sets = overrides(vm);
+  auto show = [&](const ConfigSchema& s, const std::shared_ptr<ConfigDocument>& d) {
+    if (!s.show_file) return s.show(d);
+    if (!sets.empty()) CONFLUX_THROW(UsageError, "--set does not apply to a {} file; put the setting in it", s.kind);
+    return s.show_file(file);
+  };
+  auto doc = parse_config_file(file, sets);
   auto& schemas = config_schemas();
   if (schemas.empty()) CONFLUX_THROW(InternalError, "no config kinds are registered in this build");
   std::vector<const ConfigSchema*> candidates;
@@ -38,7 +44,7 @@ int config_show(const Args& args) {
       for (auto& s : schemas) kinds += (kinds.empty() ? "" : ", ") + s.kind;
       CONFLUX_THROW(UsageError, "unknown config kind '{}' (known: {})", kind, kinds);
     }
-    std::cout << candidates[0]->show(doc);
+    std::cout << show(*candidates[0], doc);
     return 0;
   }
   // Infer: the kinds under which the file validates.
@@ -46,7 +52,7 @@ int config_show(const Args& args) {
   std::string first_error;
   for (auto& s : schemas) {
     try {
-      ok.emplace_back(&s, s.show(doc));
+      ok.emplace_back(&s, show(s, doc));
     } catch (const ConfigError& e) {
       if (first_error.empty()) first_error = fmt::format("as '{}': {}", s.kind, e.message());
     }

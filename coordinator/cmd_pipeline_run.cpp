@@ -1,12 +1,17 @@
 // `conflux pipeline run|submit|status PIPELINE.toml`: the lifecycle from one file (pipeline/).
 #include "conflux/cli/cli.h"
+#include "conflux/core/atomic_file.h"
 #include "conflux/core/config.h"
 #include "conflux/core/error.h"
+#include "conflux/core/subprocess.h"
 #include "conflux/pipeline/pipeline.h"
 #include "conflux/pipeline/slurm.h"
 
 #include <fmt/format.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 
@@ -114,6 +119,36 @@ int pipeline_status(const Args& args) {
   const pl::Pipeline p = pl::load_pipeline(vm["file"].as<std::string>());
   return pl::print_status(p, json);
 }
+
+// `conflux config show lifecycle.toml`: every stage's effective config, checked.
+std::string show_pipeline(const std::string& file) {
+  const pl::Pipeline p = pl::load_pipeline(file);
+  std::string out = fmt::format("# pipeline '{}' ({}), run directory {}\n", p.name, p.file, p.dir);
+  for (const auto& s : p.stages) {
+    out += fmt::format("\n# ===== stage {} ({}), {} rank(s)\n", s.name, s.where, s.resources.ranks);
+    if (s.name == "ingest") {
+      std::vector<std::string> argv = {"conflux", "ingest"};
+      argv.insert(argv.end(), s.ingest_args.begin(), s.ingest_args.end());
+      argv.insert(argv.end(), {"-o", s.output});
+      out += "# " + proc::shell_line(argv) + "\n";
+      continue;
+    }
+    const std::string tmp = fmt::format("/tmp/.conflux-pipeline-show-{}-{}.toml", ::getpid(), s.name);
+    write_file_atomic(tmp, s.config_text);
+    try {
+      out += validate(s.name, tmp, s.set);
+    } catch (...) {
+      std::remove(tmp.c_str());
+      throw;
+    }
+    std::remove(tmp.c_str());
+  }
+  return out;
+}
+
+static ConfigSchemaRegistrar pipeline_schema(
+    {"pipeline", "the lifecycle from one file (conflux pipeline): every stage's effective config", nullptr,
+     show_pipeline});
 
 CONFLUX_VERB("pipeline run", "run the lifecycle (ingest, prepare, train, evaluate) from one file, skipping what is up to date",
              pipeline_run);

@@ -40,6 +40,7 @@ printf '[pipeline]\nname = "x"\n[stages.trian]\n' >"$T/pl-typo.toml"
 printf '[stages.train]\nconfig = "%s"\n[stages.train.resources]\nrank = 2\n' "$T/train.toml" >"$T/pl-res.toml"
 printf '[stages.train]\nconfig = "%s"\n[stages.train.resources]\nranks = 0\n' "$T/train.toml" >"$T/pl-ranks0.toml"
 printf '[stages.ingest]\nformat = "fortune"\n' >"$T/pl-noinput.toml"
+printf '[pipeline]\ndir = "%s/pl-run"\n[stages.train]\nconfig = "%s"\n' "$T" "$T/train.toml" >"$T/pl-ok.toml"
 printf '[stages.prepare]\nconfig = "%s"\nbuiltin = "fortunes"\n' "$T/drop-all.toml" >"$T/pl-both.toml"
 printf '[pipeline]\ndir = "%s/pl-run"\n[stages.train]\nconfig = "%s"\nset = ["train.lr=nan"]\n' "$T" "$T/train.toml" >"$T/pl-nan.toml"
 

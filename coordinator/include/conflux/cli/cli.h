@@ -130,6 +130,9 @@ struct ConfigSchema {
   std::string summary;
   // Binds the document and returns the effective config as TOML (throws ConfigError).
   std::function<std::string(std::shared_ptr<ConfigDocument>)> show;
+  // Kinds that are more than one document (a pipeline file names stage configs by path) are
+  // shown from the file itself; `show` is then unused.
+  std::function<std::string(const std::string& file)> show_file;
 };
 std::vector<ConfigSchema>& config_schemas();
 struct ConfigSchemaRegistrar {
@@ -141,7 +144,7 @@ struct ConfigSchemaRegistrar {
          std::string text;                                                                             \
          ::conflux::bind_config<Type>(doc, &text);                                                     \
          return text;                                                                                  \
-       }})
+       }, nullptr})
 
 // Prints `json` (already serialised) or `text` on stdout depending on --json.
 void emit(bool json, const std::string& json_text, const std::string& text);
