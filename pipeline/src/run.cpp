@@ -13,6 +13,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -306,6 +308,28 @@ std::string stage_output_digest(const Stage& s, std::string* detail) {
   return fs::is_regular_file(report, ec) ? dataplane::sha256_file(report) : "";
 }
 
+RunLock::RunLock(const Pipeline& p) {
+  fs::create_directories(p.dir);
+  const std::string path = p.dir + "/.lock";
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) CONFLUX_THROW(IoError, "cannot open the lock file '{}': {}", path, std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const std::string holder = read_text(path);
+    ::close(fd_);
+    fd_ = -1;
+    CONFLUX_THROW(UsageError, "the run directory {} is in use by another `conflux pipeline` ({}); wait for it to "
+                  "finish", p.dir, holder.empty() ? std::string("pid unknown") : "pid " + holder);
+  }
+  const std::string pid = std::to_string(::getpid());
+  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
+    // The pid is only for the message above; the lock itself holds.
+  }
+}
+
+RunLock::~RunLock() {
+  if (fd_ >= 0) ::close(fd_);  // releases the flock
+}
+
 std::vector<Decision> plan(const Pipeline& p, const RunOptions& o, const ConfigValidator& validate) {
   auto index_of = [&](const std::string& name, const char* flag) -> size_t {
     for (size_t i = 0; i < p.stages.size(); ++i)
@@ -408,7 +432,7 @@ std::vector<std::string> stage_command(const Pipeline& p, const Stage& s, const 
 }
 
 int run(const Pipeline& p, const RunOptions& o, const ConfigValidator& validate) {
-  fs::create_directories(p.dir);
+  RunLock lock(p);
   const std::vector<Decision> decisions = plan(p, o, validate);
   std::cout << fmt::format("pipeline {}: {} stage(s), run directory {}{}\n", p.name, decisions.size(), p.dir,
                            o.dry_run ? " (dry run: nothing is executed)" : "");

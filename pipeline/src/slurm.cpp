@@ -105,7 +105,7 @@ int submit(const Pipeline& p, const RunOptions& o, const SubmitOptions& s, const
   if (proc::find_program("sbatch").empty() && !o.dry_run)
     CONFLUX_THROW(UsageError, "conflux pipeline submit: sbatch is not in PATH (is this a Slurm login node?)");
   const std::string scripts = slurm_scripts_dir(s.scripts_dir);
-  fs::create_directories(p.dir);
+  RunLock lock(p);
   const std::vector<Decision> decisions = plan(p, o, validate);
   std::cout << fmt::format("pipeline {}: {} stage(s), run directory {}, scripts {}{}\n", p.name, decisions.size(),
                            p.dir, scripts, o.dry_run ? " (dry run: nothing is submitted)" : "");

@@ -139,6 +139,15 @@ out=$("$CONFLUX" pipeline run "$T/p/typo.toml" 2>&1); rc=$?
 set -e
 [ "$rc" -eq 1 ] || fail "a stage-name typo exited $rc"
 expect "$out" "typo.toml:3: unknown stage 'stages.trian' \(did you mean 'train'\?\)" "typo"
+# One run of a run directory at a time (DIR/.lock, flock): a holder makes a second one a usage error.
+exec 9>>"$R/.lock"
+flock -n 9 || fail "could not take the run directory's lock in the test"
+set +e
+out=$("$CONFLUX" pipeline run "$P" 2>&1 9>&-); rc=$?
+set -e
+exec 9>&-
+[ "$rc" -eq 2 ] || { echo "$out"; fail "a second run of a locked run directory exited $rc, expected 2"; }
+expect "$out" "the run directory $R is in use by another \`conflux pipeline\`" "lock"
 # A stage failing at run time: evaluation of a checkpoint whose weights were corrupted.
 printf 'garbage' > "$R/checkpoints/step-00000025/model-tp00-of-01.safetensors"
 set +e

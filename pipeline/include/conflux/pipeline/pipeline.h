@@ -142,6 +142,19 @@ std::vector<Decision> plan(const Pipeline& p, const RunOptions& o, const ConfigV
 // The command line that runs a stage (launcher included).
 std::vector<std::string> stage_command(const Pipeline& p, const Stage& s, const Decision& d, const RunOptions& o);
 
+// Holds DIR/.lock (flock) for as long as it lives: one run or submit of a run directory at a time;
+// a second one is a UsageError naming the pid that holds it.
+class RunLock {
+ public:
+  explicit RunLock(const Pipeline& p);
+  ~RunLock();
+  RunLock(const RunLock&) = delete;
+  RunLock& operator=(const RunLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 // Runs the plan locally; returns 0 or the failing stage's exit code. Prints one line per stage.
 int run(const Pipeline& p, const RunOptions& o, const ConfigValidator& validate);
 
