@@ -39,6 +39,7 @@ struct Plan {
   int64_t rows = 0;        // rows of the dataset
   int64_t row_begin = 0, row_end = 0;  // the rows of the split evaluated
   std::string split;
+  std::string split_checkpoint;  // whose lineage chose the rows (validation/train splits)
   std::string manifest_sha256;
   std::vector<cw::EvaluateParams> tasks;
   bool generates = false;  // some metric reads text: tasks carry generation params
@@ -55,7 +56,9 @@ bool reads_text(const ev::MetricSet& set) {
 // training run held out (data.val_fraction of its windows of model.context tokens, the last ones
 // of the token stream; trainer::split_windows) decide the boundary: validation = the rows that
 // start at or after the first held-out window (no token of them was trained on), train = the
-// rows before (a row straddling the boundary counts as train: part of it was seen).
+// rows before (a row straddling the boundary counts as train: part of it was seen). With
+// evaluate.split_checkpoint set, that checkpoint's lineage decides instead, so that another model
+// (say the one it was fine-tuned from) is scored on exactly the same rows.
 void choose_rows(const EvaluateConfig& c, Plan* p) {
   p->split = c.split;
   if (c.split == "all") {
@@ -63,14 +66,19 @@ void choose_rows(const EvaluateConfig& c, Plan* p) {
     p->row_end = p->rows;
     return;
   }
-  const trainer::Lineage lineage = trainer::load_lineage(p->checkpoint);
+  const std::string split_from =
+      c.split_checkpoint.empty() ? p->checkpoint : cw::resolve_checkpoint(c.split_checkpoint);
+  p->split_checkpoint = split_from;
+  const trainer::Lineage lineage = trainer::load_lineage(split_from);
   if (lineage.manifest_sha256 != p->manifest_sha256) {
     CONFLUX_THROW(ConfigError,
                   "evaluate.split = \"{}\" needs the dataset checkpoint {} was trained on ({}, manifest "
                   "SHA-256 {}), but {} has manifest SHA-256 {}; set evaluate.split = \"all\" to "
-                  "evaluate every row of another dataset",
-                  c.split, p->checkpoint, lineage.dataset_dir, lineage.manifest_sha256, c.dataset,
-                  p->manifest_sha256);
+                  "evaluate every row of another dataset{}",
+                  c.split, split_from, lineage.dataset_dir, lineage.manifest_sha256, c.dataset,
+                  p->manifest_sha256,
+                  c.split_checkpoint.empty() ? ", or evaluate.split_checkpoint to take the rows "
+                                               "another checkpoint held out" : "");
   }
   nlohmann::json cfg = nlohmann::json::parse(lineage.config_json.empty() ? "{}" : lineage.config_json,
                                              nullptr, false);
@@ -79,13 +87,13 @@ void choose_rows(const EvaluateConfig& c, Plan* p) {
   if (!val || !model || !(*val).value("val_fraction", nlohmann::json()).is_number() ||
       !(*model).value("context", nlohmann::json()).is_number_integer()) {
     CONFLUX_THROW(DataError, "{}/lineage.json: config lacks data.val_fraction or model.context, "
-                  "so the held-out rows are unknown; set evaluate.split = \"all\"", p->checkpoint);
+                  "so the held-out rows are unknown; set evaluate.split = \"all\"", split_from);
   }
   const double val_fraction = (*val)["val_fraction"].get<double>();
   const int64_t context = (*model)["context"].get<int64_t>();
   if (val_fraction <= 0 && c.split == "validation") {
     CONFLUX_THROW(ConfigError, "checkpoint {} was trained with data.val_fraction = 0: no rows were "
-                  "held out; evaluate data it never saw with evaluate.split = \"all\"", p->checkpoint);
+                  "held out; evaluate data it never saw with evaluate.split = \"all\"", split_from);
   }
   const dataplane::Dataset ds = dataplane::Dataset::open(c.dataset);
   const std::vector<int64_t> offsets = ds.token_offsets(0, p->rows);  // rows + 1 stream positions
@@ -230,6 +238,8 @@ void EvaluateConfig::bind(ConfigBinder& b) {
             "metrics of generations (bleu, rouge_l, distinct)");
     b.field("evaluate.split", split, "rows to evaluate: validation (held out by the checkpoint's "
           "training run), train, or all (any dataset)").one_of({"validation", "train", "all"});
+    b.field("evaluate.split_checkpoint", split_checkpoint, "checkpoint whose training run decides the "
+            "validation/train rows (\"\": evaluate.checkpoint); compares two models on the same rows");
   b.field("evaluate.rows_per_task", rows_per_task, "dataset rows per task").min(1);
     b.field("evaluate.context", context, "window length (0 = the model's context)").min(0);
     b.field("evaluate.batch_size", batch_size, "windows per forward pass").min(1);
@@ -303,6 +313,7 @@ EvaluateOutput run_evaluation(const EvaluateConfig& cfg, const std::string& toml
                          {"dataset", std::filesystem::absolute(cfg.dataset).string()},
                          {"manifest_sha256", plan.manifest_sha256},
                          {"split", plan.split},
+                         {"split_checkpoint", plan.split_checkpoint},
                          {"split_rows", {plan.row_begin, plan.row_end}},
                          {"rows", plan.row_end - plan.row_begin},
                          {"dataset_rows", plan.rows},

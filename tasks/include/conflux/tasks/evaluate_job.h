@@ -25,6 +25,10 @@ struct EvaluateConfig {
   std::string checkpoint, dataset, output_dir = "eval-out";
   std::vector<std::string> metrics{"perplexity", "ece"};
   std::string split = "validation";  // validation | train | all (choose_rows in evaluate_job.cpp)
+  // The checkpoint whose training run's held-out windows decide `split` ("": `checkpoint`); lets
+  // two checkpoints be compared on the same rows (conflux monitor: old and fine-tuned model on the
+  // fine-tuning run's validation rows).
+  std::string split_checkpoint;
   int64_t rows_per_task = 64, context = 0, batch_size = 8;
   int threads = 1;
   std::string endpoint = "tcp://127.0.0.1:5555", key, allow;
