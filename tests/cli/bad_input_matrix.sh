@@ -43,6 +43,16 @@ printf '[stages.ingest]\nformat = "fortune"\n' >"$T/pl-noinput.toml"
 printf '[pipeline]\ndir = "%s/pl-run"\n[stages.train]\nconfig = "%s"\n' "$T" "$T/train.toml" >"$T/pl-ok.toml"
 printf '[stages.prepare]\nconfig = "%s"\nbuiltin = "fortunes"\n' "$T/drop-all.toml" >"$T/pl-both.toml"
 printf '[pipeline]\ndir = "%s/pl-run"\n[stages.train]\nconfig = "%s"\nset = ["train.lr=nan"]\n' "$T" "$T/train.toml" >"$T/pl-nan.toml"
+# conflux monitor: step directories without lineage, with a lineage lacking its dataset, with a
+# lineage naming a dataset that is gone; links to them; a config using them.
+mkdir -p "$T/mon/nolineage" "$T/mon/badlineage" "$T/mon/lostdata"
+printf '{"config": {}}\n' >"$T/mon/badlineage/lineage.json"
+printf '{"config": {}, "dataset": {"dir": "%s/gone", "manifest_sha256": "00"}, "world": {"dp": 1, "tp": 1}}\n' "$T" \
+  >"$T/mon/lostdata/lineage.json"
+for d in nolineage badlineage lostdata; do ln -s "$T/mon/$d" "$T/mon/link-$d"; done
+ln -s "$T/mon/nowhere" "$T/mon/link-dangling"
+printf '[monitor]\ncurrent = "%s/mon/link-lostdata"\ndata = "%s/ds"\noutput = "%s/mon/out"\n' "$T" "$T" "$T" \
+  >"$T/mon/monitor.toml"
 
 # Checksum of a path: every file's relative name and contents; "absent" if it does not exist.
 digest() {
