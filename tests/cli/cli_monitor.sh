@@ -5,7 +5,8 @@
 #  2. the even-numbered ones (the same distribution): no drift, nothing retrained, link unchanged;
 #  3. fortunes/zippy (capitals and exclamations, another style): drift; the fine-tuning run (2 ranks
 #     under mpirun) and both evaluations run; with promote.margin = 0.99 (new must be 100x better)
-#     nothing is promoted and the link is unchanged; promotions.jsonl says why, with both scores;
+#     nothing is promoted and the link is unchanged; promotions.jsonl says why, with both scores
+#     (evaluations here under mpirun -np 2, in 5 as one process: the scores must agree exactly);
 #  4. a fine-tuning run that fails is exit 1 naming its log, and the link stays;
 #  5. the same as 3 with margin 0: promoted iff new < old (fine-tuning on the new style lowers its
 #     perplexity: expected), and the link then names the new checkpoint;
@@ -53,7 +54,7 @@ TOML
 SERVING=$(ls -d "$T"/ckpt/step-* | tail -1)
 ln -s "$SERVING" "$T/current"
 
-monitor_toml() {  # monitor_toml DATA OUTPUT MARGIN
+monitor_toml() {  # monitor_toml DATA OUTPUT MARGIN [EVAL_RANKS]
   cat <<TOML
 [monitor]
 current = "$T/current"
@@ -68,6 +69,7 @@ mpirun = "$MPIEXEC"
 [promote]
 metric = "perplexity"
 margin = $3
+eval_ranks = ${4:-1}
 TOML
 }
 
@@ -82,7 +84,7 @@ grep -qx 'conflux_monitor_drift_detected 0' "$T/mon-even/metrics.prom" || fail "
 promtool check metrics < "$T/mon-even/metrics.prom" || fail "promtool rejects metrics.prom"
 
 # 3. Shifted style, a margin no fine-tuning can meet: retrained, scored, not promoted.
-monitor_toml zippy mon-keep 0.99 > "$T/keep.toml"
+monitor_toml zippy mon-keep 0.99 2 > "$T/keep.toml"  # evaluations under mpirun -np 2 too
 expect_rc 0 "$CONFLUX" monitor "$T/keep.toml"
 contains "$OUT" "drift detected"
 contains "$OUT" "kept the serving checkpoint"
@@ -141,6 +143,9 @@ promo = check("mon-promote", 0, 1)
 assert promo["decision"] == "promoted", promo
 assert os.readlink(f"{t}/current") == promo["new"], (os.readlink(f"{t}/current"), promo["new"])
 assert json.load(open(f"{t}/promote.json"))["retrain"]["promoted"] is True
+# The same serving model on the same rows scores the same with 2 evaluation ranks as with 1 (exact
+# merge), and the same fine-tuning run (seed, ranks) gives the same candidate.
+assert keep["old_score"] == promo["old_score"] and keep["new_score"] == promo["new_score"], (keep, promo)
 print("monitor ok:", "kept", keep["old_score"], keep["new_score"], "| promoted", promo["old_score"], promo["new_score"])
 PY
 [ $? -eq 0 ] || fail "monitor outputs (above)"
