@@ -146,6 +146,19 @@ assert json.load(open(f"{t}/promote.json"))["retrain"]["promoted"] is True
 # The same serving model on the same rows scores the same with 2 evaluation ranks as with 1 (exact
 # merge), and the same fine-tuning run (seed, ranks) gives the same candidate.
 assert keep["old_score"] == promo["old_score"] and keep["new_score"] == promo["new_score"], (keep, promo)
+# The fine-tuning run's config is the serving model's own (lineage -> TOML -> loader, exactly),
+# but for the keys the monitor sets.
+old_cfg = json.load(open(f"{serving}/lineage.json"))["config"]
+new_cfg = json.load(open(f"{promo['new']}/lineage.json"))["config"]
+changed = {("data", "dataset"), ("checkpoint", "init_from"), ("checkpoint", "resume"), ("checkpoint", "dir"),
+           ("output", "dir"), ("output", "progress"), ("train", "steps"), ("train", "lr"),
+           ("train", "warmup_steps"), ("train", "min_lr"), ("metrics", "listen")}
+for sec in old_cfg:
+    for k in old_cfg[sec]:
+        if (sec, k) not in changed:
+            assert new_cfg[sec][k] == old_cfg[sec][k], (sec, k, old_cfg[sec][k], new_cfg[sec][k])
+assert set(old_cfg) == set(new_cfg), (set(old_cfg), set(new_cfg))
+assert new_cfg["checkpoint"]["init_from"] == serving and new_cfg["data"]["dataset"] == f"{t}/zippy"
 print("monitor ok:", "kept", keep["old_score"], keep["new_score"], "| promoted", promo["old_score"], promo["new_score"])
 PY
 [ $? -eq 0 ] || fail "monitor outputs (above)"
