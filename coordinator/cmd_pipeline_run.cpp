@@ -29,9 +29,8 @@ std::string validate(const std::string& kind, const std::string& file, const std
 }
 
 std::string self_path() {
-  std::error_code ec;
-  const auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string("conflux") : p.string();
+  const std::string self = conflux::proc::self_executable();
+  return self.empty() ? std::string("conflux") : self;
 }
 
 void add_range_options(po::options_description& o, pl::RunOptions& r) {

@@ -81,10 +81,9 @@ void emit_table(const nlohmann::json& t, const std::string& path, std::string* o
 std::string q(const std::string& s) { return nlohmann::json(s).dump(); }  // a TOML string
 
 std::string conflux_binary() {
-  std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) CONFLUX_THROW(IoError, "cannot find the conflux binary (/proc/self/exe: {})", ec.message());
-  return self.string();
+  const std::string self = proc::self_executable();
+  if (self.empty()) CONFLUX_THROW(IoError, "cannot find the conflux binary (/proc/self/exe is unreadable)");
+  return self;
 }
 
 // argv of a conflux stage: direct for one rank, under mpirun for several.

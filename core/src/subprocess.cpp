@@ -233,6 +233,12 @@ Captured capture(const Command& cmd) {
   return c;
 }
 
+std::string self_executable() {
+  char buf[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
 std::string find_program(const std::string& program) {
   if (program.empty()) return {};
   if (program.find('/') != std::string::npos) return ::access(program.c_str(), X_OK) == 0 ? program : "";

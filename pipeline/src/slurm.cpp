@@ -22,9 +22,8 @@ namespace conflux::pipeline {
 namespace {
 
 std::string exe_dir() {
-  std::error_code ec;
-  const auto p = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string() : p.parent_path().string();
+  const std::string self = proc::self_executable();
+  return self.empty() ? std::string() : fs::path(self).parent_path().string();
 }
 
 std::string trim(std::string s) {

@@ -118,3 +118,11 @@ TEST(Subprocess, ShellLineQuotesWhatNeedsIt) {
             "mpirun -np 2 conflux train 'a b.toml' --set 'x='\\''y'\\'''");
   EXPECT_EQ(proc::shell_line({""}), "''");
 }
+
+TEST(Subprocess, SelfExecutableIsThisTestBinary) {
+  const std::string self = conflux::proc::self_executable();
+  ASSERT_FALSE(self.empty());
+  EXPECT_TRUE(std::filesystem::path(self).is_absolute()) << self;
+  EXPECT_EQ(std::filesystem::canonical(self), std::filesystem::canonical("/proc/self/exe"));
+  EXPECT_NE(self.find("test_core_unit"), std::string::npos) << self;
+}

@@ -77,6 +77,10 @@ Captured capture(const Command& cmd);
 // executable); empty when there is none.
 std::string find_program(const std::string& program);
 
+// The full path of the running executable (/proc/self/exe): driver verbs start the very conflux
+// binary they run as. Empty when it cannot be read.
+std::string self_executable();
+
 // argv as a copy-pasteable shell command line (each word quoted when it needs to be).
 std::string shell_line(const std::vector<std::string>& argv);
 
