@@ -57,7 +57,8 @@ void FederateConfig::bind(ConfigBinder& b) {
   local.bind(b, "local");
   b.field("privacy.enabled", dp_enabled, "DP-FedAvg: clipped updates, Gaussian noise, user-level epsilon");
   b.field("privacy.clip", dp_clip, "L2 bound S of each participant's update").min(1e-12);
-  b.field("privacy.noise_multiplier", dp_noise_multiplier, "z: noise std z*S on the sum of updates").min(0);
+  b.field("privacy.noise_multiplier", dp_noise_multiplier, "z: noise std z*S on the sum of updates (adaptive_clip: the "
+          "round's z, update and count together)").min(0);
   b.field("privacy.target_epsilon", dp_target_epsilon, "stop before a round would exceed this (0: no limit)").min(0);
   b.field("privacy.delta", dp_delta, "delta of the reported (epsilon, delta)").range(1e-300, 0.5);
   b.field("privacy.population", dp_population, "N: participants in the population (q = clients_per_round / N)")
