@@ -67,4 +67,26 @@ Weights DpFedAvg::finish(RandomSource& noise) {
   return next;
 }
 
+AdaptiveClipStep adaptive_clip_step(double clip, size_t within_bound, double count_noise, double expected_clients,
+                                    const AdaptiveClipOptions& o) {
+  if (!(o.target_quantile > 0 && o.target_quantile < 1))
+    CONFLUX_THROW(ConfigError, "privacy.target_quantile must be in (0, 1), got {}", o.target_quantile);
+  if (!(o.clip_lr >= 0) || !std::isfinite(o.clip_lr))
+    CONFLUX_THROW(ConfigError, "privacy.clip_lr must be a finite number >= 0, got {}", o.clip_lr);
+  if (!(o.count_stddev >= 0) || !std::isfinite(o.count_stddev))
+    CONFLUX_THROW(ConfigError, "privacy.clip_count_stddev must be a finite number >= 0, got {}", o.count_stddev);
+  if (!(expected_clients > 0) || !std::isfinite(expected_clients))
+    CONFLUX_THROW(ConfigError, "the expected cohort size must be positive, got {}", expected_clients);
+  AdaptiveClipStep s;
+  s.noisy_count = static_cast<double>(within_bound) + count_noise;
+  s.fraction = s.noisy_count / expected_clients;
+  s.next_clip = clip * std::exp(-o.clip_lr * (s.fraction - o.target_quantile));
+  return s;
+}
+
+AdaptiveClipStep DpFedAvg::adapt_clip(const AdaptiveClipOptions& adaptive, RandomSource& noise) const {
+  const double draw = adaptive.count_stddev > 0 ? adaptive.count_stddev * noise.normal() : 0.0;
+  return adaptive_clip_step(options_.clip, within_bound(), draw, options_.expected_clients, adaptive);
+}
+
 }  // namespace conflux::federated

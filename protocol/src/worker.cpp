@@ -18,8 +18,10 @@
 #include <conflux/core/metrics_registry.h>
 #include <conflux/protocol/keys.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <list>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -133,6 +135,15 @@ struct Worker::Impl {
   uint64_t connections = 0;
   bool handshake_ok = false;                // on the current connection
   std::string handshake_problem;            // why the coordinator is unreachable, if known
+  // Test hook (tests/federated/replay_process_test.py): with CONFLUX_TEST_REPLAY_RESULTS=1 in the
+  // environment the worker re-sends its previous RESULT (old task id, attempt and round, fresh
+  // wire sequence) just before each new one, as a replaying participant would; the coordinator
+  // must answer STALE_RESULT and leave it out. Never set outside tests.
+  const bool replay_results = [] {
+    const char* v = std::getenv("CONFLUX_TEST_REPLAY_RESULTS");
+    return v && std::string(v) == "1";
+  }();
+  std::optional<Message> last_result;       // kept only with replay_results
   bool handshake_refused = false;           // the coordinator said our key is not allowed
   Clock::time_point next_problem_log;
   Worker* owner = nullptr;
@@ -385,6 +396,14 @@ struct Worker::Impl {
     b->set_elapsed_ms(static_cast<uint64_t>(
         std::chrono::duration_cast<milliseconds>(Clock::now() - j->started).count()));
     r.tensors = std::move(j->output.tensors);
+    if (replay_results) {
+      if (last_result) {
+        log::warn("worker: test hook: replaying the result of task {} (round {})", last_result->header.task_id(),
+                  last_result->header.round());
+        send(*last_result);
+      }
+      last_result = r;  // tensors share their buffers: no copy of the weights
+    }
     if (!send(std::move(r))) log::warn("worker: could not send result of task {}", j->ctx.task_id);
     owner->tasks_done_++;
     if (metrics) metrics->completed.labels({j->ctx.kind}).inc();

@@ -57,11 +57,20 @@ void FederateConfig::bind(ConfigBinder& b) {
   local.bind(b, "local");
   b.field("privacy.enabled", dp_enabled, "DP-FedAvg: clipped updates, Gaussian noise, user-level epsilon");
   b.field("privacy.clip", dp_clip, "L2 bound S of each participant's update").min(1e-12);
-  b.field("privacy.noise_multiplier", dp_noise_multiplier, "z: noise std z*S on the sum of updates").min(0);
+  b.field("privacy.noise_multiplier", dp_noise_multiplier, "z: noise std z*S on the sum of updates (adaptive_clip: the "
+          "round's z, update and count together)").min(0);
   b.field("privacy.target_epsilon", dp_target_epsilon, "stop before a round would exceed this (0: no limit)").min(0);
   b.field("privacy.delta", dp_delta, "delta of the reported (epsilon, delta)").range(1e-300, 0.5);
   b.field("privacy.population", dp_population, "N: participants in the population (q = clients_per_round / N)")
       .min(0);
+  b.field("privacy.adaptive_clip", dp_adaptive_clip, "adaptive clipping (Andrew et al. 2021): privacy.clip is the "
+          "initial bound, moved each round toward privacy.target_quantile of the update norms");
+  b.field("privacy.target_quantile", dp_target_quantile, "gamma: the quantile of update norms the bound tracks, in (0, 1)")
+      .range(0, 1);
+  b.field("privacy.clip_lr", dp_clip_lr, "eta_C: S <- S * exp(-eta_C * (b_bar - gamma)) each round").min(0);
+  b.field("privacy.clip_count_stddev", dp_clip_count_stddev,
+          "sigma_b: noise std of the clipped-bit count (-1: clients_per_round / 20, as the paper recommends)")
+      .min(-1);
   b.field("privacy.noise_seed", dp_noise_seed, "-1: SecureRandom; >= 0: seeded, reproducible, NOT private").min(-1);
   b.field("evaluate.every", evaluate_every, "rounds between federated evaluations (0: never)").min(0);
   b.field("server.bind", endpoint, "ZeroMQ endpoint the coordinator binds");
@@ -274,10 +283,11 @@ struct FederateMetrics {
         train_loss(r.gauge("conflux_federate_train_loss", "local training loss of the last round, weighted by examples")),
         val_loss(r.gauge("conflux_federate_val_loss", "validation loss of the global model across participants")),
         epsilon(r.gauge("conflux_federate_epsilon", "user-level epsilon spent (DP-FedAvg)")),
+        clip_norm(r.gauge("conflux_federate_clip_norm", "DP-FedAvg's clip bound S for the next round")),
         seconds(r.gauge("conflux_federate_round_seconds", "wall time of the last round")) {}
   metrics::Gauge &round, &connected, &sampled;
   metrics::Counter &accepted, &rejected, &dropped, &retries;
-  metrics::Gauge &train_loss, &val_loss, &epsilon, &seconds;
+  metrics::Gauge &train_loss, &val_loss, &epsilon, &clip_norm, &seconds;
 };
 
 // ---- one round ----
@@ -285,6 +295,7 @@ struct FederateMetrics {
 struct RoundOutcome {
   bool complete = false;
   fd::Weights next;
+  double next_clip = 0;  // DP-FedAvg: the bound of the next round
   json record;
 };
 
@@ -292,7 +303,7 @@ class Federation {
  public:
   Federation(const FederateConfig& c, const std::string& effective_json, metrics::Registry* registry)
       : c_(c), effective_json_(effective_json), strategy_(fd::make_strategy(c.strategy, *c.strategy_params)),
-        registry_(registry) {
+        registry_(registry), clip_(c.dp_clip) {
     check();
     if (registry_) metrics_ = std::make_unique<FederateMetrics>(*registry_);
   }
@@ -307,6 +318,7 @@ class Federation {
       done = r->round;
       global_ = std::move(r->global);
       last_record = r->state.value("record", json());
+      clip_ = r->state.value("clip_norm", c_.dp_clip);
     } else {
       global_ = initial_weights(c_);
     }
@@ -330,6 +342,7 @@ class Federation {
     dopt.metrics = registry_;
     proto::TaskDispatcher dispatcher(server, dopt);
     if (metrics_) metrics_->round.set(static_cast<double>(done));
+    if (metrics_ && c_.dp_enabled) metrics_->clip_norm.set(clip_);
     std::unique_ptr<SecureRandom> secure;
     if (c_.dp_enabled && c_.dp_noise_seed < 0) secure = std::make_unique<SecureRandom>();
     tr::EventWriter events(c_.output_dir);
@@ -371,7 +384,10 @@ class Federation {
         r.record["noise"] = secure ? "secure" : "seeded (not private)";
         out.epsilon = e.epsilon;
       }
+      if (c_.dp_enabled) clip_ = r.next_clip;
+      if (metrics_ && c_.dp_enabled) metrics_->clip_norm.set(clip_);  // before the round gauge moves
       json state = {{"round", round}, {"strategy", strategy_->name()}, {"seed", c_.seed}, {"record", r.record}};
+      if (c_.dp_enabled) state["clip_norm"] = clip_;  // the next round's bound (adaptive clipping)
       write_round(c_, round, global_, *strategy_, accountant, secure != nullptr, state, effective_json_);
       append_record(r.record);
       scalars(events, r.record, round);
@@ -420,6 +436,30 @@ class Federation {
                       "it (q = clients_per_round / population), got {} and {}", c_.clients_per_round,
                       c_.dp_population);
     }
+    update_noise_multiplier_ = c_.dp_noise_multiplier;
+    if (c_.dp_enabled && c_.dp_adaptive_clip) check_adaptive_clip();
+  }
+
+  // Adaptive clipping: gamma in (0, 1), sigma_b (default M / 20), and z_delta for the update sum.
+  void check_adaptive_clip() {
+    if (!(c_.dp_target_quantile > 0 && c_.dp_target_quantile < 1))
+      CONFLUX_THROW(ConfigError, "privacy.target_quantile must be in (0, 1) (exclusive), got {}",
+                    c_.dp_target_quantile);
+    if (c_.dp_clip_count_stddev < 0 && c_.dp_clip_count_stddev != -1)
+      CONFLUX_THROW(ConfigError, "privacy.clip_count_stddev must be >= 0 (or -1: clients_per_round / 20), got {}",
+                    c_.dp_clip_count_stddev);
+    adaptive_.target_quantile = c_.dp_target_quantile;
+    adaptive_.clip_lr = c_.dp_clip_lr;
+    adaptive_.count_stddev = c_.dp_clip_count_stddev < 0 ? static_cast<double>(c_.clients_per_round) / 20.0
+                                                         : c_.dp_clip_count_stddev;
+    if (c_.dp_noise_multiplier > 0 && !(2 * adaptive_.count_stddev > c_.dp_noise_multiplier))
+      CONFLUX_THROW(ConfigError, "privacy.clip_count_stddev (sigma_b = {}{}) is too small for privacy.noise_multiplier "
+                    "z = {}: the update noise z_delta = (z^-2 - (2 sigma_b)^-2)^(-1/2) needs sigma_b > z/2 = {}; raise "
+                    "privacy.clip_count_stddev or lower privacy.noise_multiplier", adaptive_.count_stddev,
+                    c_.dp_clip_count_stddev < 0 ? ", the default clients_per_round / 20" : "", c_.dp_noise_multiplier,
+                    c_.dp_noise_multiplier / 2);
+    update_noise_multiplier_ =
+        privacy::adaptive_clip_update_noise_multiplier(c_.dp_noise_multiplier, adaptive_.count_stddev);
   }
 
   double q() const { return static_cast<double>(c_.clients_per_round) / static_cast<double>(c_.dp_population); }
@@ -480,7 +520,7 @@ class Federation {
     std::unique_ptr<fd::DpFedAvg> dp;
     if (c_.dp_enabled) {
       dp = std::make_unique<fd::DpFedAvg>(
-          fd::DpFedAvgOptions{c_.dp_clip, c_.dp_noise_multiplier, static_cast<double>(c_.clients_per_round)});
+          fd::DpFedAvgOptions{clip_, update_noise_multiplier_, static_cast<double>(c_.clients_per_round)});
       dp->begin_round(global_);
     } else {
       strategy_->begin_round(&global_);
@@ -539,7 +579,7 @@ class Federation {
         waiting.erase(it);
       }
     };
-    const uint64_t sends_before = dispatcher.shared_sends();
+    const uint64_t sends_before = dispatcher.shared_sends(), stale_before = dispatcher.stale_results();
     proto::BatchReport report = dispatcher.run_batch(
         std::move(batch),
         [&](proto::TaskResult&& r) {
@@ -559,6 +599,7 @@ class Federation {
                       {"participants", accepted}};
     rec["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     rec["bytes_in"] = bytes_in;
+    rec["stale_results"] = dispatcher.stale_results() - stale_before;  // late or replayed, answered STALE_RESULT
     rec["bytes_out"] = (dispatcher.shared_sends() - sends_before) * fd::weight_bytes(global_);
     if (examples > 0) rec["train_loss"] = loss_weighted / examples;
     if (val_tokens > 0) {
@@ -583,7 +624,18 @@ class Federation {
                     static_cast<uint64_t>(round));
       RandomSource& noise = secure ? *secure : static_cast<RandomSource&>(seeded);
       rec["clipped"] = dp->clipped();
+      rec["clip_norm"] = clip_;
       out.next = dp->finish(noise);
+      out.next_clip = clip_;
+      if (c_.dp_adaptive_clip) {  // the noised bit count, after the update noise
+        Stream seeded_count(static_cast<uint64_t>(std::max<int64_t>(c_.dp_noise_seed, 0)), "dp-fedavg-clip-count",
+                            static_cast<uint64_t>(round));
+        const auto step = dp->adapt_clip(adaptive_, secure ? *secure : static_cast<RandomSource&>(seeded_count));
+        rec["clip_fraction"] = step.fraction;
+        rec["next_clip_norm"] = step.next_clip;
+        rec["update_noise_multiplier"] = update_noise_multiplier_;
+        out.next_clip = step.next_clip;
+      }
     } else {
       out.next = strategy_->finish();
     }
@@ -638,6 +690,7 @@ class Federation {
     if (rec.contains("train_loss")) ev.add_scalar("federate/train_loss", rec["train_loss"].get<double>(), round);
     if (rec.contains("eval")) ev.add_scalar("federate/val_loss", rec["eval"]["loss"].get<double>(), round);
     if (rec.contains("epsilon")) ev.add_scalar("federate/epsilon", rec["epsilon"].get<double>(), round);
+    if (rec.contains("clip_norm")) ev.add_scalar("federate/clip_norm", rec["clip_norm"].get<double>(), round);
     ev.add_scalar("federate/accepted", rec["clients"]["accepted"].get<double>(), round);
     ev.add_scalar("federate/update_norm", rec["update_norm"].get<double>(), round);
     ev.flush();
@@ -650,6 +703,9 @@ class Federation {
   std::unique_ptr<FederateMetrics> metrics_;
   fd::Weights global_;
   std::vector<std::string> records_;
+  double clip_ = 0;                     // DP-FedAvg's bound S of the next round (adaptive clipping moves it)
+  double update_noise_multiplier_ = 0;  // z, or z_delta with adaptive clipping
+  fd::AdaptiveClipOptions adaptive_;
 };
 
 }  // namespace

@@ -73,6 +73,7 @@ lr = 0.01
 val_fraction = 0.1
 eval_windows = 16
 {local}
+{extra.get("sections", "")}
 [server]
 bind = "tcp://127.0.0.1:{port}"
 key = "{WORK}/keys/coordinator.key"
@@ -89,13 +90,14 @@ progress = false
 """
 
 
-def start_worker(port, name, exit_on_bye, log):
+def start_worker(port, name, exit_on_bye, log, env=None):
     args = [WORKER, "--connect", f"tcp://127.0.0.1:{port}", "--server-key", f"{WORK}/keys/coordinator.pub",
             "--key", f"{WORK}/keys/{name}.key", "--data", f"{WORK}/data/{name}", "--name", name,
             "--give-up-after", "60"]
     if exit_on_bye:
         args.append("--exit-on-bye")
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(log, "w"),
+                            env=None if env is None else {**os.environ, **env})
 
 
 def records(name):

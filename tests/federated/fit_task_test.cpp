@@ -7,7 +7,9 @@
 //  - the summary's counts and the validation statistics; malformed global weights are a
 //    ConfigError (not retried by the job layer);
 //  - DP-FedAvg: deltas clipped to S, summed, divided by the expected cohort; the noise's standard
-//    deviation is z*S / (qN).
+//    deviation is z*S / (qN);
+//  - adaptive clipping: the bit count, its noise and the geometric update S' = S exp(-eta (b - gamma)),
+//    by hand.
 #include "scratch_dir.h"
 
 #include <conflux/core/error.h>
@@ -218,6 +220,40 @@ TEST(DpFedAvg, RejectsAnUpdateThatDoesNotFit) {
   dp.begin_round(global);
   EXPECT_THROW(dp.add({one_tensor({0, 0, 0}), 1, "bad"}), DataError);
   EXPECT_THROW(dp.add({one_tensor({0, NAN}), 1, "nan"}), DataError);
+}
+
+// Adaptive clipping's rule by hand: S' = S * exp(-eta_C * ((count + noise) / (qN) - gamma)).
+TEST(DpFedAvgAdaptiveClip, GeometricUpdateByHand) {
+  const fd::AdaptiveClipOptions o{/*target_quantile=*/0.5, /*clip_lr=*/0.2, /*count_stddev=*/0.0};
+  // 3 of 4 within the bound, no noise: b_bar = 0.75, S' = 2 * exp(-0.2 * 0.25) = 2 e^-0.05.
+  auto s = fd::adaptive_clip_step(2.0, 3, 0.0, 4.0, o);
+  EXPECT_DOUBLE_EQ(s.fraction, 0.75);
+  EXPECT_DOUBLE_EQ(s.next_clip, 2.0 * std::exp(-0.05));
+  // None within: the bound grows, S' = 2 e^0.1; a noise sample of -0.5 on 1 of 4: b_bar = 0.125.
+  EXPECT_DOUBLE_EQ(fd::adaptive_clip_step(2.0, 0, 0.0, 4.0, o).next_clip, 2.0 * std::exp(0.1));
+  s = fd::adaptive_clip_step(1.0, 1, -0.5, 4.0, o);
+  EXPECT_DOUBLE_EQ(s.noisy_count, 0.5);
+  EXPECT_DOUBLE_EQ(s.next_clip, std::exp(-0.2 * (0.125 - 0.5)));
+  EXPECT_THROW(fd::adaptive_clip_step(1.0, 1, 0.0, 4.0, {1.0, 0.2, 0.0}), ConfigError);
+  EXPECT_THROW(fd::adaptive_clip_step(1.0, 1, 0.0, 4.0, {0.0, 0.2, 0.0}), ConfigError);
+  EXPECT_THROW(fd::adaptive_clip_step(1.0, 1, 0.0, 4.0, {0.5, -0.1, 0.0}), ConfigError);
+}
+
+TEST(DpFedAvgAdaptiveClip, RoundCountsTheBitsAndDrawsTheCountNoise) {
+  const fd::Weights global = one_tensor({0, 0});
+  fd::DpFedAvg dp({/*clip=*/1.0, /*noise_multiplier=*/0.0, /*expected_clients=*/3.0});
+  dp.begin_round(global);
+  dp.add({one_tensor({3, 4}), 1, "a"});  // norm 5 > 1: clipped, b = 0
+  dp.add({one_tensor({0, 1}), 1, "b"});  // norm exactly S: within (b = [norm <= S])
+  dp.add({one_tensor({0, 0.5f}), 1, "c"});  // within
+  EXPECT_EQ(dp.clipped(), 1u);
+  EXPECT_EQ(dp.within_bound(), 2u);
+  const fd::AdaptiveClipOptions o{0.5, 0.2, 1.5};
+  Stream a(3, "count"), b(3, "count");
+  const auto s = dp.adapt_clip(o, a);
+  const double noise = 1.5 * b.normal();  // the same draw, by hand
+  EXPECT_DOUBLE_EQ(s.noisy_count, 2.0 + noise);
+  EXPECT_DOUBLE_EQ(s.next_clip, std::exp(-0.2 * ((2.0 + noise) / 3.0 - 0.5)));
 }
 
 }  // namespace

@@ -199,3 +199,40 @@ TEST(PrivacyValidation, DpFedAvgCohortAndRounds) {
   EXPECT_EQ(cp::dpfedavg_epsilon(0.1, 1.0, 0, 1e-5).epsilon, 0.0);
   EXPECT_EQ(cp::dpfedavg_epsilon(0.02, 1.3, 70, 1e-5).epsilon, cp::dpsgd_epsilon(0.02, 1.3, 70, 1e-5).epsilon);
 }
+
+// Adaptive clipping (Andrew et al. 2021, Thm 1): z_delta = (z^-2 - (2 sigma_b)^-2)^(-1/2).
+TEST(PrivacyAdaptiveClip, UpdateNoiseMultiplierByHand) {
+  // z = 1, sigma_b = 1: z_delta = (1 - 1/4)^(-1/2) = 2 / sqrt(3).
+  EXPECT_DOUBLE_EQ(cp::adaptive_clip_update_noise_multiplier(1.0, 1.0), 2.0 / std::sqrt(3.0));
+  // z = 1.2, sigma_b = 5 (the paper's M / 20 for M = 100): (1/1.44 - 1/100)^(-1/2).
+  EXPECT_DOUBLE_EQ(cp::adaptive_clip_update_noise_multiplier(1.2, 5.0), 1.0 / std::sqrt(1.0 / 1.44 - 0.01));
+  EXPECT_EQ(cp::adaptive_clip_update_noise_multiplier(0.0, 0.0), 0.0);  // no noise asked: none given
+  // The inverse gives z back.
+  for (double z : {0.3, 1.0, 1.2, 4.0})
+    for (double sb : {z, 2 * z, 5.0})
+      EXPECT_NEAR(cp::adaptive_clip_effective_noise_multiplier(cp::adaptive_clip_update_noise_multiplier(z, sb), sb),
+                  z, 1e-12 * z);
+  // sigma_b <= z / 2: z_delta is undefined (the count alone spends more than z allows).
+  expect_privacy_error([] { cp::adaptive_clip_update_noise_multiplier(1.0, 0.5); },
+                       {"adaptive_clip_update_noise_multiplier", "too small", "sigma_b > z / 2 = 0.5"});
+  expect_privacy_error([] { cp::adaptive_clip_update_noise_multiplier(1.0, 0.2); }, {"too small"});
+  expect_privacy_error([] { cp::adaptive_clip_update_noise_multiplier(1.0, -1.0); }, {"count_stddev", ">= 0"});
+  expect_privacy_error([] { cp::adaptive_clip_update_noise_multiplier(1.0, kNaN); }, {"count_stddev"});
+  expect_privacy_error([] { cp::adaptive_clip_update_noise_multiplier(-1.0, 1.0); }, {"noise_multiplier"});
+}
+
+// The accountant charges the requested z once per round: exactly the RDP of the update release
+// (z_delta, sensitivity 1) plus the count release (sigma_b, sensitivity 1/2) composed, as the
+// theorem says. Checked on the unsampled curves (q = 1, where RDP adds up exactly) and as epsilon.
+TEST(PrivacyAdaptiveClip, AccountantChargesTheCombinedMechanism) {
+  const double z = 1.1, sb = 2.0;
+  const double zd = cp::adaptive_clip_update_noise_multiplier(z, sb);
+  const auto orders = cp::default_rdp_orders();
+  const auto update = cp::compute_rdp(1.0, zd, 7, orders), count = cp::compute_rdp(1.0, 2 * sb, 7, orders),
+             whole = cp::compute_rdp(1.0, z, 7, orders);
+  for (size_t i = 0; i < orders.size(); ++i) EXPECT_NEAR(update[i] + count[i], whole[i], 1e-12 * whole[i]);
+  // Sampled rounds: the accountant's epsilon is dpfedavg_epsilon at the effective z.
+  cp::RdpAccountant acc;
+  for (int r = 0; r < 30; ++r) acc.step(cp::adaptive_clip_effective_noise_multiplier(zd, sb), 0.05);
+  EXPECT_NEAR(acc.epsilon(1e-5).epsilon, cp::dpfedavg_epsilon(0.05, z, 30, 1e-5).epsilon, 1e-9);
+}

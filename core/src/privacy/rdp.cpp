@@ -249,6 +249,38 @@ double dpfedavg_noise_multiplier(double target_epsilon, double delta, double sam
                                  rounds, tolerance);
 }
 
+namespace {
+void require_count_stddev(const char* fn, double count_stddev) {
+  if (!(count_stddev >= 0) || !std::isfinite(count_stddev))
+    CONFLUX_THROW(PrivacyError, "{}: count_stddev (sigma_b) must be a finite number >= 0 (got {})", fn,
+                  count_stddev);
+}
+}  // namespace
+
+double adaptive_clip_update_noise_multiplier(double noise_multiplier, double count_stddev) {
+  constexpr const char* fn = "adaptive_clip_update_noise_multiplier";
+  require_noise_multiplier(fn, noise_multiplier);
+  require_count_stddev(fn, count_stddev);
+  if (noise_multiplier == 0) return 0;
+  if (!(2 * count_stddev > noise_multiplier))
+    CONFLUX_THROW(PrivacyError,
+                  "{}: count_stddev (sigma_b) = {} is too small for noise multiplier z = {}: z_delta = (z^-2 - "
+                  "(2 sigma_b)^-2)^(-1/2) needs sigma_b > z / 2 = {}",
+                  fn, count_stddev, noise_multiplier, noise_multiplier / 2);
+  const double inv = 1.0 / (noise_multiplier * noise_multiplier) - 1.0 / (4 * count_stddev * count_stddev);
+  return 1.0 / std::sqrt(inv);
+}
+
+double adaptive_clip_effective_noise_multiplier(double update_noise_multiplier, double count_stddev) {
+  constexpr const char* fn = "adaptive_clip_effective_noise_multiplier";
+  require_noise_multiplier(fn, update_noise_multiplier);
+  require_count_stddev(fn, count_stddev);
+  if (update_noise_multiplier == 0 || count_stddev == 0) return 0;
+  const double inv = 1.0 / (update_noise_multiplier * update_noise_multiplier) +
+                     1.0 / (4 * count_stddev * count_stddev);
+  return 1.0 / std::sqrt(inv);
+}
+
 RdpAccountant::RdpAccountant() = default;
 
 void RdpAccountant::step(double noise_multiplier, double sample_rate, int64_t n) {

@@ -69,6 +69,21 @@ EpsilonAtOrder dpfedavg_epsilon(double sample_rate, double noise_multiplier, int
 double dpfedavg_noise_multiplier(double target_epsilon, double delta, double sample_rate,
                                  int64_t rounds, double tolerance = 0.01);
 
+// DP-FedAvg with adaptive clipping (Andrew, Chien, Ramaswamy & McMahan 2021, "Differentially
+// Private Learning with Adaptive Clipping", Sec. 3 and Thm 1): each round also releases the sum
+// of the clipped-or-not bits b_i = [||delta_i|| <= C] with Gaussian noise of std sigma_b. The bit
+// sum has sensitivity 1/2 (the paper centres the bits at 1/2), so the round is equivalent to one
+// sampled Gaussian mechanism with noise multiplier z where
+//   z^-2 = z_delta^-2 + (2 sigma_b)^-2,
+// z_delta being the noise multiplier of the update sum. To spend the budget of a requested z, the
+// update sum gets z_delta = (z^-2 - (2 sigma_b)^-2)^(-1/2); the accountant charges z (at rate q).
+// PrivacyError unless z >= 0 and sigma_b >= 0 are finite and, for z > 0, sigma_b > z / 2 (else
+// z_delta is undefined: the bit query alone spends more than z allows). z = 0 gives 0.
+double adaptive_clip_update_noise_multiplier(double noise_multiplier, double count_stddev);
+// The inverse: the noise multiplier z of the combined mechanism for z_delta and sigma_b (0 when
+// either is 0: a release without noise is not private).
+double adaptive_clip_effective_noise_multiplier(double update_noise_multiplier, double count_stddev);
+
 // An accountant that composes heterogeneous sampled-Gaussian steps (its state goes in checkpoints).
 class RdpAccountant {
  public:

@@ -10,6 +10,14 @@
 // The privacy cost of a round is one sampled Gaussian mechanism with sampling rate q and noise
 // multiplier z; the RDP accountant (core/privacy.h) composes the rounds.
 //
+// Adaptive clipping (Andrew et al. 2021, "Differentially Private Learning with Adaptive
+// Clipping"): the round also counts the bits b_k = [||delta_k|| <= S] (within_bound()); the
+// server releases the count with Gaussian noise N(0, sigma_b^2), b_bar = (count + noise) / (q N),
+// and the next round's bound is the geometric update S' = S * exp(-eta_C * (b_bar - gamma)),
+// which moves S toward the gamma-quantile of the update norms (adaptive_clip_step). With adaptive
+// clipping the options' noise_multiplier is z_delta (core/privacy.h,
+// adaptive_clip_update_noise_multiplier), so that update and count together cost z.
+//
 // Memory: one float64 running sum, O(model). Deltas are computed and clipped in float64.
 // Thread safety: one thread.
 #pragma once
@@ -25,6 +33,23 @@ struct DpFedAvgOptions {
   double expected_clients = 1.0;  // q N
 };
 
+struct AdaptiveClipOptions {
+  double target_quantile = 0.5;  // gamma, in (0, 1)
+  double clip_lr = 0.2;          // eta_C >= 0
+  double count_stddev = 0;       // sigma_b >= 0: noise std of the released bit count
+};
+
+struct AdaptiveClipStep {
+  double noisy_count;     // sum of the bits + N(0, sigma_b^2)
+  double fraction;        // b_bar = noisy_count / expected_clients
+  double next_clip;       // S * exp(-clip_lr * (b_bar - target_quantile))
+};
+
+// The clip update rule for given values (pure): `count_noise` is the already drawn noise sample
+// (sigma_b * N(0, 1)). ConfigError for options out of range or expected_clients <= 0.
+AdaptiveClipStep adaptive_clip_step(double clip, size_t within_bound, double count_noise, double expected_clients,
+                                    const AdaptiveClipOptions& options);
+
 class DpFedAvg {
  public:
   explicit DpFedAvg(DpFedAvgOptions options);
@@ -39,6 +64,10 @@ class DpFedAvg {
 
   size_t results() const { return results_; }
   size_t clipped() const { return clipped_; }  // results whose delta exceeded S this round
+  size_t within_bound() const { return results_ - clipped_; }  // the bits b_k = [||delta_k|| <= S] summed
+  // Adaptive clipping: releases this round's bit count with noise count_stddev * noise.normal()
+  // (no draw when count_stddev is 0) and returns the next bound. Call after the round's add()s.
+  AdaptiveClipStep adapt_clip(const AdaptiveClipOptions& adaptive, RandomSource& noise) const;
   const DpFedAvgOptions& options() const { return options_; }
 
  private:

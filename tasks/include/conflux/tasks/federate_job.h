@@ -34,7 +34,9 @@
 // Privacy (DP-FedAvg, dp_fedavg.h): per-participant updates clipped to privacy.clip, noise
 // z * clip added once per round to the sum, divided by the expected cohort size; the RDP
 // accountant's user-level epsilon is logged per round and stored with it, and the run stops
-// before a round would exceed privacy.target_epsilon. Noise comes from SecureRandom unless
+// before a round would exceed privacy.target_epsilon. With privacy.adaptive_clip the bound moves
+// each round toward a quantile of the update norms (noised bit count, geometric update; the bound
+// is part of the round state: checkpointed, logged as clip_norm). Noise comes from SecureRandom unless
 // privacy.noise_seed >= 0 (then reproducible and recorded as not private).
 // Thread safety: one federation per process.
 #pragma once
@@ -75,6 +77,10 @@ struct FederateConfig {
   double dp_clip = 1.0, dp_noise_multiplier = 1.0, dp_target_epsilon = 0, dp_delta = 1e-5;
   int64_t dp_population = 0;
   int64_t dp_noise_seed = -1;
+  // Adaptive clipping (Andrew et al. 2021): dp_clip is the initial bound, moved each round toward
+  // the dp_target_quantile of the update norms; dp_clip_count_stddev < 0: clients_per_round / 20.
+  bool dp_adaptive_clip = false;
+  double dp_target_quantile = 0.5, dp_clip_lr = 0.2, dp_clip_count_stddev = -1;
 
   int64_t evaluate_every = 1;       // rounds between federated evaluations (0: never)
 
