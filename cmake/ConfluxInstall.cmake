@@ -3,8 +3,8 @@ include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
 set(CONFLUX_EXPORT_TARGETS conflux_core conflux_core_torch conflux_options)
-foreach(lib conflux_dataplane conflux_trainer_meta conflux_trainer conflux_evaluator conflux_protocol
-        conflux_federated conflux_pipeline)
+foreach(lib conflux_dataplane conflux_trainer_meta conflux_trainer conflux_evaluator conflux_report
+        conflux_protocol conflux_federated conflux_pipeline)
   if(TARGET ${lib})
     list(APPEND CONFLUX_EXPORT_TARGETS ${lib})
   endif()
@@ -27,7 +27,7 @@ endif()
 if(TARGET conflux_tasks)  # used by the plugin's `evaluate` and by conflux-worker
   install(TARGETS conflux_tasks LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 endif()
-foreach(comp core dataplane trainer evaluator protocol federated tasks pipeline coordinator worker)
+foreach(comp core dataplane trainer evaluator report protocol federated tasks pipeline coordinator worker)
   if(EXISTS ${PROJECT_SOURCE_DIR}/${comp}/include)
     install(DIRECTORY ${PROJECT_SOURCE_DIR}/${comp}/include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
   endif()

@@ -20,6 +20,7 @@ PKGS=(
   fortunes
   slurmctld slurmd slurm-client munge libpmix-dev
   prometheus curl
+  chromium  # headless, renders the run report in tests/report/run_report_e2e.sh
 )
 
 missing=()

@@ -28,6 +28,7 @@ printf '  \n\n\t\n' >"$T/blank.txt"
 printf '{"text": "fine"}\nnot json\n' >"$T/bad.jsonl"
 printf '{"body": "no text field"}\n' >"$T/nofield.jsonl"
 mkdir "$T/cfgdir"
+mkdir "$T/badtrain" && printf '{"step": 1, "loss": 5}\n{"step": 2, "loss": \n' >"$T/badtrain/metrics.jsonl"
 sed "s|^dataset = .*|dataset = \"$T/ds\"|; s|^dir = \"checkpoints/fortunes\"|dir = \"$T/ckpt\"|; s|^dir = \"runs/fortunes\"|dir = \"$T/runs\"|" \
   "$SRC/trainer/configs/train-fortunes.toml" >"$T/train.toml"
 sed 's|^lr = .*|lr = nan|' "$T/train.toml" >"$T/train-nan.toml"

@@ -26,6 +26,13 @@ struct Report {
 };
 
 std::string render_report_html(const Report& report);
+// Pieces of the page, for other pages that show an evaluation (the run report): the summary
+// table (metric, value, line) and a result's charts ("" when its metric has none).
+std::string render_results_table(const std::vector<Result>& results);
+std::string render_result_charts(const Result& result);
+// Reads a report.json written by write_report. DataError naming the file and the field when it
+// is not JSON or a field is missing or of the wrong type; a null value reads as NaN.
+Report read_report_json(const std::string& path);
 // Writes <dir>/report.json and <dir>/report.html (creating dir); returns the two paths.
 std::vector<std::string> write_report(const Report& report, const std::string& dir);
 
