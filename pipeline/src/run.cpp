@@ -5,6 +5,7 @@
 #include "conflux/core/subprocess.h"
 #include "conflux/dataplane/manifest.h"
 #include "conflux/pipeline/pipeline.h"
+#include "conflux/report/run_report.h"
 #include "conflux/trainer/checkpoint_meta.h"
 
 #include <nlohmann/json.hpp>
@@ -512,8 +513,30 @@ int run(const Pipeline& p, const RunOptions& o, const ConfigValidator& validate)
                              "skipped)\n", p.name, s.name);
     return r.exit_code;
   }
-  if (!o.dry_run) std::cout << fmt::format("pipeline {}: done\n", p.name);
+  if (!o.dry_run) std::cout << fmt::format("pipeline {}: done; report {}\n", p.name, write_report(p));
   return 0;
+}
+
+std::string write_report(const Pipeline& p) {
+  report::RunReportInputs in;
+  in.title = "Conflux pipeline '" + p.name + "'";
+  for (const auto& s : p.stages) {
+    if (s.name == "ingest" || s.name == "prepare") in.dataset_dir = s.output;
+    if (s.name == "train") {
+      in.dataset_dir = s.input;
+      in.train_output_dir = s.output_dir;
+      in.checkpoint_dir = s.output;
+    }
+    if (s.name == "federate") in.checkpoint_dir = s.output;
+    if (s.name == "evaluate") {
+      in.checkpoint_dir = s.input;
+      in.dataset_dir = s.input_dataset;
+      in.evaluation_dir = s.output;
+    }
+  }
+  const std::string path = p.dir + "/report.html";
+  report::write_run_report(in, path);
+  return path;
 }
 
 std::vector<std::string> provenance_lines(const Pipeline& p) {

@@ -272,12 +272,18 @@ int print_status(const Pipeline& p, bool as_json) {
     if (state == "failed")
       for (const auto& line : log_tail(p.stage_dir(st.name) + "/log.txt", 10)) std::cout << "            | " << line << "\n";
   }
+  // Every stage done: the run report over what they wrote.
+  std::string report;
+  const bool all_done = std::all_of(out.begin(), out.end(), [](const nlohmann::json& j) { return j["state"] == "done"; });
+  if (all_done) report = write_report(p);
   if (as_json) {
-    nlohmann::json doc = {{"pipeline", p.name}, {"dir", p.dir}, {"stages", out}, {"provenance", provenance_lines(p)}};
+    nlohmann::json doc = {{"pipeline", p.name}, {"dir", p.dir}, {"stages", out}, {"provenance", provenance_lines(p)},
+                          {"report", report}};
     std::cout << doc.dump(2) << "\n";
   } else {
     std::cout << "provenance:\n";
     for (const auto& line : provenance_lines(p)) std::cout << "  " << line << "\n";
+    if (!report.empty()) std::cout << "report: " << report << "\n";
   }
   return failed ? 1 : 0;
 }

@@ -83,6 +83,9 @@ expect "$out" "train +runs \(its last run is failed \(exit code 75\)\), resuming
 expect "$out" "evaluate +runs" "second run"
 grep -q "resumed from $R/checkpoints/step-00000010 at step 10" "$R/stages/train/log.txt" || fail "train did not resume from step 10"
 [ -f "$R/eval/report.json" ] || fail "no evaluation report"
+expect "$out" "pipeline tiny: done; report $R/report.html" "the run report"
+for id in funnel loss metrics reliability provenance; do grep -q "id=\"$id\"" "$R/report.html" || fail "report.html has no #$id section"; done
+! grep -q "does not match" "$R/report.html" || fail "the run report finds a provenance mismatch"
 expect "$out" "checkpoint .*step-00000020 .*manifest sha256 [0-9a-f]{12} matches" "provenance"
 expect "$out" "evaluation .*report.json .*<- checkpoint .*digest [0-9a-f]{12} matches; dataset manifest [0-9a-f]{12} matches" "provenance"
 expect "$out" "dataset +$R/data/prepared .*parent .*matches" "provenance"

@@ -105,6 +105,9 @@ for s in ingest prepare train federate evaluate; do expect "$st" "^  $s +done +j
 expect "$st" "fl-checkpoints/step-00000001  digest [0-9a-f]{12} \(federated, 2 participants\)  <- rounds from .*checkpoints/step-00000020" "provenance"
 expect "$st" "checkpoint .*step-00000020 .*manifest sha256 [0-9a-f]{12} matches" "provenance"
 expect "$st" "evaluation .*<- checkpoint .*fl-checkpoints/step-00000001 digest [0-9a-f]{12} matches; dataset manifest [0-9a-f]{12} matches" "provenance"
+expect "$st" "^report: $R/report.html" "the run report"
+grep -q 'id="provenance"' "$R/report.html" || fail "report.html has no provenance section"
+! grep -q "does not match" "$R/report.html" || fail "the run report finds a provenance mismatch"
 python3 - "$R/eval/run.json" <<'PY' || fail "the evaluation did not use the two array workers"
 import json, sys
 text = open(sys.argv[1]).read()

@@ -158,6 +158,11 @@ class RunLock {
 // Runs the plan locally; returns 0 or the failing stage's exit code. Prints one line per stage.
 int run(const Pipeline& p, const RunOptions& o, const ConfigValidator& validate);
 
+// Writes DIR/report.html (report::write_run_report) over the pipeline's newest outputs: the last
+// dataset, training's metrics, the checkpoint evaluated (federate's or train's) and the
+// evaluation. Returns its path.
+std::string write_report(const Pipeline& p);
+
 // The provenance chain of the run's outputs, as printable lines (dataset manifest -> checkpoint
 // lineage -> evaluation report, each with the sha256 it names for its parent and whether that
 // matches the parent on disk).
