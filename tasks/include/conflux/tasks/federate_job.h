@@ -36,12 +36,18 @@
 // accountant's user-level epsilon is logged per round and stored with it, and the run stops
 // before a round would exceed privacy.target_epsilon. Noise comes from SecureRandom unless
 // privacy.noise_seed >= 0 (then reproducible and recorded as not private).
+// Secure aggregation (secure_aggregation.enabled, secagg_round.h): step 3-4 become the four
+// SecAgg/SecAgg+ stage batches; the coordinator gets only the example-weighted mean of the
+// survivors' clipped, quantized updates (FedAvg only; no per-update norm check, no saved updates,
+// privacy.enabled refused: distributed DP noise shares are not implemented). Masks and the
+// stochastic rounding come from the secure generator, so such a run is not bit-reproducible.
 // Thread safety: one federation per process.
 #pragma once
 
 #include <conflux/core/config.h>
 #include <conflux/core/metrics_exporter.h>
 #include <conflux/tasks/fit_task.h>
+#include <conflux/tasks/secagg_round.h>
 #include <conflux/trainer/gpt_config.h>
 
 #include <memory>
@@ -75,6 +81,8 @@ struct FederateConfig {
   double dp_clip = 1.0, dp_noise_multiplier = 1.0, dp_target_epsilon = 0, dp_delta = 1e-5;
   int64_t dp_population = 0;
   int64_t dp_noise_seed = -1;
+
+  SecaggConfig secagg;              // [secure_aggregation]
 
   int64_t evaluate_every = 1;       // rounds between federated evaluations (0: never)
 
