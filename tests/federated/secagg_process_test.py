@@ -13,6 +13,7 @@ float rounding and the bound check means something):
   C. dropout: p3 exits (test hook) when the masked-input stage reaches it, after sharing keys:
      the round completes with 3 survivors (p3's pairwise masks rebuilt from shares) and equals
      run A3's 3-participant FedAvg within the bound.
+  E. SecAgg+ with 2 neighbours per participant: round 1 equals run A's within the bound.
   D. below threshold (t = 3, p2 and p3 exit at masked input): the round fails with the named
      reason "secure aggregation below threshold" and the run stops (no retries).
 
@@ -38,13 +39,14 @@ CLIP = 0.5
 BITS = 16
 
 
-def config(port, name, secagg, rounds=2, min_clients=4, min_available=4, threshold=0, retries=2):
+def config(port, name, secagg, rounds=2, min_clients=4, min_available=4, threshold=0, retries=2, neighbours=0):
     sa = f"""
 [secure_aggregation]
 enabled = true
 clip = {CLIP}
 modulus_bits = {BITS}
 threshold = {threshold}
+neighbours = {neighbours}
 advertise_s = 20
 share_keys_s = 20
 masked_input_s = 60
@@ -253,6 +255,14 @@ def main():
         check(sa["stages"]["share_keys"]["answered"] == 4, "p3 shared its keys before dropping")
         within(vec(flat("c", 1), keys), vec(flat("a3", 1), keys), sa["bound"],
                "dropout round = the 3-participant FedAvg")
+
+    # ---- E: SecAgg+ (2 neighbours each of the 4): round 1 equals the plain run's within the bound ----
+    rc, log = federation("e", everyone, secagg=True, rounds=1, neighbours=2)
+    check(rc == 0, f"run E (SecAgg+, 2 neighbours) exit {rc}: {log[-2000:]}")
+    if rc == 0:
+        sa = records("e")[0]["secure_aggregation"]
+        check(sa["neighbours"] == 2 and sa["threshold"] == 2 and sa["survivors"] == 4, f"run E: {sa}")
+        within(vec(flat("e", 1), keys), vec(flat("a", 1), keys), sa["bound"], "SecAgg+ round 1 vs the plain run")
 
     # ---- D: below threshold ----
     ex = {"CONFLUX_SECAGG_TEST_EXIT_AT": "masked_input"}
