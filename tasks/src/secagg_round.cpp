@@ -275,7 +275,7 @@ SecaggOutcome run_secagg_round(proto::TaskDispatcher& dispatcher, const SecaggCo
       CONFLUX_THROW(ConfigError, "a cohort of {} is too small (needs at least 3 participants)", n);
     sa::validate(params);
   } catch (const Error& e) {
-    out.why = fmt::format("secure aggregation below threshold: cohort of {}: {}", n, e.message());
+    out.why = fmt::format("secure aggregation cannot run with a cohort of {}: {}", n, e.message());
     return out;
   }
   const uint32_t t = params.threshold;

@@ -24,8 +24,9 @@
 //   (N2 / N3) * |U3| / scale (SecaggOutcome::bound; the weights num_examples are public, as in
 //   plain FedAvg).
 // A stage that ends with fewer than t survivors, or an unmasking that cannot rebuild a secret,
-// makes the attempt incomplete with a "secure aggregation below threshold" reason (retried like
-// any round).
+// makes the attempt incomplete with a "secure aggregation below threshold" reason; a sampled cohort
+// that t or the neighbour graph does not fit (t > k, fewer than 3 with the automatic t, odd k with
+// odd n) with "secure aggregation cannot run with a cohort of N". Both are retried like any round.
 //
 // Test hooks (environment; never set in production): CONFLUX_SECAGG_TEST_EXIT_AT = a stage name
 // (advertise, share_keys, masked_input, unmask) makes the participant exit(3) when that stage's
