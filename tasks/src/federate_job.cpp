@@ -72,6 +72,7 @@ void FederateConfig::bind(ConfigBinder& b) {
           "sigma_b: noise std of the clipped-bit count (-1: clients_per_round / 20, as the paper recommends)")
       .min(-1);
   b.field("privacy.noise_seed", dp_noise_seed, "-1: SecureRandom; >= 0: seeded, reproducible, NOT private").min(-1);
+  secagg.bind(b);
   b.field("evaluate.every", evaluate_every, "rounds between federated evaluations (0: never)").min(0);
   b.field("server.bind", endpoint, "ZeroMQ endpoint the coordinator binds");
   b.field("server.key", key, "coordinator secret key file (conflux keygen)");
@@ -233,11 +234,20 @@ void write_round(const FederateConfig& c, int64_t round, const fd::Weights& glob
 
 // ---- sampling ----
 
-std::vector<std::string> participants(const proto::WorkerPool& pool) {
+// The connected participants offering "fit" (and, with secure aggregation, its stages: the others,
+// e.g. the Python participant, are left out and named in `excluded`).
+std::vector<std::string> participants(const proto::WorkerPool& pool, bool secagg,
+                                      std::vector<std::string>* excluded = nullptr) {
   std::vector<std::string> ids;
   for (const auto& [id, info] : pool.workers()) {
     const auto& kinds = info.hello.task_kinds();
-    if (std::find(kinds.begin(), kinds.end(), "fit") != kinds.end()) ids.push_back(id);
+    auto has = [&](const char* k) { return std::find(kinds.begin(), kinds.end(), k) != kinds.end(); };
+    if (!has("fit")) continue;
+    if (secagg && !(has("secagg_advertise") && has("secagg_share_keys") && has("secagg_unmask"))) {
+      if (excluded) excluded->push_back(id);
+      continue;
+    }
+    ids.push_back(id);
   }
   std::sort(ids.begin(), ids.end());
   return ids;
@@ -291,6 +301,47 @@ struct FederateMetrics {
 };
 
 // ---- one round ----
+
+// The per-participant facts of a round's results: accepted list, weighted train loss, the
+// federated evaluation (merged exactly from the participants' NLL sums).
+struct Stats {
+  json accepted = json::array(), per_eval = json::object();
+  double loss_weighted = 0, examples = 0, val_nll = 0, val_tokens = 0;
+
+  // Returns the participant's entry (the caller may add to it).
+  json& add(const std::string& who, const json& s, int64_t n, uint64_t elapsed_ms) {
+    // No local steps (local.steps = 0) means no training loss, not a loss of 0.
+    json loss = nullptr;
+    if (s.contains("train_loss") && s.value("steps", int64_t{1}) > 0) {
+      loss = s["train_loss"].get<double>();
+      loss_weighted += loss.get<double>() * static_cast<double>(n);
+      examples += static_cast<double>(n);
+    }
+    if (s.contains("val_loss_sum") && s.value("val_tokens", int64_t{0}) > 0) {
+      const double vn = s["val_loss_sum"].get<double>(), vt = s["val_tokens"].get<double>();
+      per_eval[who] = vn / vt;
+      val_nll += vn;
+      val_tokens += vt;
+    }
+    accepted.push_back({{"participant", who}, {"num_examples", n}, {"train_loss", loss},
+                        {"seconds", static_cast<double>(elapsed_ms) / 1000.0}});
+    return accepted.back();
+  }
+
+  void write(json& rec, int64_t round) const {
+    if (examples > 0) rec["train_loss"] = loss_weighted / examples;
+    if (val_tokens > 0) {
+      double lo = 1e300, hi = -1e300;
+      for (auto& [k, v] : per_eval.items()) {
+        lo = std::min(lo, v.get<double>());
+        hi = std::max(hi, v.get<double>());
+      }
+      rec["eval"] = {{"loss", val_nll / val_tokens}, {"perplexity", std::exp(val_nll / val_tokens)},
+                     {"tokens", val_tokens}, {"per_participant", per_eval}, {"largest_gap", hi - lo},
+                     {"model_round", round - 1}};
+    }
+  }
+};
 
 struct RoundOutcome {
   bool complete = false;
@@ -421,6 +472,7 @@ class Federation {
       CONFLUX_THROW(ConfigError, "server.key and server.allow are required (or server.insecure = true)");
     proto::check_endpoint(c_.endpoint, proto::EndpointUse::Bind, "server.bind");
     tr::validate(c_.model, 1);
+    check_secagg();
     if (c_.clients_per_round > 0 && c_.min_clients > c_.clients_per_round && !c_.dp_enabled)
       CONFLUX_THROW(ConfigError, "federate.min_clients ({}) exceeds federate.clients_per_round ({})", c_.min_clients,
                     c_.clients_per_round);
@@ -462,6 +514,36 @@ class Federation {
         privacy::adaptive_clip_update_noise_multiplier(c_.dp_noise_multiplier, adaptive_.count_stddev);
   }
 
+  void check_secagg() const {
+    const auto& sa = c_.secagg;
+    if (!sa.enabled) return;
+    if (c_.dp_enabled)
+      CONFLUX_THROW(ConfigError, "privacy.enabled together with secure_aggregation.enabled is not supported yet "
+                    "(each participant would add its share of the noise; not implemented): turn one of them off");
+    if (c_.strategy != "fedavg")
+      CONFLUX_THROW(ConfigError, "secure_aggregation.enabled sums updates, so only federate.strategy = \"fedavg\" "
+                    "works with it (got \"{}\")", c_.strategy);
+    if (c_.save_updates)
+      CONFLUX_THROW(ConfigError, "output.save_updates cannot be on with secure_aggregation.enabled: the coordinator "
+                    "never sees an individual update");
+    if (c_.max_update_norm > 0)
+      CONFLUX_THROW(ConfigError, "federate.max_update_norm cannot be checked with secure_aggregation.enabled (the "
+                    "coordinator never sees an individual update); bound updates with secure_aggregation.clip");
+    if (sa.neighbours == 1)
+      CONFLUX_THROW(ConfigError, "secure_aggregation.neighbours = 1 leaves each participant a single neighbour; use 0 "
+                    "(all) or an even number >= 2");
+    if (sa.threshold == 1)
+      CONFLUX_THROW(ConfigError, "secure_aggregation.threshold = 1 lets any one participant rebuild another's secrets; "
+                    "use 0 (automatic) or >= 2");
+    if (sa.neighbours > 0 && sa.threshold > sa.neighbours)
+      CONFLUX_THROW(ConfigError, "secure_aggregation.threshold ({}) exceeds secure_aggregation.neighbours ({})",
+                    sa.threshold, sa.neighbours);
+    if (c_.clients_per_round > 0 && sa.threshold >= c_.clients_per_round)
+      CONFLUX_THROW(ConfigError, "secure_aggregation.threshold ({}) must be below federate.clients_per_round ({}): "
+                    "a participant shares its secrets with at most clients_per_round - 1 others",
+                    sa.threshold, c_.clients_per_round);
+  }
+
   double q() const { return static_cast<double>(c_.clients_per_round) / static_cast<double>(c_.dp_population); }
 
   RoundOutcome run_round(proto::Server& server, proto::TaskDispatcher& dispatcher, int64_t round, int64_t attempt,
@@ -471,15 +553,23 @@ class Federation {
     const auto started = std::chrono::steady_clock::now();
     // 1. Enough participants.
     const auto wait_until = started + milliseconds(static_cast<int64_t>(c_.wait_s * 1000));
-    while (static_cast<int64_t>(participants(server).size()) < c_.min_available &&
+    while (static_cast<int64_t>(participants(server, c_.secagg.enabled).size()) < c_.min_available &&
            std::chrono::steady_clock::now() < wait_until)
       dispatcher.step(milliseconds(100));
-    const auto available = participants(server);
+    std::vector<std::string> excluded;
+    const auto available = participants(server, c_.secagg.enabled, &excluded);
+    for (const auto& id : excluded)
+      log::warn("federate: round {}: participant '{}' offers 'fit' but not secure aggregation "
+                "(secagg_advertise, secagg_share_keys, secagg_unmask; e.g. the Python participant): left out "
+                "because secure_aggregation.enabled = true", round, id);
     if (metrics_) metrics_->connected.set(static_cast<double>(available.size()));
     rec = {{"round", round}, {"attempt", attempt + 1}, {"strategy", c_.strategy}};
     if (static_cast<int64_t>(available.size()) < c_.min_available) {
-      rec["why"] = fmt::format("only {} participant(s) offering 'fit' connected within {} s (federate.min_available "
-                               "= {})", available.size(), c_.wait_s, c_.min_available);
+      rec["why"] = fmt::format("only {} participant(s) offering 'fit'{} connected within {} s (federate.min_available "
+                               "= {}){}", available.size(), c_.secagg.enabled ? " and secure aggregation" : "",
+                               c_.wait_s, c_.min_available,
+                               excluded.empty() ? "" : fmt::format("; left out for lacking secure aggregation: {}",
+                                                                   fmt::join(excluded, ", ")));
       return out;
     }
     // 2. The cohort.
@@ -497,25 +587,13 @@ class Federation {
     auto shared = std::make_shared<proto::SharedInputs>();
     shared->key = fmt::format("global-r{}-{:016x}", round - 1, weights_digest());
     shared->tensors = to_tensors(global_);
+    if (c_.secagg.enabled)
+      return secure_round(dispatcher, round, attempt, cohort, available.size(), evaluate, shared, started, rec);
     proto::BatchSpec batch;
     batch.round = static_cast<uint64_t>(round);
     batch.quorum = static_cast<size_t>(std::min<int64_t>(c_.min_clients, static_cast<int64_t>(cohort.size())));
     batch.deadline = milliseconds(static_cast<int64_t>(c_.round_timeout_s * 1000));
-    for (const auto& id : cohort) {
-      FitParams p;
-      p.model = c_.model;
-      p.init_seed = c_.init_seed;
-      p.local = c_.local;
-      p.seed = participant_seed(c_, round, id);
-      p.round = round;
-      p.evaluate = evaluate;
-      proto::TaskSpec spec;
-      spec.kind = "fit";
-      spec.params = p.to_json();
-      spec.shared = shared;
-      spec.target = id;
-      batch.tasks.push_back(std::move(spec));
-    }
+    for (const auto& id : cohort) batch.tasks.push_back(fit_task(round, id, evaluate, shared, ""));
     // 4. Fold results in task order.
     std::unique_ptr<fd::DpFedAvg> dp;
     if (c_.dp_enabled) {
@@ -527,8 +605,8 @@ class Federation {
     }
     std::map<size_t, proto::TaskResult> waiting;  // results waiting for earlier tasks
     size_t next = 0;                               // the next task index to fold
-    json accepted = json::array(), rejected = json::array(), per_eval = json::object();
-    double loss_weighted = 0, examples = 0, val_nll = 0, val_tokens = 0;
+    json rejected = json::array();
+    Stats st;
     uint64_t bytes_in = 0;
     auto fold = [&](proto::TaskResult&& r) {
       const std::string& who = cohort[r.index];
@@ -547,21 +625,7 @@ class Federation {
         if (c_.save_updates) save_update(round, who, cr.weights, n);
         if (dp) dp->add(std::move(cr));
         else strategy_->add(std::move(cr));
-        // No local steps (local.steps = 0) means no training loss, not a loss of 0.
-        json loss = nullptr;
-        if (s.contains("train_loss") && s.value("steps", int64_t{1}) > 0) {
-          loss = s["train_loss"].get<double>();
-          loss_weighted += loss.get<double>() * static_cast<double>(n);
-          examples += static_cast<double>(n);
-        }
-        accepted.push_back({{"participant", who}, {"num_examples", n}, {"train_loss", loss},
-                            {"update_norm", norm}, {"seconds", static_cast<double>(r.elapsed_ms) / 1000.0}});
-        if (s.contains("val_loss_sum") && s.value("val_tokens", int64_t{0}) > 0) {
-          const double vn = s["val_loss_sum"].get<double>(), vt = s["val_tokens"].get<double>();
-          per_eval[who] = vn / vt;
-          val_nll += vn;
-          val_tokens += vt;
-        }
+        st.add(who, s, n, r.elapsed_ms)["update_norm"] = norm;
       } catch (const Error& e) {
         log::warn("federate: round {}: rejected the update of {}: {}", round, who, e.message());
         rejected.push_back({{"participant", who}, {"why", e.message()}});
@@ -593,25 +657,15 @@ class Federation {
     for (const auto& m : report.missing)
       dropped.push_back({{"participant", cohort[m.index]}, {"why", proto::missing_name(m.why)},
                          {"kind", proto::task_error_kind_name(m.error_kind)}, {"detail", m.detail}});
-    const size_t n_accepted = accepted.size();
+    const size_t n_accepted = st.accepted.size();
     rec["clients"] = {{"available", available.size()}, {"asked", cohort.size()}, {"responded", report.succeeded},
                       {"accepted", n_accepted},   {"dropped", dropped},         {"rejected", rejected},
-                      {"participants", accepted}};
+                      {"participants", st.accepted}};
     rec["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     rec["bytes_in"] = bytes_in;
     rec["stale_results"] = dispatcher.stale_results() - stale_before;  // late or replayed, answered STALE_RESULT
     rec["bytes_out"] = (dispatcher.shared_sends() - sends_before) * fd::weight_bytes(global_);
-    if (examples > 0) rec["train_loss"] = loss_weighted / examples;
-    if (val_tokens > 0) {
-      double lo = 1e300, hi = -1e300;
-      for (auto& [k, v] : per_eval.items()) {
-        lo = std::min(lo, v.get<double>());
-        hi = std::max(hi, v.get<double>());
-      }
-      rec["eval"] = {{"loss", val_nll / val_tokens}, {"perplexity", std::exp(val_nll / val_tokens)},
-                     {"tokens", val_tokens}, {"per_participant", per_eval}, {"largest_gap", hi - lo},
-                     {"model_round", round - 1}};
-    }
+    st.write(rec, round);
     const int64_t need = c_.dp_enabled ? std::min<int64_t>(c_.min_clients, static_cast<int64_t>(cohort.size()))
                                        : c_.min_clients;
     if (static_cast<int64_t>(n_accepted) < need || n_accepted == 0) {
@@ -639,6 +693,73 @@ class Federation {
     } else {
       out.next = strategy_->finish();
     }
+    out.complete = true;
+    return out;
+  }
+
+  proto::TaskSpec fit_task(int64_t round, const std::string& id, bool evaluate,
+                           const std::shared_ptr<proto::SharedInputs>& shared, const std::string& secagg) const {
+    FitParams p;
+    p.model = c_.model;
+    p.init_seed = c_.init_seed;
+    p.local = c_.local;
+    p.seed = participant_seed(c_, round, id);
+    p.round = round;
+    p.evaluate = evaluate;
+    p.secagg = secagg;
+    proto::TaskSpec spec;
+    spec.kind = "fit";
+    spec.params = p.to_json();
+    spec.shared = shared;
+    spec.target = id;
+    return spec;
+  }
+
+  // A round under secure aggregation (secagg_round.h): the stages, then global + the unmasked
+  // example-weighted mean update.
+  RoundOutcome secure_round(proto::TaskDispatcher& dispatcher, int64_t round, int64_t attempt,
+                            const std::vector<std::string>& cohort, size_t available, bool evaluate,
+                            const std::shared_ptr<proto::SharedInputs>& shared,
+                            std::chrono::steady_clock::time_point started, json rec) {
+    RoundOutcome out;
+    size_t num_values = 0;
+    for (const auto& t : global_) num_values += t.values.size();
+    const uint64_t sends_before = dispatcher.shared_sends();
+    SecaggOutcome s = run_secagg_round(
+        dispatcher, c_.secagg, cohort, round, attempt, static_cast<uint64_t>(c_.seed), num_values,
+        [&](size_t index, const std::string& kind, const json& stage) {
+          proto::TaskSpec spec = fit_task(round, cohort[index], evaluate, shared, stage.dump());
+          spec.kind = kind;
+          if (kind != "fit") spec.shared = nullptr;
+          return spec;
+        });
+    Stats st;
+    for (const auto& [index, r] : s.fit) {
+      const json summary = json::parse(r.summary, nullptr, false);
+      st.add(cohort[index], summary, summary.value("num_examples", int64_t{0}), r.elapsed_ms);
+    }
+    rec["clients"] = {{"available", available}, {"asked", cohort.size()}, {"responded", s.fit.size()},
+                      {"accepted", s.fit.size()}, {"dropped", s.dropped}, {"rejected", json::array()},
+                      {"participants", st.accepted}};
+    rec["secure_aggregation"] = s.record;
+    rec["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    rec["bytes_in"] = s.bytes_in;
+    rec["bytes_out"] = (dispatcher.shared_sends() - sends_before) * fd::weight_bytes(global_);
+    st.write(rec, round);
+    out.record = std::move(rec);
+    if (!s.complete) {
+      out.record["why"] = s.why;
+      return out;
+    }
+    if (static_cast<int64_t>(s.fit.size()) < c_.min_clients) {
+      out.record["why"] = fmt::format("{} masked input(s) unmasked, federate.min_clients = {}", s.fit.size(),
+                                      c_.min_clients);
+      return out;
+    }
+    out.next = global_;
+    size_t i = 0;
+    for (auto& t : out.next)
+      for (auto& v : t.values) v = static_cast<float>(static_cast<double>(v) + s.mean_delta[i++]);
     out.complete = true;
     return out;
   }

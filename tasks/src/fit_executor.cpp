@@ -4,6 +4,7 @@
 
 #include <conflux/core/error.h>
 #include <conflux/core/log.h>
+#include <conflux/tasks/secagg_round.h>
 #include <conflux/trainer/data.h>
 #include <conflux/trainer/gpt.h>
 #include <conflux/trainer/train_config.h>
@@ -39,6 +40,7 @@ void FitParams::bind(ConfigBinder& b) {
   b.field("seed", seed, "this participant's seed for this round").min(0);
   b.field("round", round, "federated round").min(0);
   b.field("evaluate", evaluate, "also evaluate the global model before training");
+  b.field("secagg", secagg, "secure aggregation stage (JSON; empty: plain weights)");
 }
 
 std::string FitParams::to_json() const {
@@ -65,17 +67,35 @@ bool same_model(const tr::GptConfig& a, const tr::GptConfig& b) {
 
 class ParticipantExecutor final : public protocol::TaskExecutor {
  public:
-  explicit ParticipantExecutor(bool train) : train_(train) {}
+  ParticipantExecutor(bool train, std::shared_ptr<SecaggClient> secagg) : train_(train), secagg_(std::move(secagg)) {}
 
   protocol::TaskOutput execute(const protocol::TaskContext& ctx) override {
     FitParams p = FitParams::from_json(ctx.params);
-    const bool fit = train_;
-    const bool evaluate = !train_ || p.evaluate;
+    const bool advertise = ctx.kind == "secagg_advertise";
+    nlohmann::json stage;
+    if (!p.secagg.empty()) {
+      if (!secagg_ || !train_)
+        CONFLUX_THROW(ConfigError, "{} task {}: this executor does not run secure aggregation", ctx.kind, ctx.task_id);
+      stage = nlohmann::json::parse(p.secagg);
+      if (!advertise) SecaggClient::test_exit_hook("masked_input");
+    } else if (advertise) {
+      CONFLUX_THROW(ConfigError, "{} task {}: params carry no secagg stage", ctx.kind, ctx.task_id);
+    }
+    const bool fit = train_ && !advertise;
+    const bool evaluate = (!train_ || p.evaluate) && !advertise;
     torch::set_num_threads(p.local.threads);
     torch::manual_seed(static_cast<uint64_t>(p.seed));
     if (ctx.data_path.empty())
       CONFLUX_THROW(ConfigError, "{}: this worker has no --data dataset to train or evaluate on", ctx.kind);
     open_data(ctx.data_path, p.model.vocab_size);
+    if (advertise) {  // keys, and the weight (training windows) the masked update will carry
+      tr::WindowSampler sampler(*source_, p.model.context, p.local.val_fraction, static_cast<uint64_t>(p.seed));
+      nlohmann::json s = secagg_->advertise(stage);
+      s["num_examples"] = sampler.train_windows();
+      protocol::TaskOutput out;
+      out.summary = s.dump();
+      return out;
+    }
     prepare_model(p.model);
     load_global(ctx);
     tr::WindowSampler sampler(*source_, p.model.context, p.local.val_fraction,
@@ -91,6 +111,12 @@ class ParticipantExecutor final : public protocol::TaskExecutor {
         CONFLUX_THROW(DataError, "{}: no training windows of {} tokens (the dataset has {} tokens)",
                       ctx.data_path, p.model.context, source_->num_tokens());
       local_training(p, sampler, ctx, &s);
+      if (!stage.is_null()) {
+        out.tensors.push_back(masked_update(stage, sampler.train_windows()));
+        s.erase("update_norm");  // an individual update's norm is what secure aggregation hides
+        out.summary = s.dump();
+        return out;
+      }
       for (const auto& info : model_->param_infos()) {
         torch::Tensor t = info.tensor.detach().contiguous();
         out.tensors.push_back(protocol::Tensor::copy(info.name, DType::F32, t.sizes().vec(), t.data_ptr<float>(),
@@ -102,6 +128,20 @@ class ParticipantExecutor final : public protocol::TaskExecutor {
   }
 
  private:
+  // The update w_local - w_global, flattened in parameter order, masked by the secagg client.
+  protocol::Tensor masked_update(const nlohmann::json& stage, int64_t num_examples) {
+    std::vector<float> delta;
+    torch::NoGradGuard no_grad;
+    auto infos = model_->param_infos();
+    for (size_t i = 0; i < infos.size(); ++i) {
+      torch::Tensor d = (infos[i].tensor.detach() - global_[i]).contiguous();
+      delta.insert(delta.end(), d.data_ptr<float>(), d.data_ptr<float>() + d.numel());
+    }
+    std::vector<uint32_t> y = secagg_->masked_input(stage, std::move(delta), num_examples);
+    return protocol::Tensor::copy("secagg.masked", DType::I32, {static_cast<int64_t>(y.size())}, y.data(),
+                                  y.size() * sizeof(uint32_t));
+  }
+
   void open_data(const std::string& dir, int64_t model_vocab) {
     if (dir != data_dir_) {
       source_ = tr::open_token_dataset(dir, &vocab_, &manifest_sha256_);
@@ -228,6 +268,7 @@ class ParticipantExecutor final : public protocol::TaskExecutor {
   }
 
   const bool train_;
+  std::shared_ptr<SecaggClient> secagg_;
   std::string data_dir_, manifest_sha256_;
   int64_t vocab_ = 0;
   std::unique_ptr<tr::TokenSource> source_;
@@ -237,9 +278,11 @@ class ParticipantExecutor final : public protocol::TaskExecutor {
 
 }  // namespace
 
-std::shared_ptr<protocol::TaskExecutor> make_fit_executor() { return std::make_shared<ParticipantExecutor>(true); }
+std::shared_ptr<protocol::TaskExecutor> make_fit_executor(std::shared_ptr<SecaggClient> secagg) {
+  return std::make_shared<ParticipantExecutor>(true, std::move(secagg));
+}
 std::shared_ptr<protocol::TaskExecutor> make_federated_evaluate_executor() {
-  return std::make_shared<ParticipantExecutor>(false);
+  return std::make_shared<ParticipantExecutor>(false, nullptr);
 }
 
 }  // namespace conflux::tasks

@@ -21,6 +21,9 @@ conflux-worker participants, on loopback with CURVE:
   5. a Byzantine participant (python_slow_loop.py:train_scaled) sends 1000x the global weights:
      under fedavg the global model follows it; under median and krum (f = 1) the global step
      stays within 2x the largest honest update.
+With secure aggregation on, the Python participant (no secagg task kinds) is left out of the
+cohort with a reason naming it.
+
 Runs under /usr/bin/python3 (Debian's torch, h5py, zmq, protobuf). Exits 77 (ctest SKIP) only
 when python3-torch, python3-h5py or python3-zmq is missing; protoc / python3-protobuf missing
 is a failure (scripts/install-deps.sh installs them).
@@ -57,7 +60,8 @@ PAUSED_LOOP = os.path.join(HERE, "python_slow_loop.py") + ":train_after_pause"
 FORTUNES = "/usr/share/games/fortunes"
 
 
-def config(port, name, rounds, min_clients, steps, timeout=120, available=None, strategy="fedavg"):
+def config(port, name, rounds, min_clients, steps, timeout=120, available=None, strategy="fedavg", secagg=False,
+           wait_s=120):
     return f"""
 [model]
 vocab_size = 260
@@ -75,6 +79,7 @@ round_timeout_s = {timeout}
 seed = 11
 strategy = "{strategy}"
 {"[strategy.krum]" + chr(10) + "num_malicious = 1" if strategy == "krum" else ""}
+{"round_retries = 0" + chr(10) + "[secure_aggregation]" + chr(10) + "enabled = true" if secagg else ""}
 [local]
 steps = {steps}
 batch_size = 8
@@ -90,7 +95,7 @@ key = "{WORK}/keys/coordinator.key"
 allow = "{WORK}/keys/allow.txt"
 heartbeat_ms = 200
 dead_after_ms = 5000
-wait_s = 120
+wait_s = {wait_s}
 [checkpoint]
 dir = "{WORK}/{name}/ckpt"
 [output]
@@ -305,6 +310,16 @@ def main():
     check(log.count("welcomed by") == 2 and "Traceback" not in log,
           f"the Python participant rejoined the restarted coordinator once: {log[-1500:]}")
     check(py.returncode == 0, f"the Python participant stops on SIGTERM with exit code 0 ({py.returncode})")
+
+    # ---- secure aggregation on: the Python participant (no secagg task kinds) is left out, named ----
+    # min_available = 4 cannot be met by the 3 secagg-capable C++ participants: the run stops after
+    # server.wait_s with a reason naming the Python participant.
+    rc, recs, codes = federate("secagg", 1, mixed, 3, available=4, secagg=True, wait_s=45)
+    logs = open(f"{WORK}/secagg-coordinator.log").read()
+    check(rc != 0 and "offering 'fit' and secure aggregation" in logs and
+          "left out for lacking secure aggregation: py" in logs and
+          "participant 'py' offers 'fit' but not secure aggregation" in logs,
+          f"secure aggregation leaves the Python participant out with a clear reason: exit {rc}: {logs[-1500:]}")
 
     print("python_participant_test:", "OK" if not failures else f"{len(failures)} failure(s)")
     return 1 if failures else 0

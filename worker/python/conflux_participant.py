@@ -205,6 +205,11 @@ class Participant:
             L = p["local"]
         except (ValueError, KeyError, TypeError) as e:
             raise TaskError("KIND_CONFIG", f"{kind}: bad params: {e}")
+        if p.get("secagg"):
+            # The coordinator leaves participants without the secagg_* kinds out of secure rounds;
+            # a masked-input task reaching this one anyway is refused rather than answered in the clear.
+            raise TaskError("KIND_CONFIG", f"{kind}: secure aggregation is not supported by the Python participant "
+                                           "(use conflux-worker, or secure_aggregation.enabled = false)")
         if self.data is None:
             raise TaskError("KIND_CONFIG", f"{kind}: this participant has no --data dataset")
         if self.data.vocab_size > cfg.vocab_size:

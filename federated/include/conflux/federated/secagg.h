@@ -1,7 +1,7 @@
 // Secure aggregation, the cryptographic core (Bonawitz et al. 2017, "Practical Secure Aggregation
 // for Privacy-Preserving Machine Learning"; SecAgg+, Bell et al. 2020): the coordinator learns the
 // sum of the cohort's quantized updates and nothing about any single one. No networking here: the
-// round driver (`conflux federate`, a later slice) relays the messages below between participants
+// round driver (`conflux federate`, tasks/include/conflux/tasks/secagg_round.h) relays the messages below between participants
 // and enforces one deadline per stage (StageDeadlines); this file is the maths and the crypto, built
 // on libsodium (X25519, ChaCha20, BLAKE2b, crypto_box).
 //

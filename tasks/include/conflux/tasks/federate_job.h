@@ -38,12 +38,18 @@
 // each round toward a quantile of the update norms (noised bit count, geometric update; the bound
 // is part of the round state: checkpointed, logged as clip_norm). Noise comes from SecureRandom unless
 // privacy.noise_seed >= 0 (then reproducible and recorded as not private).
+// Secure aggregation (secure_aggregation.enabled, secagg_round.h): step 3-4 become the four
+// SecAgg/SecAgg+ stage batches; the coordinator gets only the example-weighted mean of the
+// survivors' clipped, quantized updates (FedAvg only; no per-update norm check, no saved updates,
+// privacy.enabled refused: distributed DP noise shares are not implemented). Masks and the
+// stochastic rounding come from the secure generator, so such a run is not bit-reproducible.
 // Thread safety: one federation per process.
 #pragma once
 
 #include <conflux/core/config.h>
 #include <conflux/core/metrics_exporter.h>
 #include <conflux/tasks/fit_task.h>
+#include <conflux/tasks/secagg_round.h>
 #include <conflux/trainer/gpt_config.h>
 
 #include <memory>
@@ -81,6 +87,8 @@ struct FederateConfig {
   // the dp_target_quantile of the update norms; dp_clip_count_stddev < 0: clients_per_round / 20.
   bool dp_adaptive_clip = false;
   double dp_target_quantile = 0.5, dp_clip_lr = 0.2, dp_clip_count_stddev = -1;
+
+  SecaggConfig secagg;              // [secure_aggregation]
 
   int64_t evaluate_every = 1;       // rounds between federated evaluations (0: never)
 

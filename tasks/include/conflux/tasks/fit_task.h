@@ -62,14 +62,19 @@ struct FitParams {
   int64_t seed = 0;           // this participant's seed for this round
   int64_t round = 0;
   bool evaluate = false;      // fit: also evaluate the global model first
+  std::string secagg;         // secure aggregation: this stage's JSON (secagg_round.h); "" = off
 
   void bind(ConfigBinder& b);
   std::string to_json() const;
   static FitParams from_json(const std::string& text);
 };
 
-// Executor kinds "fit" and "evaluate_federated".
-std::shared_ptr<protocol::TaskExecutor> make_fit_executor();
+class SecaggClient;
+
+// Executor kinds "fit" and "evaluate_federated". With a SecaggClient the fit executor also runs
+// "secagg_advertise" and, when params.secagg is set, returns the masked quantized update
+// (secagg_round.h) instead of the weights.
+std::shared_ptr<protocol::TaskExecutor> make_fit_executor(std::shared_ptr<SecaggClient> secagg = nullptr);
 std::shared_ptr<protocol::TaskExecutor> make_federated_evaluate_executor();
 
 }  // namespace conflux::tasks
