@@ -18,12 +18,11 @@ usage: adaptive_clip_process_test.py CONFLUX CONFLUX_WORKER WORKDIR
 import json
 import math
 import os
-import shutil
 import signal
 import sys
 
 import federate_process_test as fpt
-from procs import check, failures, free_port, run, stop
+from procs import check, failures, free_port, fresh_participants, run, stop
 
 CONFLUX, WORK = fpt.CONFLUX, fpt.WORK
 NAMES = fpt.NAMES[:3]
@@ -79,16 +78,7 @@ def state_clip(name, round_):
 
 
 def main():
-    shutil.rmtree(WORK, ignore_errors=True)
-    os.makedirs(f"{WORK}/keys")
-    for n in ["coordinator"] + NAMES:
-        assert run([CONFLUX, "keygen", n, "--out-dir", f"{WORK}/keys"]).returncode == 0
-    with open(f"{WORK}/keys/allow.txt", "w") as f:
-        for n in NAMES:
-            f.write(open(f"{WORK}/keys/{n}.pub").read())
-    for name, src in zip(NAMES, fpt.FILES):
-        p = run([CONFLUX, "ingest", "-i", f"{fpt.FORTUNES}/{src}", "-f", "fortune", "-o", f"{WORK}/data/{name}"])
-        assert p.returncode == 0, p.stderr
+    fresh_participants(CONFLUX, WORK, fpt.FORTUNES, NAMES, fpt.FILES)
 
     # ---- H: the bound starts far above every norm and falls ----
     port, mport = free_port(), free_port()

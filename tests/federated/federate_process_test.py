@@ -18,7 +18,6 @@ usage: federate_process_test.py CONFLUX CONFLUX_WORKER WORKDIR
 """
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import urllib.request
 import numpy as np
 from safetensors.numpy import load_file
 
-from procs import check, failures, free_port, run, stop
+from procs import check, failures, free_port, fresh_participants, run, stop
 
 CONFLUX, WORKER, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 FORTUNES = "/usr/share/games/fortunes"
@@ -134,16 +133,7 @@ def scrape_until(port, needle, seconds):
 
 
 def main():
-    shutil.rmtree(WORK, ignore_errors=True)
-    os.makedirs(f"{WORK}/keys")
-    for n in ["coordinator"] + NAMES + ["late"]:
-        assert run([CONFLUX, "keygen", n, "--out-dir", f"{WORK}/keys"]).returncode == 0
-    with open(f"{WORK}/keys/allow.txt", "w") as f:
-        for n in NAMES + ["late"]:
-            f.write(open(f"{WORK}/keys/{n}.pub").read())
-    for name, src in zip(NAMES + ["late"], FILES + ["science"]):
-        p = run([CONFLUX, "ingest", "-i", f"{FORTUNES}/{src}", "-f", "fortune", "-o", f"{WORK}/data/{name}"])
-        assert p.returncode == 0, p.stderr
+    fresh_participants(CONFLUX, WORK, FORTUNES, NAMES + ["late"], FILES + ["science"])
 
     # ---- A: uninterrupted ----
     port = free_port()

@@ -1,6 +1,9 @@
 """Shared helpers of the federated process tests (federate_process_test.py,
 python_participant_test.py): failure collection, subprocess runs, free loopback ports, and
-stopping the processes a test started (SIGTERM, then SIGKILL after 20 s)."""
+stopping the processes a test started (SIGTERM, then SIGKILL after 20 s), and a fresh work
+directory with CURVE keys and one ingested fortunes dataset per participant."""
+import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -40,3 +43,18 @@ def stop(procs):
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+def fresh_participants(conflux, work, fortunes, names, files):
+    """Empties `work`, creates keys/{coordinator,NAME}.{key,pub} and keys/allow.txt (the
+    participants' public keys) and ingests fortunes/FILE as work/data/NAME for each pair."""
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(f"{work}/keys")
+    for n in ["coordinator"] + list(names):
+        assert run([conflux, "keygen", n, "--out-dir", f"{work}/keys"]).returncode == 0
+    with open(f"{work}/keys/allow.txt", "w") as f:
+        for n in names:
+            f.write(open(f"{work}/keys/{n}.pub").read())
+    for name, src in zip(names, files):
+        p = run([conflux, "ingest", "-i", f"{fortunes}/{src}", "-f", "fortune", "-o", f"{work}/data/{name}"])
+        assert p.returncode == 0, p.stderr

@@ -15,12 +15,10 @@ honest one. Checked:
 usage: replay_process_test.py CONFLUX CONFLUX_WORKER WORKDIR
 """
 import json
-import os
-import shutil
 import sys
 
 import federate_process_test as fpt
-from procs import check, failures, free_port, run, stop
+from procs import check, failures, free_port, fresh_participants, run, stop
 
 CONFLUX, WORK = fpt.CONFLUX, fpt.WORK
 NAMES = fpt.NAMES[:3]
@@ -35,16 +33,7 @@ def aggregate(out, updates):
 
 
 def main():
-    shutil.rmtree(WORK, ignore_errors=True)
-    os.makedirs(f"{WORK}/keys")
-    for n in ["coordinator"] + NAMES:
-        assert run([CONFLUX, "keygen", n, "--out-dir", f"{WORK}/keys"]).returncode == 0
-    with open(f"{WORK}/keys/allow.txt", "w") as f:
-        for n in NAMES:
-            f.write(open(f"{WORK}/keys/{n}.pub").read())
-    for name, src in zip(NAMES, fpt.FILES):
-        p = run([CONFLUX, "ingest", "-i", f"{fpt.FORTUNES}/{src}", "-f", "fortune", "-o", f"{WORK}/data/{name}"])
-        assert p.returncode == 0, p.stderr
+    fresh_participants(CONFLUX, WORK, fpt.FORTUNES, NAMES, fpt.FILES)
 
     port, mport = free_port(), free_port()
     cfg = f"{WORK}/replay.toml"

@@ -22,14 +22,13 @@ usage: secagg_process_test.py CONFLUX CONFLUX_WORKER WORKDIR
 import glob
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import numpy as np
 from safetensors.numpy import load_file
 
-from procs import check, failures, free_port, run, stop
+from procs import check, failures, free_port, fresh_participants, run, stop
 
 CONFLUX, WORKER, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 FORTUNES = "/usr/share/games/fortunes"
@@ -170,16 +169,7 @@ def within(a, b, bound, what):
 
 
 def main():
-    shutil.rmtree(WORK, ignore_errors=True)
-    os.makedirs(f"{WORK}/keys")
-    for n in ["coordinator"] + NAMES:
-        assert run([CONFLUX, "keygen", n, "--out-dir", f"{WORK}/keys"]).returncode == 0
-    with open(f"{WORK}/keys/allow.txt", "w") as f:
-        for n in NAMES:
-            f.write(open(f"{WORK}/keys/{n}.pub").read())
-    for name, src in zip(NAMES, FILES):
-        p = run([CONFLUX, "ingest", "-i", f"{FORTUNES}/{src}", "-f", "fortune", "-o", f"{WORK}/data/{name}"])
-        assert p.returncode == 0, p.stderr
+    fresh_participants(CONFLUX, WORK, FORTUNES, NAMES, FILES)
     everyone = {n: {} for n in NAMES}
 
     # ---- A, A3: the plain references ----
