@@ -337,6 +337,38 @@ std::string generations_section(const Evaluation& e, size_t max_shown) {
 
 // ---- the provenance chain -----------------------------------------------------------------
 
+// A federated round's lineage (tasks/federate_job.cpp) names no dataset.
+bool is_federated(const trainer::Lineage& l) { return l.dataset_dir == "federated" && l.manifest_sha256.empty(); }
+
+// "; started from CHECKPOINT digest D — weights on disk match[; trained on DATASET — MATCHES the
+// dataset above]" for a run that recorded the checkpoint it started from (lineage "init"); the
+// dataset comparison only for a federated checkpoint, whose own lineage names none.
+std::string init_link(const trainer::Lineage& lin, const Dataset& d) {
+  if (lin.init_checkpoint.empty()) return "";
+  std::ostringstream h;
+  h << "; started from " << code(lin.init_checkpoint) << ", digest " << code(lin.init_digest.substr(0, 12)) << " — ";
+  if (!fs::exists(fs::path(lin.init_checkpoint) / "lineage.json")) {
+    h << "<span class=\"none\">not found here, not checked</span>";
+    return h.str();
+  }
+  std::string on_disk;
+  try {
+    on_disk = trainer::checkpoint_digest(lin.init_checkpoint);
+  } catch (const Error&) {  // no model file: shown as not matching
+  }
+  h << "its weights here " << status(on_disk == lin.init_digest, "match", "do not match");
+  if (!is_federated(lin)) return h.str();
+  const trainer::Lineage parent = trainer::load_lineage(lin.init_checkpoint);
+  if (is_federated(parent)) return h.str();
+  h << "; it was trained on " << code(parent.dataset_dir) << ", manifest_sha256 " << code(parent.manifest_sha256)
+    << " — ";
+  if (d.sha256.empty())
+    h << "<span class=\"none\">no dataset shown to compare with</span>";
+  else
+    h << status(parent.manifest_sha256 == d.sha256, "MATCHES the dataset above", "does not match the dataset above");
+  return h.str();
+}
+
 std::string provenance_section(const Dataset& d, const Checkpoint& c, const Evaluation& e) {
   std::ostringstream h;
   h << "<section id=\"provenance\"><h2>Provenance chain</h2>\n<ol>\n";
@@ -370,6 +402,13 @@ std::string provenance_section(const Dataset& d, const Checkpoint& c, const Eval
   h << "<li><b>Checkpoint</b> ";
   if (!c.lineage) {
     h << (c.given.empty() ? "not given" : "no checkpoint (lineage.json) at " + code(c.given));
+  } else if (is_federated(*c.lineage)) {
+    // The coordinator never sees the participants' data: the link to the dataset above goes
+    // through the checkpoint the rounds started from.
+    h << code(c.dir) << " (round " << c.step << ") trained in federated rounds on the participants' own data "
+      << "(not seen by the coordinator)";
+    if (c.lineage->init_checkpoint.empty()) h << ", starting from model.init_seed";
+    h << init_link(*c.lineage, d);
   } else {
     h << code(c.dir) << " (step " << c.step << ") trained on " << code(c.lineage->dataset_dir)
       << ", manifest_sha256 " << code(c.lineage->manifest_sha256) << " — ";
@@ -378,6 +417,7 @@ std::string provenance_section(const Dataset& d, const Checkpoint& c, const Eval
     else
       h << status(c.lineage->manifest_sha256 == d.sha256, "MATCHES the dataset above",
                   "does not match the dataset above");
+    h << init_link(*c.lineage, d);
   }
   h << "</li>\n";
   // 3. the evaluation report

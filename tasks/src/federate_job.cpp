@@ -160,6 +160,7 @@ fd::Weights initial_weights(const FederateConfig& c) {
 
 struct Resumed {
   int64_t round = 0;
+  std::string dir;  // the round's step directory
   fd::Weights global;
   json state;
 };
@@ -175,6 +176,7 @@ std::optional<Resumed> load_latest_round(const FederateConfig& c, fd::Strategy& 
     CONFLUX_THROW(ConfigError, "checkpoint.dir {} holds {}, which is not a federated round (no {}); use another "
                   "checkpoint.dir or model.init_from to start from it", c.checkpoint_dir, *dir, kStateFile);
   Resumed r;
+  r.dir = *dir;
   std::ifstream in(state_path);
   r.state = json::parse(in, nullptr, false);
   if (r.state.is_discarded() || !r.state.contains("round"))
@@ -198,7 +200,7 @@ std::optional<Resumed> load_latest_round(const FederateConfig& c, fd::Strategy& 
 
 void write_round(const FederateConfig& c, int64_t round, const fd::Weights& global, const fd::Strategy& strategy,
                  const privacy::RdpAccountant& accountant, bool noise_private, const json& state,
-                 const std::string& effective_json) {
+                 const std::string& effective_json, const tr::Lineage& origin) {
   fs::create_directories(c.checkpoint_dir);
   const std::string name = tr::checkpoint_dir_name(round);
   const std::string staging = c.checkpoint_dir + "/.tmp-" + name;
@@ -219,6 +221,8 @@ void write_round(const FederateConfig& c, int64_t round, const fd::Weights& glob
   tr::Lineage lineage;
   lineage.config_json = effective_json;
   lineage.dataset_dir = "federated";
+  lineage.init_checkpoint = origin.init_checkpoint;
+  lineage.init_digest = origin.init_digest;
   write_file_atomic(staging + "/lineage.json", tr::lineage_text(lineage));
   fd::write_strategy_state(staging + "/" + kStrategyFile, strategy.save_state());
   write_file_atomic(staging + "/" + kStateFile, state.dump(2) + "\n");
@@ -370,8 +374,15 @@ class Federation {
       global_ = std::move(r->global);
       last_record = r->state.value("record", json());
       clip_ = r->state.value("clip_norm", c_.dp_clip);
+      const tr::Lineage prev = tr::load_lineage(r->dir);  // keeps the origin round 1 recorded
+      origin_.init_checkpoint = prev.init_checkpoint;
+      origin_.init_digest = prev.init_digest;
     } else {
       global_ = initial_weights(c_);
+      if (!c_.init_from.empty()) {
+        origin_.init_checkpoint = resolve_checkpoint(c_.init_from);
+        origin_.init_digest = tr::checkpoint_digest(origin_.init_checkpoint);
+      }
     }
     load_records(done, last_record);
     FederateOutput out;
@@ -439,7 +450,7 @@ class Federation {
       if (metrics_ && c_.dp_enabled) metrics_->clip_norm.set(clip_);  // before the round gauge moves
       json state = {{"round", round}, {"strategy", strategy_->name()}, {"seed", c_.seed}, {"record", r.record}};
       if (c_.dp_enabled) state["clip_norm"] = clip_;  // the next round's bound (adaptive clipping)
-      write_round(c_, round, global_, *strategy_, accountant, secure != nullptr, state, effective_json_);
+      write_round(c_, round, global_, *strategy_, accountant, secure != nullptr, state, effective_json_, origin_);
       append_record(r.record);
       scalars(events, r.record, round);
       out.rounds_completed = round;
@@ -823,6 +834,7 @@ class Federation {
   metrics::Registry* registry_ = nullptr;
   std::unique_ptr<FederateMetrics> metrics_;
   fd::Weights global_;
+  tr::Lineage origin_;  // init_checkpoint / init_digest: where round 1 started
   std::vector<std::string> records_;
   double clip_ = 0;                     // DP-FedAvg's bound S of the next round (adaptive clipping moves it)
   double update_noise_multiplier_ = 0;  // z, or z_delta with adaptive clipping

@@ -46,6 +46,11 @@ echo "$out"
 for s in ingest prepare train federate evaluate; do expect "$out" "$s +runs \(never run\)" "first run"; done
 expect "$out" "checkpoint $T/run/fl-checkpoints/step-00000002  digest [0-9a-f]{12} \(federated, 2 participants\)  <- rounds from $T/run/checkpoints/step-00000010 digest [0-9a-f]{12}" "provenance"
 expect "$out" "evaluation .*<- checkpoint $T/run/fl-checkpoints/step-00000002 digest [0-9a-f]{12} matches" "provenance"
+# The run report follows the federated checkpoint back to the dataset through its init checkpoint.
+grep -q "trained in federated rounds" "$T/run/report.html" || fail "report.html does not say the checkpoint is federated"
+grep -q "started from <code>$T/run/checkpoints/step-00000010</code>" "$T/run/report.html" || fail "report.html does not name the init checkpoint"
+! grep -q -E "does not match|do not match" "$T/run/report.html" || fail "report.html finds a provenance mismatch"
+[ "$(grep -c "MATCHES the dataset above" "$T/run/report.html")" -eq 2 ] || fail "report.html does not link both the federated checkpoint and the evaluation to the dataset"
 [ "$(wc -l < "$T/run/federate/rounds.jsonl")" -eq 2 ] || fail "rounds.jsonl does not hold 2 rounds"
 python3 - "$T/run/federate/rounds.jsonl" <<'PY' || fail "a round did not accept both participants"
 import json, sys

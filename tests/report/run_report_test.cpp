@@ -197,6 +197,50 @@ TEST(RunReport, MismatchesAreShown) {
   EXPECT_EQ(p.find("MATCHES"), std::string::npos);
 }
 
+// A federated round's checkpoint names no dataset: the report links it to the dataset through the
+// checkpoint the rounds started from (lineage "init"), checking that checkpoint's weights too.
+TEST(RunReport, FederatedCheckpointLinksThroughItsInitCheckpoint) {
+  RunFiles r = make_run();
+  write(r.ckpt + "/model-tp00-of-01.safetensors", "trained weights");
+  const std::string fl_root = r.root + "/fl-ckpt", fl = fl_root + "/" + conflux::trainer::checkpoint_dir_name(3);
+  conflux::trainer::Lineage lin;
+  lin.config_json = "{}";
+  lin.dataset_dir = "federated";
+  lin.init_checkpoint = r.ckpt;
+  lin.init_digest = conflux::trainer::checkpoint_digest(r.ckpt);
+  write(fl + "/lineage.json", conflux::trainer::lineage_text(lin));
+  EXPECT_EQ(conflux::trainer::load_lineage(fl).init_digest, lin.init_digest);  // round trip
+  conflux::trainer::TrainerState st;
+  st.step = 3;
+  write(fl + "/trainer_state.json", conflux::trainer::trainer_state_text(st, 0));
+  json rep = json::parse(read(r.eval + "/report.json"));
+  rep["meta"]["checkpoint"] = fl;
+  write(r.eval + "/report.json", rep.dump());
+  RunReportInputs in = r.inputs();
+  in.checkpoint_dir = fl_root;
+  std::string p = section(conflux::report::render_run_report(in), "provenance");
+  EXPECT_NE(p.find("(round 3) trained in federated rounds"), std::string::npos) << p;
+  EXPECT_NE(p.find("started from <code>" + r.ckpt + "</code>, digest <code>" + lin.init_digest.substr(0, 12)),
+            std::string::npos) << p;
+  EXPECT_NE(p.find("its weights here <span class=\"ok\">match</span>"), std::string::npos) << p;
+  EXPECT_NE(p.find("it was trained on <code>" + r.data + "</code>"), std::string::npos) << p;
+  EXPECT_NE(p.find("MATCHES the dataset above"), std::string::npos);
+  EXPECT_NE(p.find("MATCHES the checkpoint above"), std::string::npos);
+  EXPECT_EQ(p.find("does not match"), std::string::npos) << p;
+  EXPECT_EQ(p.find("do not match"), std::string::npos) << p;
+  // The initial checkpoint's weights changed after the rounds read them, and the dataset shown is
+  // not the one it was trained on: both said.
+  write(r.ckpt + "/model-tp00-of-01.safetensors", "other weights");
+  write(r.data + "/manifest.json", R"({"rows": 7})");
+  p = section(conflux::report::render_run_report(in), "provenance");
+  EXPECT_NE(p.find("its weights here <span class=\"bad\">do not match</span>"), std::string::npos) << p;
+  EXPECT_NE(p.find("does not match the dataset above"), std::string::npos) << p;
+  // A checkpoint the rounds started from that is not here any more is said so, not failed.
+  fs::remove_all(r.ckpt_root);
+  p = section(conflux::report::render_run_report(in), "provenance");
+  EXPECT_NE(p.find("not found here, not checked"), std::string::npos) << p;
+}
+
 TEST(RunReport, AbsentInputsAreSaidSo) {
   RunReportInputs in;
   const std::string h = conflux::report::render_run_report(in);

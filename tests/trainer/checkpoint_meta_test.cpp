@@ -60,14 +60,31 @@ TEST(CheckpointMeta, TrainerStateAndLineageRoundTrip) {
   EXPECT_EQ(b.model.dropout, 0.125);
   EXPECT_EQ(load_optimizer_step(dir), 40);
 
-  Lineage l{R"({"train":{"steps":5}})", "/data/fortunes", std::string(64, 'a'), 2, 3};
+  Lineage l{R"({"train":{"steps":5}})", "/data/fortunes", std::string(64, 'a'), 2, 3, "", ""};
   write(fs::path(dir) / "lineage.json", lineage_text(l));
-  const Lineage m = load_lineage(dir);
+  EXPECT_EQ(lineage_text(l).find("\"init\""), std::string::npos);  // no "init" without one
+  Lineage m = load_lineage(dir);
   EXPECT_EQ(m.config_json, l.config_json);
   EXPECT_EQ(m.dataset_dir, "/data/fortunes");
   EXPECT_EQ(m.manifest_sha256, l.manifest_sha256);
   EXPECT_EQ(m.dp, 2);
   EXPECT_EQ(m.tp, 3);
+  EXPECT_EQ(m.init_checkpoint, "");
+  // A run started from another checkpoint records it and its digest.
+  l.init_checkpoint = "/runs/a/step-00000020";
+  l.init_digest = std::string(64, 'c');
+  write(fs::path(dir) / "lineage.json", lineage_text(l));
+  m = load_lineage(dir);
+  EXPECT_EQ(m.init_checkpoint, l.init_checkpoint);
+  EXPECT_EQ(m.init_digest, l.init_digest);
+  write(fs::path(dir) / "lineage.json", R"({"config": {}, "dataset": {"dir": "d", "manifest_sha256": ""},
+    "world": {"dp": 1, "tp": 1}, "init": {"checkpoint": 7}})");
+  try {
+    load_lineage(dir);
+    ADD_FAILURE() << "a non-string init.checkpoint was accepted";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find("field 'init.checkpoint' has the wrong type"), std::string::npos) << e.what();
+  }
 }
 
 TEST(CheckpointMeta, MalformedFieldsNameFileAndField) {

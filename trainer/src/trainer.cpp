@@ -141,6 +141,7 @@ class Loop {
   TrainConfig cfg_;
   TrainerComms comms_;
   std::string config_json_, manifest_sha_;
+  std::string init_checkpoint_, init_digest_;  // lineage "init" (rank 0): what init_from named
   TrainHooks hooks_;
   torch::Device device_;
   WindowSampler sampler_;
@@ -212,10 +213,19 @@ void Loop::resume_or_init() {
     accountant_.set_history(st.accountant);
     last_checkpoint_ = *latest;
     checkpoint_step_ = st.step;
-    if (world_rank_ == 0) log::info("resumed from {} at step {}", *latest, st.step);
+    if (world_rank_ == 0) {
+      const Lineage prev = load_lineage(*latest);  // a resumed run keeps the origin it recorded
+      init_checkpoint_ = prev.init_checkpoint;
+      init_digest_ = prev.init_digest;
+      log::info("resumed from {} at step {}", *latest, st.step);
+    }
   } else if (!cfg_.init_from.empty()) {
     load_model(cfg_.init_from, *model_);
-    if (world_rank_ == 0) log::info("initialised weights from {}", cfg_.init_from);
+    if (world_rank_ == 0) {
+      init_checkpoint_ = std::filesystem::absolute(cfg_.init_from).lexically_normal().string();
+      init_digest_ = checkpoint_digest(cfg_.init_from);
+      log::info("initialised weights from {} (digest {})", cfg_.init_from, init_digest_.substr(0, 12));
+    }
   }
   reducer_->sync_parameters();  // same weights on every dp rank (rank 0's)
 }
@@ -348,7 +358,7 @@ double Loop::validation_loss() {
 
 void Loop::checkpoint(int64_t step) {
   state_.step = step;
-  Lineage lin{config_json_, cfg_.dataset, manifest_sha_, comms_.dp_size, comms_.tp_size};
+  Lineage lin{config_json_, cfg_.dataset, manifest_sha_, comms_.dp_size, comms_.tp_size, init_checkpoint_, init_digest_};
   checkpoint_step_ = step;
   const auto t0 = Clock::now();
   last_checkpoint_ = save_checkpoint(cfg_.checkpoint_dir, state_, *model_, opt_.get(), lin,

@@ -127,6 +127,8 @@ std::string lineage_text(const Lineage& lineage) {
   json lin = {{"config", config},
               {"dataset", {{"dir", lineage.dataset_dir}, {"manifest_sha256", lineage.manifest_sha256}}},
               {"world", {{"dp", lineage.dp}, {"tp", lineage.tp}}}};
+  if (!lineage.init_checkpoint.empty())
+    lin["init"] = {{"checkpoint", lineage.init_checkpoint}, {"digest", lineage.init_digest}};
   return lin.dump(2) + "\n";
 }
 
@@ -174,6 +176,10 @@ Lineage load_lineage(const std::string& dir) {
   l.manifest_sha256 = field<std::string>(j, {"dataset", "manifest_sha256"}, path);
   l.dp = field<int>(j, {"world", "dp"}, path);
   l.tp = field<int>(j, {"world", "tp"}, path);
+  if (j.contains("init")) {
+    l.init_checkpoint = field<std::string>(j, {"init", "checkpoint"}, path);
+    l.init_digest = field<std::string>(j, {"init", "digest"}, path);
+  }
   return l;
 }
 

@@ -34,6 +34,10 @@ struct Lineage {
   std::string dataset_dir;
   std::string manifest_sha256;
   int dp = 1, tp = 1;
+  // The checkpoint whose weights the run started from (train's checkpoint.init_from, federate's
+  // model.init_from): its step directory and checkpoint_digest. Empty when it started from a seed.
+  // Written as "init" only when set, so lineage files of runs without one are unchanged.
+  std::string init_checkpoint, init_digest;
 };
 
 // "step-00000042": the directory name of a step's checkpoint.
