@@ -134,21 +134,30 @@ int submit(const Pipeline& p, const RunOptions& o, const SubmitOptions& s, const
     };
     const std::string job_name = fmt::format("conflux-{}-{}", p.name, st.name);
     std::vector<std::vector<std::string>> jobs;  // sbatch command lines, in submission order
+    std::vector<std::string> pre;  // a job the stage's first job waits for (federate: partition)
     std::vector<std::string> set_args;
     for (const auto& x : st.set) set_args.insert(set_args.end(), {"--set", x});
     if (st.name == "federate") {
       // The coordinator and a job array of one participant per dataset (federate.sbatch +
       // federate-worker.sbatch, meeting in the rendezvous directory; task I takes line I+1).
-      if (!st.partition_args.empty())
-        CONFLUX_THROW(UsageError, "{}: pipeline submit does not cut participants ([stages.federate.partition]); run "
-                      "`conflux partition` first and list the parts in stages.federate.participants", st.where);
+      // With [stages.federate.partition] a one-task job cuts the participants' datasets first
+      // (partition.sbatch) and the coordinator waits for it.
+      std::string after = previous;
+      if (!st.partition_args.empty()) {
+        pre = common(job_name + "-partition", 1);
+        if (!previous.empty()) pre.push_back("--dependency=afterok:" + previous);
+        pre.insert(pre.end(), {scripts + "/partition.sbatch", st.input});
+        pre.insert(pre.end(), st.partition_args.begin(), st.partition_args.end());
+        pre.insert(pre.end(), {"--out-dir", p.dir + "/data/participants"});
+        after = o.dry_run ? "PARTITION" : "%PARTITION%";
+      }
       const std::string rdv = sdir + "/rendezvous", list = sdir + "/participants.txt";
       std::string lines;
       for (const auto& d : st.participants) lines += d + "\n";
       if (!o.dry_run) write_file_atomic(list, lines);
       const std::string n = std::to_string(st.participants.size());
       auto coord = common(job_name, 1);
-      if (!previous.empty()) coord.push_back("--dependency=afterok:" + previous);
+      if (!after.empty()) coord.push_back("--dependency=afterok:" + after);
       coord.insert(coord.end(), {scripts + "/federate.sbatch", d.config_file, rdv, "--workers", n});
       coord.insert(coord.end(), set_args.begin(), set_args.end());
       jobs.push_back(coord);
@@ -187,6 +196,7 @@ int submit(const Pipeline& p, const RunOptions& o, const SubmitOptions& s, const
     }
     if (o.dry_run) {
       std::cout << head << "would submit (" << d.reason << "):\n";
+      if (!pre.empty()) std::cout << "          " << proc::shell_line(pre) << "\n";
       for (const auto& j : jobs) std::cout << "          " << proc::shell_line(j) << "\n";
       previous = previous.empty() ? "PREVIOUS" : previous;
       continue;
@@ -194,23 +204,31 @@ int submit(const Pipeline& p, const RunOptions& o, const SubmitOptions& s, const
     Record r;
     r.status = "submitted";
     r.config_sha256 = d.config_sha256;
-    std::string commands;
+    std::string commands, pre_id;
+    if (!pre.empty()) {
+      pre_id = sbatch(pre, env, st.name);
+      commands = proc::shell_line(pre);
+    }
+    auto fill = [](std::string& a, const std::string& placeholder, const std::string& id) {
+      const auto at = a.find(placeholder);
+      if (at != std::string::npos && !id.empty()) a.replace(at, placeholder.size(), id);
+    };
     for (auto& j : jobs) {
-      for (auto& a : j)
-        if (!r.job_ids.empty()) {
-          const auto at = a.find("%COORDINATOR%");
-          if (at != std::string::npos) a.replace(at, 13, r.job_ids.front());
-        }
+      for (auto& a : j) {
+        if (!r.job_ids.empty()) fill(a, "%COORDINATOR%", r.job_ids.front());
+        fill(a, "%PARTITION%", pre_id);
+      }
       r.job_ids.push_back(sbatch(j, env, st.name));
       commands += (commands.empty() ? "" : "\n") + proc::shell_line(j);
     }
+    // The stage's state is its first job's (the coordinator's); a job it waits for goes last.
+    if (!pre_id.empty()) r.job_ids.push_back(pre_id);
     r.command = commands;
     save_record(p, st.name, r);
     previous = r.job_ids.front();
     std::string ids;
     for (const auto& id : r.job_ids) ids += (ids.empty() ? "" : ", ") + id;
-    std::cout << head << fmt::format("submitted ({}): job {}{}\n", d.reason, ids,
-                                     i == 0 ? "" : "");
+    std::cout << head << fmt::format("submitted ({}): job {}\n", d.reason, ids);
   }
   if (!o.dry_run) std::cout << fmt::format("follow it with: conflux pipeline status {}\n", p.file);
   return 0;
@@ -226,6 +244,14 @@ int print_status(const Pipeline& p, bool as_json) {
     std::string slurm;
     if (rec && rec->status == "submitted" && !rec->job_ids.empty()) {
       slurm = job_state(rec->job_ids.front());
+      // A federated stage's partition job (its last) that failed leaves the coordinator pending
+      // on a dependency that can never be met.
+      bool part_failed = false;
+      if (st.name == "federate" && !st.partition_args.empty() && rec->job_ids.size() >= 3 && slurm == "PENDING") {
+        const std::string part = job_state(rec->job_ids.back());
+        part_failed = finished_bad(part);
+        if (part_failed) slurm = "partition job " + rec->job_ids.back() + " " + part;
+      }
       if (finished_ok(slurm)) {
         rec->status = "done";
         rec->input_sha256 = stage_input_digest(st);
@@ -236,12 +262,12 @@ int print_status(const Pipeline& p, bool as_json) {
           rec->outcome = "COMPLETED but no output at " + st.output;
         }
         save_record(p, st.name, *rec);
-      } else if (finished_bad(slurm)) {
+      } else if (part_failed || finished_bad(slurm)) {
         rec->status = "failed";
         rec->outcome = slurm;
         save_record(p, st.name, *rec);
         // The evaluation's worker array would wait for a coordinator that never comes.
-        for (size_t k = 1; k < rec->job_ids.size(); ++k) {
+        for (size_t k = 0; k < rec->job_ids.size(); ++k) {
           proc::Command c;
           c.argv = {"scancel", rec->job_ids[k]};
           proc::run(c);

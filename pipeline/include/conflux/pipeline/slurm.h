@@ -6,7 +6,9 @@
 //          [--dependency=afterok:PREVIOUS] SCRIPTS/STAGE.sbatch ARGS
 // with CONFLUX (and CONFLUX_WORKER) in the job's environment; the evaluation stage is the
 // coordinator job plus a job array of workers (evaluate.sbatch + evaluate-worker.sbatch, meeting
-// in DIR/stages/evaluate/rendezvous). Each stage's record becomes "submitted" with its job ids.
+// in DIR/stages/evaluate/rendezvous); the federated stage likewise (federate.sbatch +
+// federate-worker.sbatch), after a partition.sbatch job when it has [stages.federate.partition]
+// (that job's id goes last in the record, so the first is still the coordinator's). Each stage's record becomes "submitted" with its job ids.
 // print_status(): each stage's state from its record and, for submitted stages, from Slurm
 // (squeue, then scontrol show job, then sacct); a submitted stage whose jobs COMPLETED becomes
 // done (its input and output digests are recorded then, so a later run skips it), a failed one
