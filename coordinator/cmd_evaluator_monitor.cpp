@@ -32,6 +32,13 @@ void MonitorConfig::bind(ConfigBinder& b) {
           "its lineage)");
   b.field("retrain.set", train_set, "extra overrides of the fine-tuning run, a.b=c (applied last)");
   b.field("retrain.mpirun", mpirun, "MPI launcher for ranks > 1");
+  b.field("retrain.submit", submit, "run the fine-tuning and both evaluations as `conflux pipeline submit` job "
+          "chains on Slurm and wait for them (false: locally, under retrain.mpirun)");
+  b.field("retrain.wait_s", wait_s, "with submit: how long to wait for the jobs before giving up (they keep "
+          "running)").range(1, 30 * 86400.0);
+  b.field("retrain.poll_s", poll_s, "with submit: seconds between `conflux pipeline status` polls").range(0.1, 3600);
+  b.field("retrain.partition", partition, "with submit: the Slurm partition of the jobs (\"\": the default)");
+  b.field("retrain.time_limit", time_limit, "with submit: the jobs' time limit, Slurm syntax (\"\": the partition's)");
   b.field("promote.metric", metric, "evaluation metric compared on the new batch's held-out rows");
   b.field("promote.lower_is_better", lower_is_better, "true for perplexity and losses");
   b.field("promote.margin", margin, "relative improvement required (0.02: new < old * 0.98)").range(0, 1);

@@ -16,12 +16,14 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 namespace conflux::monitor {
 namespace {
@@ -104,6 +106,64 @@ proc::Command stage(const MonitorConfig& c, int ranks, std::vector<std::string> 
   return cmd;
 }
 
+void run_stage(const std::string& what, const proc::Command& cmd);
+
+// ---- retrain.submit: the same runs as `conflux pipeline submit` job chains on Slurm ----
+
+std::string toml_strings(const std::vector<std::string>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + q(v[i]);
+  return s + "]";
+}
+
+std::string resources_table(const MonitorConfig& c, const std::string& stage, int ranks) {
+  std::string t = fmt::format("[stages.{}.resources]\nranks = {}\n", stage, ranks);
+  if (!c.partition.empty()) t += "partition = " + q(c.partition) + "\n";
+  if (!c.time_limit.empty()) t += "time_limit = " + q(c.time_limit) + "\n";
+  return t;
+}
+
+// `conflux pipeline submit FILE`, then `conflux pipeline status FILE --json` every few seconds
+// until every stage is done. IoError naming the stage's log when one fails, and naming the jobs
+// (left to Slurm) when retrain.wait_s passes first.
+void submit_and_wait(const MonitorConfig& c, const std::string& file, const std::string& what) {
+  const std::string log = file.substr(0, file.rfind('.')) + ".log";
+  proc::Command submit;
+  submit.argv = {conflux_binary(), "pipeline", "submit", file};
+  submit.log = log;
+  run_stage(what + ": pipeline submit", submit);
+  proc::Command status;
+  status.argv = {conflux_binary(), "pipeline", "status", file, "--json"};
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(c.wait_s);
+  std::string last;
+  while (true) {
+    const proc::Captured got = proc::capture(status);
+    const auto doc = nlohmann::json::parse(got.out, nullptr, false);
+    if (doc.is_discarded() || !doc.contains("stages"))
+      CONFLUX_THROW(IoError, "monitor: {}: `{}` did not print its JSON ({})", what, proc::shell_line(status.argv),
+                    got.outcome.describe());
+    bool all_done = true;
+    std::string jobs;
+    last.clear();
+    for (const auto& st : doc.at("stages")) {
+      const std::string name = st.value("stage", ""), state = st.value("state", "");
+      last += (last.empty() ? "" : ", ") + name + " " + state;
+      if (state == "failed")
+        CONFLUX_THROW(IoError, "monitor: {}: Slurm stage {} failed ({}); its log is {}/stages/{}/log.txt", what, name,
+                      st.value("outcome", ""), doc.value("dir", ""), name);
+      if (state != "done") {
+        all_done = false;
+        for (const auto& id : st.value("job_ids", nlohmann::json::array())) jobs += (jobs.empty() ? "" : " ") + id.get<std::string>();
+      }
+    }
+    if (all_done) return;
+    if (std::chrono::steady_clock::now() >= deadline)
+      CONFLUX_THROW(IoError, "monitor: {}: not finished after retrain.wait_s = {} s ({}); its jobs ({}) are left to "
+                    "Slurm: follow them with `conflux pipeline status {}`", what, c.wait_s, last, jobs, file);
+    std::this_thread::sleep_for(std::chrono::duration<double>(std::min(c.poll_s, c.wait_s)));
+  }
+}
+
 void run_stage(const std::string& what, const proc::Command& cmd) {
   log::info("monitor: {}: {}", what, proc::shell_line(cmd.argv));
   const proc::Outcome o = proc::run(cmd);
@@ -111,6 +171,8 @@ void run_stage(const std::string& what, const proc::Command& cmd) {
     CONFLUX_THROW(IoError, "monitor: {} failed ({}); its output is in {}; command: {}", what, o.describe(),
                   cmd.log, proc::shell_line(cmd.argv));
 }
+
+double report_score(const MonitorConfig& c, const std::string& report);
 
 double score(const MonitorConfig& c, const std::string& checkpoint, const std::string& split_checkpoint,
              const std::string& data, const std::string& dir, const std::string& name) {
@@ -122,7 +184,11 @@ double score(const MonitorConfig& c, const std::string& checkpoint, const std::s
                                         q(dir + "/" + name)));
   run_stage("evaluate " + name,
             stage(c, c.eval_ranks, {"evaluate", config, "--mpi"}, dir + "/" + name + ".log"));
-  const std::string report = dir + "/" + name + "/report.json";
+  return report_score(c, dir + "/" + name + "/report.json");
+}
+
+// promote.metric's value in an evaluation report.
+double report_score(const MonitorConfig& c, const std::string& report) {
   std::ifstream in(report);
   const auto j = nlohmann::json::parse(in, nullptr, false);
   if (j.is_discarded() || !j.contains("results"))
@@ -193,22 +259,52 @@ RetrainOutcome retrain_and_promote(const MonitorConfig& c, const DriftOutcome& d
     write_file_atomic(train_config, "# The serving checkpoint's training config (its lineage.json), as TOML.\n" +
                                         json_config_to_toml(cfg));
   }
-  std::vector<std::string> args = {"train", train_config};
-  for (const std::string& s : std::vector<std::string>{"data.dataset=" + q(drift.current.dir), "checkpoint.init_from=" + q(drift.checkpoint),
-                               "checkpoint.resume=false", "checkpoint.dir=" + q(run + "/ckpt"),
-                               "output.dir=" + q(run + "/train"), "output.progress=false",
-                               "metrics.listen=\"\"", fmt::format("train.steps={}", c.steps),
-                               fmt::format("train.lr={}", nlohmann::json(c.lr).dump())})
-    args.insert(args.end(), {"--set", s});
-  for (const auto& s : c.train_set) args.insert(args.end(), {"--set", s});
-  run_stage("fine-tune", stage(c, c.ranks, args, run + "/train.log"));
-  const auto latest = trainer::latest_checkpoint(run + "/ckpt");
-  if (!latest) CONFLUX_THROW(IoError, "monitor: the fine-tuning run wrote no checkpoint under {}/ckpt (see {}/train.log)", run, run);
-  r.new_checkpoint = fs::absolute(*latest).lexically_normal().string();
+  // Where the new data and weights come from; where the runs write is added per mode.
+  std::vector<std::string> overrides = {"data.dataset=" + q(drift.current.dir), "checkpoint.init_from=" + q(drift.checkpoint),
+                                        "checkpoint.resume=false", "output.progress=false", "metrics.listen=\"\"",
+                                        fmt::format("train.steps={}", c.steps),
+                                        fmt::format("train.lr={}", nlohmann::json(c.lr).dump())};
+  if (c.submit) {
+    overrides.insert(overrides.end(), c.train_set.begin(), c.train_set.end());  // retrain.set: last
+    // Two job chains: fine-tune + evaluate the candidate, then the serving checkpoint on the rows
+    // the fine-tuning run held out (known once it exists: evaluate.split_checkpoint).
+    const std::string chain = run + "/retrain.pipeline.toml";
+    write_file_atomic(chain, fmt::format("# conflux monitor: fine-tune the serving checkpoint on the new batch, score it\n"
+                                         "[pipeline]\nname = \"monitor-retrain\"\ndir = {}\n\n"
+                                         "[stages.train]\nconfig = {}\nset = {}\n{}\n"
+                                         "[stages.evaluate]\n{}[stages.evaluate.evaluate]\ndataset = {}\nmetrics = [{}]\n"
+                                         "split = \"validation\"\n",
+                                         q(run + "/retrain"), q(train_config), toml_strings(overrides),
+                                         resources_table(c, "train", c.ranks), resources_table(c, "evaluate", c.eval_ranks),
+                                         q(drift.current.dir), q(c.metric)));
+    submit_and_wait(c, chain, "fine-tune and evaluate the candidate");
+    const auto latest = trainer::latest_checkpoint(run + "/retrain/checkpoints");
+    if (!latest) CONFLUX_THROW(IoError, "monitor: the fine-tuning job wrote no checkpoint under {}/retrain/checkpoints", run);
+    r.new_checkpoint = fs::absolute(*latest).lexically_normal().string();
+    const std::string serving = run + "/serving.pipeline.toml";
+    write_file_atomic(serving, fmt::format("# conflux monitor: the serving checkpoint on the fine-tuning run's held-out rows\n"
+                                           "[pipeline]\nname = \"monitor-serving\"\ndir = {}\n\n"
+                                           "[stages.evaluate]\n{}[stages.evaluate.evaluate]\ncheckpoint = {}\ndataset = {}\n"
+                                           "metrics = [{}]\nsplit = \"validation\"\nsplit_checkpoint = {}\n",
+                                           q(run + "/serving"), resources_table(c, "evaluate", c.eval_ranks),
+                                           q(r.old_checkpoint), q(drift.current.dir), q(c.metric), q(r.new_checkpoint)));
+    submit_and_wait(c, serving, "evaluate the serving checkpoint");
+    r.new_score = report_score(c, run + "/retrain/eval/report.json");
+    r.old_score = report_score(c, run + "/serving/eval/report.json");
+  } else {
+    std::vector<std::string> args = {"train", train_config};
+    overrides.insert(overrides.end(), {"checkpoint.dir=" + q(run + "/ckpt"), "output.dir=" + q(run + "/train")});
+    overrides.insert(overrides.end(), c.train_set.begin(), c.train_set.end());  // retrain.set: last
+    for (const auto& s : overrides) args.insert(args.end(), {"--set", s});
+    run_stage("fine-tune", stage(c, c.ranks, args, run + "/train.log"));
+    const auto latest = trainer::latest_checkpoint(run + "/ckpt");
+    if (!latest) CONFLUX_THROW(IoError, "monitor: the fine-tuning run wrote no checkpoint under {}/ckpt (see {}/train.log)", run, run);
+    r.new_checkpoint = fs::absolute(*latest).lexically_normal().string();
 
-  // Both models on the rows the fine-tuning run held out of the new batch.
-  r.old_score = score(c, r.old_checkpoint, r.new_checkpoint, drift.current.dir, run, "eval-serving");
-  r.new_score = score(c, r.new_checkpoint, r.new_checkpoint, drift.current.dir, run, "eval-candidate");
+    // Both models on the rows the fine-tuning run held out of the new batch.
+    r.old_score = score(c, r.old_checkpoint, r.new_checkpoint, drift.current.dir, run, "eval-serving");
+    r.new_score = score(c, r.new_checkpoint, r.new_checkpoint, drift.current.dir, run, "eval-candidate");
+  }
   const double bar = c.lower_is_better ? r.old_score * (1 - c.margin) : r.old_score * (1 + c.margin);
   const bool better = c.lower_is_better ? r.new_score < bar : r.new_score > bar;
   std::error_code ec;

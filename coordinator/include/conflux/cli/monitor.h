@@ -55,6 +55,11 @@ struct MonitorConfig {
   std::string train_config;     // "": the serving checkpoint's lineage config
   std::vector<std::string> train_set;  // extra a.b=c overrides of the fine-tuning run
   std::string mpirun = "mpirun";
+  // retrain.submit: the fine-tuning run and both evaluations as `conflux pipeline submit` job
+  // chains on Slurm (the monitor waits up to wait_s, polling every poll_s).
+  bool submit = false;
+  double wait_s = 86400, poll_s = 5;
+  std::string partition, time_limit;  // sbatch -p / -t of those jobs ("": Slurm's defaults)
   std::string metric = "perplexity";  // [promote]
   bool lower_is_better = true;
   double margin = 0.02;
