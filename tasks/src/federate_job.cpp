@@ -528,9 +528,9 @@ class Federation {
   void check_secagg() const {
     const auto& sa = c_.secagg;
     if (!sa.enabled) return;
-    if (c_.dp_enabled)
-      CONFLUX_THROW(ConfigError, "privacy.enabled together with secure_aggregation.enabled is not supported yet "
-                    "(each participant would add its share of the noise; not implemented): turn one of them off");
+    if (c_.dp_enabled && c_.dp_adaptive_clip)
+      CONFLUX_THROW(ConfigError, "privacy.adaptive_clip cannot be on with secure_aggregation.enabled: the count of "
+                    "clipped updates would need a secure sum of its own (not implemented); use a fixed privacy.clip");
     if (c_.strategy != "fedavg")
       CONFLUX_THROW(ConfigError, "secure_aggregation.enabled sums updates, so only federate.strategy = \"fedavg\" "
                     "works with it (got \"{}\")", c_.strategy);
@@ -743,7 +743,9 @@ class Federation {
           spec.kind = kind;
           if (kind != "fit") spec.shared = nullptr;
           return spec;
-        });
+        },
+        SecaggDp{c_.dp_enabled, clip_, c_.dp_noise_multiplier, static_cast<double>(c_.clients_per_round),
+                 c_.min_clients, c_.dp_noise_seed});
     Stats st;
     for (const auto& [index, r] : s.fit) {
       const json summary = json::parse(r.summary, nullptr, false);
@@ -771,6 +773,10 @@ class Federation {
     size_t i = 0;
     for (auto& t : out.next)
       for (auto& v : t.values) v = static_cast<float>(static_cast<double>(v) + s.mean_delta[i++]);
+    if (c_.dp_enabled) {
+      out.record["clip_norm"] = clip_;
+      out.next_clip = clip_;
+    }
     out.complete = true;
     return out;
   }

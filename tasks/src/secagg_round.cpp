@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <set>
 
 namespace conflux::tasks {
@@ -183,20 +184,42 @@ json SecaggClient::share_keys(const json& stage) {
 std::vector<uint32_t> SecaggClient::masked_input(const json& stage, std::vector<float> delta, int64_t num_examples) {
   std::lock_guard<std::mutex> lock(mu_);
   State& s = current(stage, "masked-input");
-  const double total = stage.at("weight_total").get<double>();
-  if (!(total >= static_cast<double>(num_examples)) || num_examples < 1)
-    CONFLUX_THROW(ProtocolError, "secure aggregation round tag {}: weight_total {} is below this participant's "
-                  "num_examples {}", s.params.round, total, num_examples);
-  for (auto& v : delta) {
+  for (const float v : delta)
     if (!std::isfinite(v)) CONFLUX_THROW(DataError, "secure aggregation: the local update has a NaN or Inf value");
-    v = std::clamp(v, static_cast<float>(-s.clip), static_cast<float>(s.clip));
+  auto debug_plain = [&] {
+    if (const std::string dir = debug_dir(); !dir.empty()) {
+      std::string bytes(reinterpret_cast<const char*>(delta.data()), delta.size() * sizeof(float));
+      write_file_atomic(fmt::format("{}/plain-r{}-{}.f32", dir, s.params.round, s.id), bytes);
+    }
+  };
+  if (const auto dp = stage.find("dp"); dp != stage.end()) {
+    // DP-FedAvg (SecaggDp): clip to L2 norm S, add this participant's share of the noise, unweighted.
+    const double clip = dp->at("clip").get<double>(), stddev = dp->at("noise_stddev").get<double>();
+    const int64_t seed = dp->at("noise_seed").get<int64_t>();
+    if (!(clip > 0) || !(stddev >= 0))
+      CONFLUX_THROW(ProtocolError, "secure aggregation round tag {}: dp clip {} / noise_stddev {} out of range",
+                    s.params.round, clip, stddev);
+    double norm2 = 0;
+    for (const float v : delta) norm2 += static_cast<double>(v) * v;
+    const double factor = std::min(1.0, clip / std::max(std::sqrt(norm2), 1e-300));
+    for (auto& v : delta) v = static_cast<float>(static_cast<double>(v) * factor);
+    debug_plain();
+    std::unique_ptr<conflux::RandomSource> noise;
+    if (seed >= 0) noise = std::make_unique<Stream>(static_cast<uint64_t>(seed), "secagg-dp-noise", s.params.round, s.id);
+    else noise = std::make_unique<SecureRandom>();
+    if (stddev > 0)
+      for (auto& v : delta) v = static_cast<float>(static_cast<double>(v) + stddev * noise->normal());
+    for (auto& v : delta) v = std::clamp(v, static_cast<float>(-s.clip), static_cast<float>(s.clip));
+  } else {
+    const double total = stage.at("weight_total").get<double>();
+    if (!(total >= static_cast<double>(num_examples)) || num_examples < 1)
+      CONFLUX_THROW(ProtocolError, "secure aggregation round tag {}: weight_total {} is below this participant's "
+                    "num_examples {}", s.params.round, total, num_examples);
+    for (auto& v : delta) v = std::clamp(v, static_cast<float>(-s.clip), static_cast<float>(s.clip));
+    debug_plain();
+    const double w = static_cast<double>(num_examples) / total;
+    for (auto& v : delta) v = static_cast<float>(static_cast<double>(v) * w);
   }
-  if (const std::string dir = debug_dir(); !dir.empty()) {
-    std::string bytes(reinterpret_cast<const char*>(delta.data()), delta.size() * sizeof(float));
-    write_file_atomic(fmt::format("{}/plain-r{}-{}.f32", dir, s.params.round, s.id), bytes);
-  }
-  const double w = static_cast<double>(num_examples) / total;
-  for (auto& v : delta) v = static_cast<float>(static_cast<double>(v) * w);
   std::vector<sa::EncryptedShares> received;
   for (const auto& e : stage.at("shares"))
     received.push_back({e.at("from").get<uint32_t>(), s.id, unhex(e.at("ct").get<std::string>(), "ciphertext")});
@@ -255,7 +278,8 @@ struct Stage {
 
 SecaggOutcome run_secagg_round(proto::TaskDispatcher& dispatcher, const SecaggConfig& cfg,
                                const std::vector<std::string>& cohort, int64_t round, int64_t attempt,
-                               uint64_t seed, size_t num_values, const SecaggTaskFn& task) {
+                               uint64_t seed, size_t num_values, const SecaggTaskFn& task,
+                               const SecaggDp& dp) {
   SecaggOutcome out;
   const uint32_t n = static_cast<uint32_t>(cohort.size());
   json& rec = out.record;
@@ -279,8 +303,18 @@ SecaggOutcome run_secagg_round(proto::TaskDispatcher& dispatcher, const SecaggCo
     return out;
   }
   const uint32_t t = params.threshold;
+  // Under DP each participant adds sigma_i = z S / sqrt(m); the quantizer's range covers the noise.
+  const int64_t min_summed = dp.enabled ? std::max<int64_t>(dp.min_summed, t) : 0;
+  const double sigma_i =
+      dp.enabled ? dp.noise_multiplier * dp.clip / std::sqrt(static_cast<double>(min_summed)) : 0.0;
+  const double qclip = dp.enabled ? std::max(cfg.clip, dp.clip + 6 * sigma_i) : cfg.clip;
   json base = {{"round", params.round}, {"n", n}, {"threshold", t}, {"degree", params.degree},
-               {"graph_seed", params.graph_seed}, {"bits", cfg.modulus_bits}, {"clip", cfg.clip}};
+               {"graph_seed", params.graph_seed}, {"bits", cfg.modulus_bits}, {"clip", qclip}};
+  if (dp.enabled) {
+    rec["clip"] = qclip;
+    rec["dp"] = {{"clip", dp.clip}, {"noise_stddev_each", sigma_i}, {"min_summed", min_summed},
+                 {"expected_clients", dp.expected_clients}};
+  }
   // Runs one stage's batch for `members` (cohort indices); returns the results by index.
   auto stage = [&](const Stage& st, const std::vector<uint32_t>& members,
                    const std::function<json(uint32_t)>& stage_json) {
@@ -386,7 +420,9 @@ SecaggOutcome run_secagg_round(proto::TaskDispatcher& dispatcher, const SecaggCo
          json sh = json::array();
          for (const auto& e : inbox[id])
            if (in_u2.count(e["from"].get<uint32_t>())) sh.push_back(e);
-         return json{{"shares", sh}, {"weight_total", n2}};
+         json st = {{"shares", sh}, {"weight_total", n2}};
+         if (dp.enabled) st["dp"] = {{"clip", dp.clip}, {"noise_stddev", sigma_i}, {"noise_seed", dp.noise_seed}};
+         return st;
        })) {
     try {
       if (r.outputs.size() != 1 || r.outputs[0].name() != "secagg.masked" || r.outputs[0].dtype() != DType::I32 ||
@@ -409,6 +445,11 @@ SecaggOutcome run_secagg_round(proto::TaskDispatcher& dispatcher, const SecaggCo
   }
   if (masked.size() < t) {
     below("masked_input", masked.size());
+    return out;
+  }
+  if (dp.enabled && static_cast<int64_t>(masked.size()) < min_summed) {
+    out.why = fmt::format("secure aggregation with privacy: {} masked input(s), fewer than the {} whose noise "
+                          "shares add up to the round's noise (max(federate.min_clients, t))", masked.size(), min_summed);
     return out;
   }
   // 3. Unmasking.
@@ -438,11 +479,12 @@ SecaggOutcome run_secagg_round(proto::TaskDispatcher& dispatcher, const SecaggCo
     out.why = fmt::format("secure aggregation failed to unmask: {}", e.message());
     return out;
   }
-  const sa::Quantizer q(cfg.clip, static_cast<int>(cfg.modulus_bits), n);
+  const sa::Quantizer q(qclip, static_cast<int>(cfg.modulus_bits), n);
   const std::vector<float> s = q.dequantize_sum(sum);
   int64_t n3 = 0;
   for (uint32_t id : u3) n3 += examples[id];
-  const double rescale = static_cast<double>(n2) / static_cast<double>(n3);
+  // FedAvg: the weighted mean over U3 (weights were divided by N2); DP: the sum over q N.
+  const double rescale = dp.enabled ? 1.0 / dp.expected_clients : static_cast<double>(n2) / static_cast<double>(n3);
   out.mean_delta.resize(s.size());
   for (size_t i = 0; i < s.size(); ++i) out.mean_delta[i] = static_cast<double>(s[i]) * rescale;
   rec["survivors"] = u3.size();

@@ -4,6 +4,7 @@
 // a client refuses a second unmasking request (which could reveal both shares of one peer), a
 // roster carrying other keys under its id, and a stage of a round it never advertised for.
 #include <conflux/core/error.h>
+#include <conflux/core/rng.h>
 #include <conflux/federated/secagg.h>
 #include <conflux/tasks/secagg_round.h>
 
@@ -54,18 +55,15 @@ struct Round {
   }
 };
 
-}  // namespace
-
-TEST(SecaggClient, WeightedSumAfterUnmasking) {
-  Round r;
-  r.advertise_and_share();
-  const std::vector<std::vector<float>> x = {{0.1f, -0.2f, 0.3f}, {0.05f, 0.0f, -0.4f}, {-0.25f, 0.45f, 0.2f}};
-  const int64_t n[kN] = {10, 30, 60};
+// Masks x[i] (masked_input with the stage `extra` adds), unmasks with every client surviving and
+// returns the dequantized sum (quantizer range `clip`).
+std::vector<float> unmasked_sum(Round& r, const std::vector<std::vector<float>>& x, const int64_t* n,
+                                const json& extra, double clip) {
   std::vector<std::pair<uint32_t, std::vector<uint32_t>>> masked;
   for (uint32_t i = 0; i < kN; ++i) {
     json st = base(i);
     st["shares"] = r.inbox[i];
-    st["weight_total"] = 100;
+    st.update(extra);
     masked.emplace_back(i, r.c[i].masked_input(st, x[i], n[i]));
   }
   std::vector<sa::UnmaskResponse> responses;
@@ -89,13 +87,58 @@ TEST(SecaggClient, WeightedSumAfterUnmasking) {
   p.round = 65536;
   p.graph_seed = 9;
   p.modulus_bits = 16;
-  const auto sum = sa::unmask_sum(p, r.ads, {0, 1, 2}, masked, responses);
+  return sa::Quantizer(clip, 16, kN).dequantize_sum(sa::unmask_sum(p, r.ads, {0, 1, 2}, masked, responses));
+}
+
+}  // namespace
+
+TEST(SecaggClient, WeightedSumAfterUnmasking) {
+  Round r;
+  r.advertise_and_share();
+  const std::vector<std::vector<float>> x = {{0.1f, -0.2f, 0.3f}, {0.05f, 0.0f, -0.4f}, {-0.25f, 0.45f, 0.2f}};
+  const int64_t n[kN] = {10, 30, 60};
+  const auto got = unmasked_sum(r, x, n, {{"weight_total", 100}}, kClip);
   const sa::Quantizer q(kClip, 16, kN);
-  const auto got = q.dequantize_sum(sum);
   for (size_t j = 0; j < 3; ++j) {
     double want = 0;
     for (uint32_t i = 0; i < kN; ++i) want += x[i][j] * static_cast<double>(n[i]) / 100.0;
     EXPECT_LE(std::abs(got[j] - want), kN / q.scale() + 1e-6) << "coordinate " << j;
+  }
+}
+
+// DP-FedAvg under secure aggregation (SecaggDp): each client clips its update to L2 norm S,
+// unweighted, and adds its seeded noise share Stream(seed, "secagg-dp-noise", round tag, id); the
+// unmasked sum is the sum of the clipped updates plus exactly those draws.
+TEST(SecaggClient, DpClipsToL2NormAndAddsItsNoiseShareUnweighted) {
+  namespace c = conflux;
+  const std::vector<std::vector<float>> x = {{0.3f, -0.4f, 0.0f}, {0.05f, 0.0f, -0.1f}, {-0.6f, 0.8f, 0.0f}};
+  const int64_t n[kN] = {10, 30, 60};  // ignored under DP
+  const double S = 0.25, sigma = 0.01;
+  for (const int64_t seed : {int64_t{-2}, int64_t{5}}) {  // -2: no noise (stddev 0); 5: seeded noise
+    Round r;
+    r.advertise_and_share();
+    const double sd = seed < 0 ? 0.0 : sigma;
+    const auto got = unmasked_sum(r, x, n, {{"dp", {{"clip", S}, {"noise_stddev", sd}, {"noise_seed", seed}}}}, kClip);
+    const sa::Quantizer q(kClip, 16, kN);
+    std::vector<double> want(3, 0.0), plain(3, 0.0);
+    for (uint32_t i = 0; i < kN; ++i) {
+      double norm = 0;
+      for (float v : x[i]) norm += double(v) * v;
+      norm = std::sqrt(norm);
+      c::Stream noise(5, "secagg-dp-noise", 65536, i);
+      for (size_t j = 0; j < 3; ++j) {
+        const float clipped = static_cast<float>(x[i][j] * std::min(1.0, S / norm));
+        want[j] += sd > 0 ? static_cast<float>(clipped + sd * noise.normal()) : clipped;
+        plain[j] += clipped;
+      }
+    }
+    for (size_t j = 0; j < 3; ++j)
+      EXPECT_LE(std::abs(got[j] - want[j]), kN / q.scale() + 1e-6) << "seed " << seed << " coordinate " << j;
+    // Clipping happened (clients 0 and 2 have norm 0.5 and 1.0 > S); with noise, the sum moved.
+    EXPECT_NEAR(plain[0], 0.3 * 0.5 + 0.05 - 0.6 * 0.25, 1e-6);
+    if (sd > 0) {
+      EXPECT_GT(std::abs(got[0] - plain[0]) + std::abs(got[1] - plain[1]), 10 * kN / q.scale());
+    }
   }
 }
 

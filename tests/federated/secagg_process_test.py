@@ -16,6 +16,12 @@ float rounding and the bound check means something):
   E. SecAgg+ with 2 neighbours per participant: round 1 equals run A's within the bound.
   D. below threshold (t = 3, p2 and p3 exit at masked input): the round fails with the named
      reason "secure aggregation below threshold" and the run stops (no retries).
+  F. DP-FedAvg under secure aggregation (distributed noise, seeded so the check is repeatable),
+     q = 4/4, z = 1, S = 0.05, 2 rounds: each participant's (debug-dumped) update is clipped to L2
+     norm S; round 2's global = round 1's + (sum of the clipped updates + noise) / qN where the
+     noise per coordinate has the standard deviation z*S of the central mechanism (4 shares of
+     z*S/2); epsilon after each round equals `conflux privacy dpfedavg`'s; the record says
+     seeded (not private).
 
 usage: secagg_process_test.py CONFLUX CONFLUX_WORKER WORKDIR
 """
@@ -38,7 +44,8 @@ CLIP = 0.5
 BITS = 16
 
 
-def config(port, name, secagg, rounds=2, min_clients=4, min_available=4, threshold=0, retries=2, neighbours=0):
+def config(port, name, secagg, rounds=2, min_clients=4, min_available=4, threshold=0, retries=2, neighbours=0,
+           privacy="", clients_per_round=0):
     sa = f"""
 [secure_aggregation]
 enabled = true
@@ -61,6 +68,7 @@ d_model = 32
 init_seed = 7
 [federate]
 rounds = {rounds}
+clients_per_round = {clients_per_round}
 min_clients = {min_clients}
 min_available = {min_available}
 round_timeout_s = 60
@@ -75,6 +83,7 @@ lr = 0.2
 [evaluate]
 every = 0
 {sa}
+{privacy}
 [server]
 bind = "tcp://127.0.0.1:{port}"
 key = "{WORK}/keys/coordinator.key"
@@ -261,6 +270,44 @@ def main():
     check(rc != 0 and "secure aggregation below threshold: 2 participant(s) survived the masked_input stage" in log,
           f"run D fails with the named reason: exit {rc}: {log[-1500:]}")
     check(not os.path.exists(f"{WORK}/d/ckpt/step-00000001"), "run D wrote no round checkpoint")
+
+    # ---- F: DP-FedAvg with each participant adding its share of the noise ----
+    S, Z = 0.05, 1.0
+    dp = f"""[privacy]
+enabled = true
+clip = {S}
+noise_multiplier = {Z}
+population = 4
+delta = 1e-5
+noise_seed = 3
+"""
+    rc, log = federation("f", everyone, secagg=True, rounds=2, privacy=dp, clients_per_round=4)
+    check(rc == 0, f"run F (secagg + DP) exit {rc}: {log[-2000:]}")
+    if rc == 0:
+        rec_f = records("f")
+        for r in rec_f:
+            sa = r["secure_aggregation"]
+            want = json.loads(run([CONFLUX, "privacy", "dpfedavg", "--clients-per-round", "4", "--population", "4",
+                                   "--noise-multiplier", str(Z), "--rounds", str(r["round"]), "--delta", "1e-5",
+                                   "--json"]).stdout)
+            check(abs(r["epsilon"] - want["epsilon"]) <= 1e-9 * want["epsilon"],
+                  f"round {r['round']}: epsilon {r['epsilon']} vs privacy dpfedavg {want['epsilon']}")
+            check(r["noise"] == "seeded (not private)", f"round {r['round']}: noise {r['noise']}")
+            check(sa["dp"]["min_summed"] == 4 and abs(sa["dp"]["noise_stddev_each"] - Z * S / 2) < 1e-12,
+                  f"round {r['round']}: {sa['dp']}")
+            check(sa["survivors"] == 4 and sa["clip"] >= S + 6 * Z * S / 2 - 1e-12, f"round {r['round']}: {sa}")
+        deltas = plain("f", 2, range(4))
+        norms = [float(np.linalg.norm(d)) for d in deltas.values()]
+        check(all(n <= S * (1 + 1e-5) for n in norms) and max(norms) > S * 0.999,
+              f"the updates are clipped to L2 norm S = {S}: {norms}")
+        g1, g2 = vec(flat("f", 1), keys), vec(flat("f", 2), keys)
+        residual = 4 * (g2 - g1) - sum(deltas.values())   # qN (g2 - g1) = sum of clipped + noise
+        sd = float(np.std(residual))
+        check(abs(sd / (Z * S) - 1) < 0.03 and abs(float(np.mean(residual))) < 0.03 * Z * S,
+              f"round 2's noise: std {sd:.5g} (want z*S = {Z * S}), mean {np.mean(residual):.3g}, "
+              f"over {residual.size} coordinates")
+        print(f"run F: noise std {sd:.5g} for z*S = {Z * S} over {residual.size} coordinates; epsilon "
+              f"{rec_f[-1]['epsilon']:.4f} after {len(rec_f)} rounds")
 
     print("secagg_process_test:", "OK" if not failures else f"{len(failures)} failure(s)")
     return 1 if failures else 0

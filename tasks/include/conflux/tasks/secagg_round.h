@@ -14,7 +14,8 @@
 //      it cannot read). Survivors U2.
 //   2. "fit" to U2, with the ciphertexts addressed to each and N2 = the sum of num_examples over
 //      U2: the participant trains, clips its update delta = w_local - w_global coordinate-wise to
-//      [-clip, clip], weights it by num_examples / N2, quantizes it and returns only the masked
+//      [-clip, clip], weights it by num_examples / N2 (under DP instead: SecaggDp below),
+//      quantizes it and returns only the masked
 //      vector (tensor "secagg.masked", int32 carrying the uint32 values bit for bit) plus its summary (no update norm). Survivors U3.
 //   3. "secagg_unmask" to U3 with U3: shares of the survivors' self-mask seeds and of the dropped
 //      participants' (U2 \ U3) mask keys; never both kinds for one peer (secagg::Participant).
@@ -63,6 +64,27 @@ struct SecaggConfig {
   void bind(ConfigBinder& b);
 };
 
+// DP-FedAvg under secure aggregation (`privacy.enabled` with `secure_aggregation.enabled`):
+// distributed Gaussian noise. The coordinator never sees an update, so each participant clips its
+// own (L2 norm `clip` = S), adds N(0, sigma_i^2) to every coordinate with
+//   sigma_i = z * S / sqrt(m),  m = max(min_summed, t)
+// (t: the attempt's secagg threshold), and masks it unweighted. A completed attempt sums at least
+// m masked inputs (fewer fails it, like a round below min_clients), so the unmasked sum carries
+// noise of variance >= m * sigma_i^2 = (z S)^2: the central mechanism's, whoever dropped out
+// (more survivors only add noise). The coordinator divides the sum by expected_clients (q N), as
+// DP-FedAvg does. The quantizer's coordinate range becomes max(secure_aggregation.clip,
+// S + 6 sigma_i), so that clamping a noised coordinate has probability < 2e-9. Noise comes from
+// SecureRandom, or with noise_seed >= 0 from Stream(noise_seed, "secagg-dp-noise", round tag,
+// participant id): reproducible and not private.
+struct SecaggDp {
+  bool enabled = false;
+  double clip = 1.0;              // S
+  double noise_multiplier = 1.0;  // z
+  double expected_clients = 1.0;  // q N
+  int64_t min_summed = 1;         // federate.min_clients
+  int64_t noise_seed = -1;
+};
+
 // ---- the participant's side ----
 
 // One worker's secure-aggregation state (the latest round attempt it was asked to join), shared
@@ -74,7 +96,8 @@ class SecaggClient {
   // Stage 1: {shares: [{to, ct}]}.
   nlohmann::json share_keys(const nlohmann::json& stage);
   // Stage 2: `delta` is the update w_local - w_global, flattened in parameter order;
-  // `num_examples` its weight. Returns the masked quantized vector.
+  // `num_examples` its weight (ignored under DP: the stage's "dp" object, SecaggDp). Returns the
+  // masked quantized vector.
   std::vector<uint32_t> masked_input(const nlohmann::json& stage, std::vector<float> delta, int64_t num_examples);
   // Stage 3: {self: [[owner, holder, y0..y4]...], keys: [...]}.
   nlohmann::json unmask(const nlohmann::json& stage);
@@ -99,6 +122,7 @@ struct SecaggOutcome {
   bool complete = false;
   std::string why;                            // when incomplete
   std::vector<double> mean_delta;             // the example-weighted mean of the U3 updates
+                                              // (DP: their noised sum / expected_clients)
   std::map<size_t, protocol::TaskResult> fit; // U3's fit results by cohort index (no tensors)
   nlohmann::json record;                      // rounds.jsonl's "secure_aggregation" object
   nlohmann::json dropped = nlohmann::json::array();  // {participant, stage, why, kind, detail}
@@ -114,6 +138,7 @@ using SecaggTaskFn = std::function<protocol::TaskSpec(size_t index, const std::s
 // size. Never throws for participant misbehaviour or dropouts: the outcome says why.
 SecaggOutcome run_secagg_round(protocol::TaskDispatcher& dispatcher, const SecaggConfig& cfg,
                                const std::vector<std::string>& cohort, int64_t round, int64_t attempt,
-                               uint64_t seed, size_t num_values, const SecaggTaskFn& task);
+                               uint64_t seed, size_t num_values, const SecaggTaskFn& task,
+                               const SecaggDp& dp = {});
 
 }  // namespace conflux::tasks
