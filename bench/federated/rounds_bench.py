@@ -17,13 +17,14 @@ a Conflux round is its measured bytes (bytes_in + bytes_out: the global down to 
 each update up) over the floor throughput.
 
   rounds_bench.py --build BUILD | --conflux BIN --worker BIN --bench-protocol BIN  [--clients 16] [--rounds 6] [--d-model 256] [--n-layer 3]
-                  [--context 256] [--workdir DIR] [--json FILE] [--skip-flower]
+                  [--context 256] [--workdir DIR] [--json FILE] [--skip-flower] [--secagg-clients 8,16]
 Exit code 0 when every part ran (Flower's failure is reported, not an error: exit 0 with the row
 marked FAILED); 1 when Conflux or the floor measurement failed.
 """
 import argparse
 import json
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -69,12 +70,14 @@ def floor(a):
     return {"raw_plain_gbps": out["raw_plain_gbps"], "raw_curve_gbps": out["raw_curve_gbps"]}
 
 
-def conflux(a, work, plain):
+def conflux(a, work, plain, clients=None, secagg=False):
     """One `conflux federate` run; plain: server.insecure and --insecure workers (no CURVE, as Flower
-    runs here without TLS)."""
+    runs here without TLS); secagg: [secure_aggregation] on (SecAgg, every other participant a
+    neighbour). Returns per-round records and the coordinator's and the workers' CPU seconds."""
     conflux_bin, worker_bin = a.conflux, a.worker
-    work = f"{work}/conflux-{'plain' if plain else 'curve'}"
-    names = [f"p{i:02d}" for i in range(a.clients)]
+    clients = clients or a.clients
+    work = f"{work}/conflux-{'plain' if plain else 'curve'}{'-secagg' if secagg else ''}-{clients}"
+    names = [f"p{i:02d}" for i in range(clients)]
     os.makedirs(f"{work}/keys")
     for n in ["coordinator"] + names:
         run([conflux_bin, "keygen", n, "--out-dir", f"{work}/keys"])
@@ -93,8 +96,8 @@ n_head = 4
 d_model = {a.d_model}
 [federate]
 rounds = {a.rounds}
-min_clients = {a.clients}
-min_available = {a.clients}
+min_clients = {clients}
+min_available = {clients}
 round_timeout_s = 300
 seed = 1
 strategy = "fedavg"
@@ -103,7 +106,7 @@ steps = 0
 val_fraction = 0.1
 [evaluate]
 every = 0
-[server]
+{"[secure_aggregation]" + chr(10) + "enabled = true" + chr(10) + "masked_input_s = 300" + chr(10) if secagg else ""}[server]
 bind = "tcp://127.0.0.1:{port}"
 key = "{work}/keys/coordinator.key"
 allow = "{work}/keys/allow.txt"
@@ -116,6 +119,7 @@ dir = "{work}/out"
 progress = false
 """)
     workers = []
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     coord = subprocess.Popen([conflux_bin, "federate", cfg, "--json"], stdout=subprocess.PIPE,
                              stderr=open(f"{work}/coordinator.log", "w"), text=True)
@@ -147,18 +151,58 @@ progress = false
     if rusage is None or coord.returncode != 0:
         log = open(f"{work}/coordinator.log").read()[-3000:]
         raise SystemExit(f"rounds_bench: conflux federate failed (exit {coord.returncode}): {log}")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = lambda r: r.ru_utime + r.ru_stime  # noqa: E731
     with open(f"{work}/out/rounds.jsonl") as f:
         recs = [json.loads(l) for l in f if l.strip()]
-    bad = [r["round"] for r in recs if r["clients"]["accepted"] != a.clients]
+    bad = [r["round"] for r in recs if r["clients"]["accepted"] != clients]
     if len(recs) != a.rounds or bad:
         raise SystemExit(f"rounds_bench: conflux: {len(recs)} rounds, rounds without all updates: {bad}")
-    update_bytes = recs[0]["bytes_in"] // a.clients
+    update_bytes = recs[0]["bytes_in"] // clients
     model = f"{work}/ckpt/step-{1:08d}/model-tp00-of-01.safetensors"
-    return {"system": "conflux, no CURVE" if plain else "conflux", "clients": a.clients, "update_bytes": update_bytes,
+    return {"system": "conflux, no CURVE" if plain else "conflux", "clients": clients, "update_bytes": update_bytes,
             "tensors": safetensors_count(model) if os.path.exists(model) else 8,
             "rounds": [{"round": r["round"], "seconds": r["seconds"], "bytes": r["bytes_in"] + r["bytes_out"],
-                        "bytes_in": r["bytes_in"], "bytes_out": r["bytes_out"]} for r in recs],
-            "peak_rss_bytes": rusage.ru_maxrss * 1024, "wall_s": wall}
+                        "bytes_in": r["bytes_in"], "bytes_out": r["bytes_out"],
+                        "stages": {k: v["seconds"] for k, v in r.get("secure_aggregation", {}).get("stages", {}).items()}}
+                       for r in recs],
+            "peak_rss_bytes": rusage.ru_maxrss * 1024, "wall_s": wall, "coordinator_cpu_s": cpu(rusage),
+            "workers_cpu_s": cpu(children) - cpu(children_before) - cpu(rusage)}
+
+
+def secagg_table(a, work):
+    """Secure aggregation's cost in rounds: for each cohort size, FedAvg rounds with CURVE, without
+    and with [secure_aggregation], the same model and no training."""
+    rows = []
+    for n in a.secagg_clients:
+        base = conflux(a, work, False, clients=n)
+        sec = conflux(a, work, False, clients=n, secagg=True)
+        row = {"clients": n}
+        for key, c in (("plain", base), ("secagg", sec)):
+            steady = c["rounds"][1:]
+            row[key] = {"steady": spread([r["seconds"] for r in steady]),
+                        "bytes_in": statistics.median([r["bytes_in"] for r in steady]),
+                        "bytes_out": statistics.median([r["bytes_out"] for r in steady]),
+                        "coordinator_cpu_s_per_round": c["coordinator_cpu_s"] / a.rounds,
+                        "worker_cpu_s_per_round": c["workers_cpu_s"] / a.rounds / n,
+                        "peak_rss_bytes": c["peak_rss_bytes"]}
+        row["secagg"]["stages"] = {k: statistics.median([r["stages"][k] for r in sec["rounds"][1:]])
+                                   for k in sec["rounds"][1]["stages"]}
+        rows.append(row)
+    print("| participants | round, FedAvg (CURVE) | round, + secure aggregation | ratio | stages (median s: advertise, "
+          "share_keys, masked_input, unmask) | coordinator CPU s/round | participant CPU s/round | bytes in/round "
+          "(plain, secagg) | coordinator peak RSS (plain, secagg) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        p, s = r["plain"], r["secagg"]
+        st = s["stages"]
+        print(f"| {r['clients']} | {fmt_spread(p['steady'])} | {fmt_spread(s['steady'])} | "
+              f"{s['steady']['median'] / p['steady']['median']:.2f}x | {st.get('advertise', 0):.3f}, "
+              f"{st.get('share_keys', 0):.3f}, {st.get('masked_input', 0):.3f}, {st.get('unmask', 0):.3f} | "
+              f"{p['coordinator_cpu_s_per_round']:.2f} / {s['coordinator_cpu_s_per_round']:.2f} | "
+              f"{p['worker_cpu_s_per_round']:.2f} / {s['worker_cpu_s_per_round']:.2f} | "
+              f"{mb(p['bytes_in'])}, {mb(s['bytes_in'])} | {mb(p['peak_rss_bytes'])}, {mb(s['peak_rss_bytes'])} |")
+    return rows
 
 
 def flower(a, work, update_bytes, tensors):
@@ -198,7 +242,11 @@ def main():
     ap.add_argument("--workdir", default="")
     ap.add_argument("--json", default="")
     ap.add_argument("--skip-flower", action="store_true")
+    ap.add_argument("--secagg-clients", default="",
+                    help="comma-separated cohort sizes: instead of the comparison above, FedAvg rounds with and "
+                         "without secure aggregation at each (e.g. 8,16)")
     a = ap.parse_args()
+    a.secagg_clients = [int(x) for x in a.secagg_clients.split(",") if x]
     a.conflux = a.conflux or os.path.join(a.build, "bin", "conflux")
     a.worker = a.worker or os.path.join(a.build, "bin", "conflux-worker")
     a.bench_protocol = a.bench_protocol or os.path.join(a.build, "bench", "protocol", "bench_protocol")
@@ -211,6 +259,20 @@ def main():
     work = a.workdir or f"/tmp/conflux-rounds-bench-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
+    if a.secagg_clients:
+        try:
+            print(f"host: {os.cpu_count()} cores; load {os.getloadavg()[0]:.2f}; {a.rounds} rounds (round 1 = "
+                  f"set-up, not in the medians); secure aggregation at {a.secagg_clients} participants", flush=True)
+            rows = secagg_table(a, work)
+        finally:
+            if not a.workdir:
+                shutil.rmtree(work, ignore_errors=True)
+        if a.json:
+            tmp = a.json + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump({"secagg": rows}, f, indent=1)
+            os.replace(tmp, a.json)
+        return
     try:
         print(f"host: {os.cpu_count()} cores; load {os.getloadavg()[0]:.2f}; {a.clients} participants, "
               f"{a.rounds} rounds (round 1 = set-up, not in the medians)", flush=True)

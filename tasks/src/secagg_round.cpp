@@ -114,6 +114,7 @@ std::string debug_dir() {
 
 struct SecaggClient::State {
   sa::Params params;
+  uint64_t session = 0;  // the coordinator process's (a restarted coordinator reuses round tags)
   uint32_t id = 0;
   double clip = 0;
   std::unique_ptr<sa::Participant> p;
@@ -130,7 +131,8 @@ void SecaggClient::test_exit_hook(const std::string& stage) {
 
 SecaggClient::State& SecaggClient::current(const json& stage, const char* what) {
   if (!state_ || state_->params.round != stage.at("round").get<uint64_t>() || state_->id != stage.at("id").get<uint32_t>() ||
-      state_->params.num_participants != stage.at("n").get<uint32_t>())
+      state_->params.num_participants != stage.at("n").get<uint32_t>() ||
+      state_->session != stage.value("session", uint64_t{0}))
     CONFLUX_THROW(ProtocolError, "secure aggregation: a {} request for round tag {} (participant {}), but this "
                   "participant advertised no keys for it", what, stage.at("round").get<uint64_t>(),
                   stage.at("id").get<uint32_t>());
@@ -144,8 +146,9 @@ json SecaggClient::advertise(const json& stage) {
   s->params = params_of(stage);
   // The same request again (the job layer re-sends unfinished attempts after a reconnection): the
   // same keys, so that the coordinator's copy stays valid.
+  s->session = stage.value("session", uint64_t{0});
   if (state_ && state_->params.round == s->params.round && state_->id == stage.at("id").get<uint32_t>() &&
-      state_->params.num_participants == s->params.num_participants)
+      state_->params.num_participants == s->params.num_participants && state_->session == s->session)
     return {{"c_pk", hex(state_->mine.c_pk.data(), 32)}, {"s_pk", hex(state_->mine.s_pk.data(), 32)}};
   s->id = stage.at("id").get<uint32_t>();
   s->clip = stage.at("clip").get<double>();
@@ -308,8 +311,12 @@ SecaggOutcome run_secagg_round(proto::TaskDispatcher& dispatcher, const SecaggCo
   const double sigma_i =
       dp.enabled ? dp.noise_multiplier * dp.clip / std::sqrt(static_cast<double>(min_summed)) : 0.0;
   const double qclip = dp.enabled ? std::max(cfg.clip, dp.clip + 6 * sigma_i) : cfg.clip;
+  // A restarted coordinator asks for the same round tags again: its session number tells the
+  // participants that this is a new attempt (fresh keys), not a re-sent request of the old one.
+  static const uint64_t session = SecureRandom().next_u64() >> 11;  // exact in a JSON double too
   json base = {{"round", params.round}, {"n", n}, {"threshold", t}, {"degree", params.degree},
-               {"graph_seed", params.graph_seed}, {"bits", cfg.modulus_bits}, {"clip", qclip}};
+               {"graph_seed", params.graph_seed}, {"bits", cfg.modulus_bits}, {"clip", qclip},
+               {"session", session}};
   if (dp.enabled) {
     rec["clip"] = qclip;
     rec["dp"] = {{"clip", dp.clip}, {"noise_stddev_each", sigma_i}, {"min_summed", min_summed},

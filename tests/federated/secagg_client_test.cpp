@@ -187,3 +187,20 @@ TEST(SecaggClient, RejectsAStageOfAnotherRound) {
   SecaggClient fresh;
   EXPECT_THROW(fresh.unmask(st), conflux::ProtocolError);
 }
+
+// The same request again (a re-send) keeps the keys; the same round tag from another coordinator
+// session (a restarted coordinator) starts afresh, and the old session's later stages are refused.
+TEST(SecaggClient, ANewCoordinatorSessionGetsFreshKeys) {
+  SecaggClient c;
+  json first = base(0);
+  first["session"] = 7;
+  const json a = c.advertise(first);
+  EXPECT_EQ(c.advertise(first), a) << "a re-sent advertise request keeps the keys";
+  json second = first;
+  second["session"] = 8;
+  const json b = c.advertise(second);
+  EXPECT_NE(b["c_pk"], a["c_pk"]);
+  EXPECT_NE(b["s_pk"], a["s_pk"]);
+  first["roster"] = json::array();
+  EXPECT_THROW(c.share_keys(first), conflux::ProtocolError) << "the old session's state is gone";
+}

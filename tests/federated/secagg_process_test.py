@@ -16,6 +16,9 @@ float rounding and the bound check means something):
   E. SecAgg+ with 2 neighbours per participant: round 1 equals run A's within the bound.
   D. below threshold (t = 3, p2 and p3 exit at masked input): the round fails with the named
      reason "secure aggregation below threshold" and the run stops (no retries).
+  G. the coordinator SIGKILLed once round 2's masked inputs are being made, restarted: it resumes
+     after round 1, and rounds 2 and 3 are each the previous global + the example-weighted mean
+     of the updates within the bound (secure randomness: correct, not bit-identical).
   F. DP-FedAvg under secure aggregation (distributed noise, seeded so the check is repeatable),
      q = 4/4, z = 1, S = 0.05, 2 rounds: each participant's (debug-dumped) update is clipped to L2
      norm S; round 2's global = round 1's + (sum of the clipped updates + noise) / qN where the
@@ -28,8 +31,10 @@ usage: secagg_process_test.py CONFLUX CONFLUX_WORKER WORKDIR
 import glob
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 from safetensors.numpy import load_file
@@ -308,6 +313,54 @@ noise_seed = 3
               f"over {residual.size} coordinates")
         print(f"run F: noise std {sd:.5g} for z*S = {Z * S} over {residual.size} coordinates; epsilon "
               f"{rec_f[-1]['epsilon']:.4f} after {len(rec_f)} rounds")
+
+    # ---- G: the coordinator SIGKILLed inside round 2's secure stages, restarted ----
+    port = free_port()
+    path = f"{WORK}/g.toml"
+    open(path, "w").write(config(port, "g", secagg=True, rounds=3))
+    dbg = f"{WORK}/g/debug"
+    os.makedirs(dbg, exist_ok=True)
+    env = {**os.environ, "CONFLUX_SECAGG_DEBUG_DIR": dbg}
+    workers = [start_worker(port, n, f"{WORK}/g-{n}.log", {"CONFLUX_SECAGG_DEBUG_DIR": dbg}) for n in NAMES]
+    try:
+        coord = subprocess.Popen([CONFLUX, "federate", path], stdout=subprocess.DEVNULL,
+                                 stderr=open(f"{WORK}/g-coordinator-1.log", "w"), env=env)
+        # A participant's masked-input stage of round 2 has run: the coordinator is inside the round.
+        end = time.time() + 120
+        while time.time() < end and not glob.glob(f"{dbg}/plain-r{tag(2)}-*.f32") and coord.poll() is None:
+            time.sleep(0.01)
+        coord.send_signal(signal.SIGKILL)
+        coord.wait()
+        mid = not os.path.exists(f"{WORK}/g/ckpt/step-00000002")
+        check(os.path.exists(f"{WORK}/g/ckpt/step-00000001"), "run G: killed after round 1 was written")
+        coord = subprocess.Popen([CONFLUX, "federate", path], stdout=subprocess.DEVNULL,
+                                 stderr=open(f"{WORK}/g-coordinator-2.log", "w"), env=env)
+        try:
+            coord.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            coord.kill()
+            coord.wait()
+    finally:
+        stop(workers)
+    log = open(f"{WORK}/g-coordinator-2.log").read()
+    check(coord.returncode == 0, f"run G restart exit {coord.returncode}: {log[-2000:]}")
+    if coord.returncode == 0:
+        rec_g = records("g")
+        check("resuming after round 1" in log, f"run G resumed after round 1: {log[-800:]}")
+        check([r["round"] for r in rec_g] == [1, 2, 3], f"run G rounds {[r['round'] for r in rec_g]}")
+        # The participants start the restarted coordinator's round afresh (its session differs),
+        # rather than failing an attempt on the killed one's state.
+        check([r["attempt"] for r in rec_g] == [1, 1, 1], f"run G attempts {[r['attempt'] for r in rec_g]}")
+        # Each round after the restart is the previous global + the weighted mean of the updates.
+        for r in rec_g[1:]:
+            sa = r["secure_aggregation"]
+            check(sa["survivors"] == 4, f"run G round {r['round']}: {sa}")
+            deltas = plain("g", r["round"], range(4))
+            n = np.array([examples[cohort[i]] for i in range(4)], dtype=np.float64)
+            mean = sum(n[i] * deltas[i] for i in range(4)) / n.sum()
+            within(vec(flat("g", r["round"]), keys), vec(flat("g", r["round"] - 1), keys) + mean, sa["bound"],
+                   f"run G round {r['round']} (after the restart) = previous + weighted mean")
+        print(f"run G: killed {'inside round 2' if mid else 'after round 2 was written'}; resumed and completed")
 
     print("secagg_process_test:", "OK" if not failures else f"{len(failures)} failure(s)")
     return 1 if failures else 0

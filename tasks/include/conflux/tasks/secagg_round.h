@@ -24,6 +24,9 @@
 //   the survivors' clipped updates up to quantization: per coordinate within
 //   (N2 / N3) * |U3| / scale (SecaggOutcome::bound; the weights num_examples are public, as in
 //   plain FedAvg).
+// Every stage JSON carries the coordinator process's random `session`: a participant keeps its keys
+// for a re-sent request of the same (round tag, id, n, session) and starts afresh otherwise, so a
+// coordinator restarted mid-round (which reuses the round tag) gets a clean attempt.
 // A stage that ends with fewer than t survivors, or an unmasking that cannot rebuild a secret,
 // makes the attempt incomplete with a "secure aggregation below threshold" reason; a sampled cohort
 // that t or the neighbour graph does not fit (t > k, fewer than 3 with the automatic t, odd k with
