@@ -697,10 +697,13 @@ bool TaskDispatcher::cache_holds(WorkerState& w, const std::string& key) {
 }
 
 void TaskDispatcher::cache_insert(WorkerState& w, uint64_t cap, const std::string& key,
-                                  uint64_t bytes) {
-  // The same rule as the worker's cache (worker.cpp): replace, put first, evict the least
-  // recently used entries until the total fits; an entry larger than the cache is not kept.
-  w.cache.remove_if([&](const auto& c) { return c.first == key; });
+                                  uint64_t bytes, const std::string& replaces) {
+  // The same rule as the worker's cache (worker.cpp): drop the entries `replaces` supersedes,
+  // replace, put first, evict the least recently used entries until the total fits; an entry
+  // larger than the cache is not kept.
+  w.cache.remove_if([&](const auto& c) {
+    return c.first == key || (!replaces.empty() && c.first.compare(0, replaces.size(), replaces) == 0);
+  });
   if (bytes > cap) return;
   w.cache.emplace_front(key, bytes);
   uint64_t total = 0;
@@ -731,6 +734,7 @@ void TaskDispatcher::send_task(Task& t, const std::string& worker, bool resend) 
     if (attach) {
       task.tensors = t.spec.shared->tensors;
       body->set_shared_count(static_cast<uint32_t>(t.spec.shared->tensors.size()));
+      body->set_shared_replaces(t.spec.shared->replaces);
     }
   }
   task.tensors.insert(task.tensors.end(), t.spec.inputs.begin(), t.spec.inputs.end());
@@ -743,7 +747,8 @@ void TaskDispatcher::send_task(Task& t, const std::string& worker, bool resend) 
     return attempt_failed(t, TaskErrorKind::Lost, fmt::format("could not send to worker {}", worker));
   }
   if (attach) {
-    cache_insert(ws, info.hello.shared_cache_bytes(), t.spec.shared->key, t.spec.shared->bytes());
+    cache_insert(ws, info.hello.shared_cache_bytes(), t.spec.shared->key, t.spec.shared->bytes(),
+                 t.spec.shared->replaces);
     ++shared_sends_;
   }
   if (resend) return;  // the attempt keeps its start time and deadline

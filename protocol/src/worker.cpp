@@ -247,10 +247,13 @@ struct Worker::Impl {
     return n;
   }
 
-  // The LRU rule the coordinator mirrors (dispatcher.cpp cache_insert): replace, put first,
-  // evict least recently used until the total fits; an entry larger than the cache is not kept.
-  void cache_put(const std::string& key, std::vector<Tensor> tensors) {
-    cache.remove_if([&](const CacheEntry& c) { return c.key == key; });
+  // The LRU rule the coordinator mirrors (dispatcher.cpp cache_insert): drop the entries
+  // `replaces` (a key prefix) supersedes, replace, put first, evict least recently used until the
+  // total fits; an entry larger than the cache is not kept.
+  void cache_put(const std::string& key, std::vector<Tensor> tensors, const std::string& replaces) {
+    cache.remove_if([&](const CacheEntry& c) {
+      return c.key == key || (!replaces.empty() && c.key.compare(0, replaces.size(), replaces) == 0);
+    });
     uint64_t bytes = 0;
     for (const auto& t : tensors) bytes += t.byte_length();
     if (bytes > opt.shared_cache_bytes) return;
@@ -299,7 +302,7 @@ struct Worker::Impl {
       if (t.shared_count() > 0) {
         ctx.shared.assign(ctx.inputs.begin(), ctx.inputs.begin() + t.shared_count());
         ctx.inputs.erase(ctx.inputs.begin(), ctx.inputs.begin() + t.shared_count());
-        cache_put(t.shared_key(), ctx.shared);
+        cache_put(t.shared_key(), ctx.shared, t.shared_replaces());
       } else if (const auto* held = cache_get(t.shared_key())) {
         ctx.shared = *held;
       } else {

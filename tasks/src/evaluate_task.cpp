@@ -10,13 +10,13 @@
 #include <conflux/trainer/checkpoint.h>
 #include <conflux/trainer/generate.h>
 
+#include "keep_freed_memory.h"
+
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <filesystem>
-#include <mutex>
 #if defined(__GLIBC__)
-#include <malloc.h>
 #endif
 
 namespace conflux::tasks {
@@ -79,25 +79,6 @@ std::string resolve_checkpoint(const std::string& path) {
   return fs::absolute(*latest).string();
 }
 
-namespace {
-// Every batch allocates and frees the same activation buffers (a few MiB each). With glibc's
-// default, dynamic thresholds the freed memory above ~2x the largest freed block is trimmed back
-// to the system and each batch page-faults it in again (measured on the benchmark: 15% of the
-// worker's samples in the kernel, 2.2 s of 13.7 CPU-s). Keep up to 1 GiB of freed heap and serve
-// blocks up to 32 MiB (glibc's own dynamic maximum) from the heap. Process-wide and once: the
-// evaluate task's process is a worker or an evaluation rank. Allocation placement only; no
-// computed value changes.
-void keep_freed_activations() {
-#if defined(__GLIBC__)
-  static std::once_flag once;
-  std::call_once(once, [] {
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  });
-#endif
-}
-}  // namespace
-
 struct EvaluateTask::Impl {
   std::string model_dir;
   trainer::InferenceModel model;
@@ -128,7 +109,7 @@ EvaluateTask::~EvaluateTask() = default;
 
 EvaluateResult EvaluateTask::run(const EvaluateParams& p, const std::string& data_dir,
                                  const std::atomic<bool>* cancel) {
-  keep_freed_activations();
+  detail::keep_freed_memory();
   impl_->open(p, data_dir);
   const dataplane::Dataset& ds = *impl_->data;
   trainer::GptImpl& model = *impl_->model.model;

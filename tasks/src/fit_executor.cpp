@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "keep_freed_memory.h"
+
 #include <cmath>
 
 namespace conflux::tasks {
@@ -67,7 +69,9 @@ bool same_model(const tr::GptConfig& a, const tr::GptConfig& b) {
 
 class ParticipantExecutor final : public protocol::TaskExecutor {
  public:
-  ParticipantExecutor(bool train, std::shared_ptr<SecaggClient> secagg) : train_(train), secagg_(std::move(secagg)) {}
+  ParticipantExecutor(bool train, std::shared_ptr<SecaggClient> secagg) : train_(train), secagg_(std::move(secagg)) {
+    detail::keep_freed_memory();
+  }
 
   protocol::TaskOutput execute(const protocol::TaskContext& ctx) override {
     FitParams p = FitParams::from_json(ctx.params);

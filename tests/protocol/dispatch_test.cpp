@@ -307,3 +307,54 @@ TEST(ProtocolDispatch, WorkerRunsAsManyTasksAsItHasSlots) {
   EXPECT_EQ(most, 3u);  // three at once, never four
   EXPECT_TRUE(d.take_report(id).quorum_met);
 }
+
+// The worker's side of Task.shared_replaces (a real Worker over CURVE, the test sending tasks by
+// hand): caching "global-r2" with replaces = "global-" drops "global-r1", so a task naming r1
+// without attaching it is answered UNKNOWN_SHARED, while r2 and an entry of another family
+// ("data") are still served from the cache.
+TEST(ProtocolDispatch, WorkerDropsTheSharedInputsANewEntryReplaces) {
+  TestKeys k;
+  Server server(server_options(k));
+  WorkerThread alice(worker_options(server.endpoint(), k, k.alice, "alice"));
+  std::string id;
+  const auto until = std::chrono::steady_clock::now() + 30s;
+  while (id.empty() && std::chrono::steady_clock::now() < until)
+    for (auto& e : server.poll(50ms))
+      if (e.kind == ServerEvent::Joined) id = e.worker;
+  ASSERT_FALSE(id.empty()) << "the worker did not join";
+  uint64_t next_id = 1;
+  // Sends a reduce_sum task over `own` naming shared `key` (attached when `attach`); returns the
+  // worker's answer: RESULT or ERROR.
+  auto ask = [&](const std::string& key, bool attach, const std::string& replaces) -> Message {
+    Message m;
+    m.header.set_type(wire::TASK);
+    m.header.set_task_id(next_id++);
+    auto* t = m.header.mutable_task();
+    t->set_kind("reduce_sum");
+    t->set_attempt(1);
+    t->set_params("{}");
+    t->set_shared_key(key);
+    if (attach) {
+      m.tensors.push_back(make_tensor("w", DType::I64, {4}, 7));
+      t->set_shared_count(1);
+      t->set_shared_replaces(replaces);
+    }
+    m.tensors.push_back(make_tensor("x", DType::I64, {4}, 1));
+    EXPECT_TRUE(server.send(id, std::move(m)));
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline)
+      for (auto& e : server.poll(50ms))
+        if (e.kind == ServerEvent::Result || e.kind == ServerEvent::TaskError) return std::move(e.message);
+    ADD_FAILURE() << "no answer for shared key " << key;
+    return Message{};
+  };
+  EXPECT_EQ(ask("data", true, "").header.type(), wire::RESULT);
+  EXPECT_EQ(ask("global-r1", true, "global-").header.type(), wire::RESULT);
+  EXPECT_EQ(ask("global-r1", false, "").header.type(), wire::RESULT) << "r1 is cached";
+  EXPECT_EQ(ask("global-r2", true, "global-").header.type(), wire::RESULT);
+  const Message gone = ask("global-r1", false, "");
+  ASSERT_EQ(gone.header.type(), wire::ERROR);
+  EXPECT_EQ(gone.header.error().code(), wire::UNKNOWN_SHARED) << gone.header.error().message();
+  EXPECT_EQ(ask("global-r2", false, "").header.type(), wire::RESULT) << "r2 is cached";
+  EXPECT_EQ(ask("data", false, "").header.type(), wire::RESULT) << "another family stays cached";
+}

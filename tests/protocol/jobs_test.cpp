@@ -465,6 +465,43 @@ TEST_F(Fixture, SharedInputsFollowTheWorkersLruCache) {
   EXPECT_EQ(d.shared_sends(), 6u);
 }
 
+// SharedInputs::replaces (a key prefix): caching a new round's model drops the older ones, in the
+// coordinator's mirror as on the worker, so the next task naming an old key carries it again
+// while an entry of another family stays cached.
+TEST_F(Fixture, SharedInputsReplaceTheirFamily) {
+  pool.join("a", 1, 1000);
+  step();
+  auto shared = [](const std::string& key, const std::string& replaces) {
+    auto s = std::make_shared<SharedInputs>();
+    s->key = key;
+    s->replaces = replaces;
+    s->tensors = {Tensor::allocate("w", DType::U8, {10})};
+    return s;
+  };
+  auto other = shared("data", ""), r1 = shared("global-r1", "global-"), r2 = shared("global-r2", "global-");
+  std::vector<std::shared_ptr<SharedInputs>> order{other, r1, r2, r1, other, r2};
+  std::vector<uint32_t> attached;
+  std::vector<std::string> replaces;
+  for (auto& s : order) {
+    TaskSpec t = task();
+    t.shared = s;
+    BatchSpec b;
+    b.tasks = {t};
+    const uint64_t id = d.open(std::move(b), sink);
+    step();
+    auto sent = pool.take(wire::TASK);
+    ASSERT_EQ(sent.size(), 1u);
+    attached.push_back(sent[0].msg.header.task().shared_count());
+    replaces.push_back(sent[0].msg.header.task().shared_replaces());
+    pool.result(sent[0]);
+    step();
+    d.take_report(id);
+  }
+  // data sent; r1 sent; r2 sent (drops r1); r1 sent again (drops r2); data still cached; r2 again.
+  EXPECT_EQ(attached, (std::vector<uint32_t>{1, 1, 1, 1, 0, 1}));
+  EXPECT_EQ(replaces, (std::vector<std::string>{"", "global-", "global-", "global-", "", "global-"}));
+}
+
 TEST_F(Fixture, ImplicitBatchKeepsSubmitAndRun) {
   pool.join("a");
   step();

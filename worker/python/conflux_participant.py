@@ -276,15 +276,16 @@ class Participant:
 # ---------------------------------------------------------------------------------------------
 
 class SharedCache:
-    """The worker's LRU of shared inputs (worker.cpp; the coordinator mirrors it): replace, put
-    first, evict the least recently used until the total fits; an entry larger than the cache
-    is not kept."""
+    """The worker's LRU of shared inputs (worker.cpp; the coordinator mirrors it): drop the entries
+    whose keys start with `replaces` (Task.shared_replaces), replace, put first, evict the least
+    recently used until the total fits; an entry larger than the cache is not kept."""
 
     def __init__(self, capacity):
         self.capacity, self.entries = capacity, OrderedDict()
 
-    def put(self, key, tensors):
-        self.entries.pop(key, None)
+    def put(self, key, tensors, replaces=""):
+        for k in [k for k in self.entries if k == key or (replaces and k.startswith(replaces))]:
+            del self.entries[k]
         nbytes = sum(a.nbytes for _, a in tensors)
         if nbytes > self.capacity:
             return
@@ -542,7 +543,7 @@ def serve(args, participant, pb):
                     continue
                 if t.shared_count > 0:
                     shared, tensors = tensors[:t.shared_count], tensors[t.shared_count:]
-                    cache.put(t.shared_key, shared)
+                    cache.put(t.shared_key, shared, t.shared_replaces)
                 else:
                     held = cache.get(t.shared_key)
                     if held is None:

@@ -54,6 +54,9 @@ namespace conflux::protocol {
 struct SharedInputs {
   std::string key;
   std::vector<Tensor> tensors;
+  // Non-empty: caching these drops the worker's other entries whose keys start with it (a new
+  // round's model superseding the old ones), on the worker and in the coordinator's mirror.
+  std::string replaces;
   uint64_t bytes() const;
 };
 
@@ -239,7 +242,8 @@ class TaskDispatcher {
                    const std::string& why);
   void free_slot(const std::string& worker, uint64_t task_id, uint32_t attempt);
   bool cache_holds(WorkerState& w, const std::string& key);
-  void cache_insert(WorkerState& w, uint64_t capacity, const std::string& key, uint64_t bytes);
+  void cache_insert(WorkerState& w, uint64_t capacity, const std::string& key, uint64_t bytes,
+                    const std::string& replaces);
   // Task bookkeeping.
   void attempt_failed(Task& t, TaskErrorKind kind, const std::string& why, bool charge = true);
   void succeed(Task& t, Message& m);
