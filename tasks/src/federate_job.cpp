@@ -130,14 +130,29 @@ fd::Weights from_tensors(const std::vector<proto::Tensor>& ts, const std::string
   return w;
 }
 
+// The L2 distance of two same-layout models, in double. Eight partial sums in a fixed order (the
+// same result every run) so that the loop vectorizes instead of waiting on one accumulator: the
+// serial sum was 6 % of all CPU in a 16-participant round with no training. Not finite iff some
+// value is NaN or Inf (squares of float differences cannot overflow a double).
 double distance(const fd::Weights& a, const fd::Weights& b) {
-  double s = 0;
-  for (size_t i = 0; i < a.size(); ++i)
-    for (size_t j = 0; j < a[i].values.size(); ++j) {
-      const double d = static_cast<double>(a[i].values[j]) - static_cast<double>(b[i].values[j]);
-      s += d * d;
+  constexpr size_t kLanes = 8;
+  double lane[kLanes] = {};
+  for (size_t i = 0; i < a.size(); ++i) {
+    const float* x = a[i].values.data();
+    const float* y = b[i].values.data();
+    const size_t n = a[i].values.size();
+    size_t j = 0;
+    for (; j + kLanes <= n; j += kLanes)
+      for (size_t k = 0; k < kLanes; ++k) {
+        const double d = static_cast<double>(x[j + k]) - static_cast<double>(y[j + k]);
+        lane[k] += d * d;
+      }
+    for (; j < n; ++j) {
+      const double d = static_cast<double>(x[j]) - static_cast<double>(y[j]);
+      lane[j % kLanes] += d * d;
     }
-  return std::sqrt(s);
+  }
+  return std::sqrt(((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7])));
 }
 
 // The initial global model: a checkpoint's weights, or the GPT initialisation for init_seed.
@@ -598,6 +613,7 @@ class Federation {
     auto shared = std::make_shared<proto::SharedInputs>();
     shared->key = fmt::format("global-r{}-{:016x}", round - 1, weights_digest());
     shared->tensors = to_tensors(global_);
+    shared->replaces = "global-";  // workers keep one round's model, not every round's
     if (c_.secagg.enabled)
       return secure_round(dispatcher, round, attempt, cohort, available.size(), evaluate, shared, started, rec);
     proto::BatchSpec batch;
@@ -628,8 +644,8 @@ class Federation {
         if (n < 1) CONFLUX_THROW(DataError, "{}: num_examples {} < 1", source, n);
         fd::ClientResult cr{from_tensors(r.outputs, source), static_cast<uint64_t>(n), source};
         fd::match_layout(cr.weights, global_, source);
-        fd::check_weights(cr.weights, source);
         const double norm = distance(cr.weights, global_);
+        if (!std::isfinite(norm)) fd::check_weights(cr.weights, source);  // names the NaN or Inf
         if (c_.max_update_norm > 0 && norm > c_.max_update_norm)
           CONFLUX_THROW(DataError, "{}: update norm {:.6g} exceeds federate.max_update_norm {}", source, norm,
                         c_.max_update_norm);
