@@ -21,7 +21,7 @@
 # generation) in the same interleaved rounds, e.g. a build of the previous commit, and checks
 # that both wrote byte-identical generations.jsonl and the same perplexity.
 #
-# usage: [D_MODEL=128 N_LAYER=4 CONTEXT=128 BATCH=8 GEN_NEW=32 GEN_EVERY=8 BASE=DIR]
+# usage: [D_MODEL=128 N_LAYER=4 CONTEXT=128 BATCH=8 GEN_NEW=32 GEN_EVERY=8 GEN_BATCH=8 BASE=DIR]
 #        bench/evaluate/run.sh BUILD_DIR [REPEATS]
 # Unsets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for its own processes (see bench/trainer/run.sh).
 set -euo pipefail
@@ -30,7 +30,7 @@ REPEATS=${2:-3}
 CONFLUX=$BUILD/bin/conflux; WORKER=$BUILD/bin/conflux-worker
 HERE=$(cd "$(dirname "$0")" && pwd)
 D=${D_MODEL:-128}; NL=${N_LAYER:-4}; CTX=${CONTEXT:-128}; B=${BATCH:-8}
-GEN_NEW=${GEN_NEW:-32}; GEN_EVERY=${GEN_EVERY:-8}; BASE=${BASE:-}
+GEN_NEW=${GEN_NEW:-32}; GEN_EVERY=${GEN_EVERY:-8}; GEN_BATCH=${GEN_BATCH:-8}; BASE=${BASE:-}
 unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE
 export OMP_NUM_THREADS=1
 T=$(mktemp -d /tmp/conflux-bench-eval.XXXXXX)
@@ -64,8 +64,8 @@ ROWS=$(/usr/bin/python3 -c "import json; print(json.load(open('$T/data/manifest.
        /usr/bin/python3 -c "import json; m=json.load(open('$T/data/manifest.json')); print(sum(s['rows'] for s in m['shards']))")
 RPT=$(( (ROWS + 23) / 24 ))  # 24 tasks
 OUT=$T/results.jsonl
-conflux_run() {  # LABEL BUILD_DIR N MODE(ppl|gen)
-  local label=$1 bin=$2/bin n=$3 mode=$4 port metrics gen=""
+conflux_run() {  # LABEL BUILD_DIR N MODE(ppl|gen) [GENERATION_BATCH]
+  local label=$1 bin=$2/bin n=$3 mode=$4 gbatch=${5:-$GEN_BATCH} port metrics gen=""
   port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   metrics='["perplexity"]'
   if [ "$mode" = gen ]; then
@@ -75,7 +75,8 @@ prompt_tokens = 32
 max_new_tokens = $GEN_NEW
 reference_tokens = 32
 every = $GEN_EVERY
-stop_at_eos = false"
+stop_at_eos = false
+batch_size = $gbatch"
   fi
   rm -rf "$T/out"
   cat > "$T/eval.toml" <<TOML
@@ -133,15 +134,19 @@ for r in $(seq "$REPEATS"); do
   [ -n "$BASE" ] && conflux_run base-1 "$BASE" 1 ppl
   for n in 1 2 3; do conflux_run "conflux-$n" "$BUILD" "$n" ppl; done
   [ -n "$BASE" ] && conflux_run base-gen "$BASE" 1 gen
+  conflux_run gen-b1 "$BUILD" 1 gen 1
   conflux_run gen "$BUILD" 1 gen
 done
 if [ -n "$BASE" ] && ! cmp -s "$T/gen-base-gen.jsonl" "$T/gen-gen.jsonl"; then
   echo "generations.jsonl differs between $BASE and $BUILD" >&2; exit 1
 fi
-/usr/bin/python3 - "$OUT" "$D" "$NL" "$CTX" "$B" "$GEN_NEW" "$GEN_EVERY" <<'PY'
+if ! cmp -s "$T/gen-gen-b1.jsonl" "$T/gen-gen.jsonl"; then
+  echo "generations.jsonl differs between generation.batch_size 1 and $GEN_BATCH" >&2; exit 1
+fi
+/usr/bin/python3 - "$OUT" "$D" "$NL" "$CTX" "$B" "$GEN_NEW" "$GEN_EVERY" "$GEN_BATCH" <<'PY'
 import json, sys, statistics
 rows = [json.loads(l) for l in open(sys.argv[1])]
-d, nl, ctx, b, gen_new, gen_every = sys.argv[2:8]
+d, nl, ctx, b, gen_new, gen_every, gen_batch = sys.argv[2:9]
 impls = {r["impl"] for r in rows}
 def vals(impl, key):
     return [r[key] for r in rows if r["impl"] == impl]
@@ -176,13 +181,15 @@ g = med("gen", "tokens_per_s")
 print(f"Greedy generation, 1 worker: {first('gen', 'prompts')} prompts of 32 tokens, {gen_new} new "
       f"tokens each (every {gen_every}th row, no EOS stop), {first('gen', 'tokens')} new tokens")
 print()
-print("| run | new tokens/s | min..max | vs BASE | tokens/CPU-s | eval s |")
-print("| --- | ---: | ---: | ---: | ---: | ---: |")
-for i in [x for x in ("base-gen", "gen") if x in impls]:
+print("| run | new tokens/s | min..max | vs BASE | vs batch 1 | tokens/CPU-s | eval s |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+titles = {"base-gen": "BASE conflux generation", "gen-b1": "conflux generation, generation.batch_size 1",
+          "gen": f"conflux generation, generation.batch_size {gen_batch}"}
+for i in [x for x in ("base-gen", "gen-b1", "gen") if x in impls]:
     tps = med(i, "tokens_per_s")
     vs = f"{tps / med('base-gen', 'tokens_per_s'):.2f}" if "base-gen" in impls else ""
-    print(f"| {'BASE ' if i == 'base-gen' else ''}conflux generation | {tps:,.1f} | "
-          f"{spread(i, 'tokens_per_s')} | {vs} | {med(i, 'tokens_per_cpu_s'):,.1f} | {med(i, 'seconds'):.2f} |")
+    print(f"| {titles[i]} | {tps:,.1f} | {spread(i, 'tokens_per_s')} | {vs} | "
+          f"{tps / med('gen-b1', 'tokens_per_s'):.2f} | {med(i, 'tokens_per_cpu_s'):,.1f} | {med(i, 'seconds'):.2f} |")
 print()
 loads = [r["load"] for r in rows]
 print(f"1-min load average before each run: {min(loads):.2f}..{max(loads):.2f} (median "

@@ -30,6 +30,9 @@ void GenerationParams::bind(ConfigBinder& b, const std::string& prefix) {
           "reference = the next N content tokens (0 = the rest of the row)").min(0);
   b.field(prefix + ".every", every, "prompt rows with row % every == 0").min(1);
   b.field(prefix + ".stop_at_eos", stop_at_eos, "stop a continuation after EOS");
+  b.field(prefix + ".batch_size", batch_size,
+          "prompts decoded together (speed only: every continuation is the one-prompt-at-a-time one)")
+      .range(1, 1024);
 }
 
 nlohmann::json GeneratedExample::to_json() const {
@@ -57,6 +60,23 @@ std::vector<GeneratedExample> generate_examples(trainer::GptImpl& model, const d
   so.temperature = 0;  // greedy: argmax, no random draw
   so.allowed_vocab = std::min<int64_t>(model.config().vocab_size, kAllowedVocab);
   so.eos_id = p.stop_at_eos ? dataplane::kEosId : -1;
+  // Prompts are all p.prompt_tokens long: decoded p.batch_size at a time (trainer::generate_batch:
+  // the same tokens as one at a time, so the report does not depend on the batch size or on how
+  // rows are split into tasks).
+  std::vector<GeneratedExample> pending;
+  std::vector<std::vector<int64_t>> prompts;
+  const auto flush = [&] {
+    if (prompts.empty()) return;
+    const auto all = trainer::generate_batch(model, prompts, so);
+    for (size_t i = 0; i < all.size(); ++i) {
+      const std::vector<int64_t> added(all[i].begin() + p.prompt_tokens, all[i].end());
+      pending[i].hypothesis = text_of(added);
+      pending[i].new_tokens = static_cast<int64_t>(added.size());
+      out.push_back(std::move(pending[i]));
+    }
+    pending.clear();
+    prompts.clear();
+  };
   for (int64_t r = row_begin; r < row_end; ++r) {
     if (r % p.every != 0) continue;
     if (cancel && cancel->load()) CONFLUX_THROW(CommError, "evaluate task cancelled");
@@ -74,16 +94,15 @@ std::vector<GeneratedExample> generate_examples(trainer::GptImpl& model, const d
     const int64_t ref_end =
         p.reference_tokens == 0 ? n : std::min(n, p.prompt_tokens + p.reference_tokens);
     const std::vector<int64_t> reference(content.begin() + p.prompt_tokens, content.begin() + ref_end);
-    const std::vector<int64_t> all = trainer::generate(model, prompt, so);
-    const std::vector<int64_t> added(all.begin() + p.prompt_tokens, all.end());
     GeneratedExample ex;
     ex.row = r;
     ex.prompt = text_of(prompt);
-    ex.hypothesis = text_of(added);
     ex.reference = text_of(reference);
-    ex.new_tokens = static_cast<int64_t>(added.size());
-    out.push_back(std::move(ex));
+    pending.push_back(std::move(ex));
+    prompts.push_back(prompt);
+    if (static_cast<int64_t>(prompts.size()) == p.batch_size) flush();
   }
+  flush();
   return out;
 }
 

@@ -123,5 +123,51 @@ TEST(Generate, ZeroTokensAndBadPrompts) {
   EXPECT_THROW(generate(*m, {3, 64}, o), UsageError);
 }
 
+// Batched generation returns, row by row, exactly what generate() returns for each prompt alone:
+// greedy and sampled, with EOS ending rows early (they leave the batch and its cache), past the
+// context (the batch's windows slide together), with and without the KV cache.
+TEST(Generate, BatchedRowsEqualOneAtATime) {
+  Gpt m = sharp_model();
+  torch::manual_seed(4);
+  GenerationCounters batched, alone;
+  int64_t rows = 0, ended_early = 0;
+  for (int64_t len : {1, 4, 9, 15}) {
+    for (int rep = 0; rep < 6; ++rep) {
+      std::vector<std::vector<int64_t>> prompts(static_cast<size_t>(3 + rep));
+      for (auto& p : prompts)
+        for (int64_t i = 0; i < len; ++i) p.push_back(torch::randint(0, 64, {1}).item<int64_t>());
+      SamplingOptions o;
+      o.max_tokens = 5 + 3 * rep;  // up to 20: past the context of 16
+      o.allowed_vocab = 60;
+      o.temperature = rep % 2 == 0 ? 0.0 : 0.8;
+      o.top_k = rep == 3 ? 5 : 0;
+      o.seed = static_cast<uint64_t>(len * 10 + rep);
+      o.kv_cache = rep != 4;
+      if (rep % 3 == 2) {  // EOS = the token row 0 picks second: row 0 (at least) ends early
+        SamplingOptions two = o;
+        two.max_tokens = 2;
+        o.eos_id = generate(*m, prompts[0], two).back();
+      }
+      const auto got = generate_batch(*m, prompts, o, &batched);
+      ASSERT_EQ(got.size(), prompts.size());
+      for (size_t b = 0; b < prompts.size(); ++b) {
+        const auto want = generate(*m, prompts[b], o, &alone);
+        ASSERT_EQ(got[b], want) << "length " << len << ", options " << rep << ", row " << b;
+        ++rows;
+        if (static_cast<int64_t>(want.size()) < len + o.max_tokens) ++ended_early;
+      }
+    }
+  }
+  std::printf("%lld rows (%lld ended by EOS): batched %lld prefills, %lld cached row steps, %lld recomputed\n",
+              static_cast<long long>(rows), static_cast<long long>(ended_early),
+              static_cast<long long>(batched.prefills), static_cast<long long>(batched.cached),
+              static_cast<long long>(batched.recomputed));
+  EXPECT_GT(ended_early, 5);                          // rows left the batch mid-way
+  EXPECT_LT(batched.prefills, alone.prefills);        // one prefill a batch, not a row
+  EXPECT_LT(batched.recomputed * 10, batched.cached);  // the batch decides nearly every step
+  // Prompts of different lengths cannot share a batch.
+  EXPECT_THROW(generate_batch(*m, {{1, 2}, {3}}, SamplingOptions{}), DataError);
+}
+
 }  // namespace
 }  // namespace conflux::trainer

@@ -77,13 +77,21 @@ torch::Tensor next_token_logprobs(GptImpl& model, const std::vector<int64_t>& to
   return last_logprobs(model, model.forward(window_ids(model, tokens)));
 }
 
-std::vector<int64_t> generate(GptImpl& model, const std::vector<int64_t>& prompt,
-                              const SamplingOptions& o, GenerationCounters* counters) {
+namespace {
+
+void check_options(const SamplingOptions& o) {
   // Written so that NaN fails too (it compares false).
   if (!(std::isfinite(o.temperature) && o.temperature >= 0))
     CONFLUX_THROW(UsageError, "--temperature {} must be a finite number >= 0", o.temperature);
   if (o.max_tokens < 0) CONFLUX_THROW(UsageError, "--max-tokens {} must be >= 0", o.max_tokens);
   if (o.top_k < 0) CONFLUX_THROW(UsageError, "--top-k {} must be >= 0", o.top_k);
+}
+
+}  // namespace
+
+std::vector<int64_t> generate(GptImpl& model, const std::vector<int64_t>& prompt,
+                              const SamplingOptions& o, GenerationCounters* counters) {
+  check_options(o);
   std::vector<int64_t> out = prompt;
   if (o.max_tokens == 0) return out;
   GenerationCounters local;
@@ -118,6 +126,86 @@ std::vector<int64_t> generate(GptImpl& model, const std::vector<int64_t>& prompt
     } else {
       lp = prefill();  // no cache, or the window slides: positions shift
       exact = true;
+    }
+  }
+  return out;
+}
+
+std::vector<std::vector<int64_t>> generate_batch(GptImpl& model, const std::vector<std::vector<int64_t>>& prompts,
+                                                 const SamplingOptions& o, GenerationCounters* counters) {
+  check_options(o);
+  std::vector<std::vector<int64_t>> out = prompts;
+  if (o.max_tokens == 0 || prompts.empty()) return out;
+  if (prompts.size() == 1) {
+    out[0] = generate(model, prompts[0], o, counters);
+    return out;
+  }
+  for (const auto& p : prompts)
+    if (p.size() != prompts[0].size())
+      CONFLUX_THROW(DataError, "generate_batch: prompts of {} and {} tokens; a batch needs one length",
+                    prompts[0].size(), p.size());
+  GenerationCounters local;
+  GenerationCounters& count = counters ? *counters : local;
+  c10::InferenceMode inference;
+  const int64_t v = model.config().vocab_size, ctx = model.config().context;
+  const int64_t allowed = o.allowed_vocab > 0 ? std::min(o.allowed_vocab, v) : v;
+  std::vector<at::Generator> gens;
+  for (size_t b = 0; b < prompts.size(); ++b) gens.push_back(at::make_generator<at::CPUGeneratorImpl>(o.seed));
+  std::vector<size_t> active(prompts.size());  // row of each batch position
+  for (size_t b = 0; b < active.size(); ++b) active[b] = b;
+  KvCache cache;
+  // Log-probabilities (B, V) of the last position of each active row.
+  const auto last_rows = [&](const torch::Tensor& logits) {
+    torch::Tensor full = gather_last_dim(logits, model.tp()).select(1, logits.size(1) - 1);  // (B, V)
+    return torch::log_softmax(full.to(torch::kFloat32), 1);
+  };
+  const auto prefill = [&] {  // every active row's window; all rows have one length
+    ++count.prefills;
+    cache.clear();
+    std::vector<torch::Tensor> ids;
+    for (size_t row : active) ids.push_back(window_ids(model, out[row]));
+    return last_rows(model.forward(torch::cat(ids, 0), o.kv_cache ? &cache : nullptr));
+  };
+  torch::Tensor lp = prefill();  // (B, V), batched: not bitwise a single row's
+  for (int64_t i = 0; i < o.max_tokens; ++i) {
+    std::vector<int64_t> next(active.size());
+    std::vector<int64_t> keep;  // batch positions that go on
+    for (size_t b = 0; b < active.size(); ++b) {
+      const size_t row = active[b];
+      torch::Tensor q;
+      if (o.temperature > 0) q = torch::empty({allowed}).exponential_(1, gens[row]);
+      Choice c = choose(lp[static_cast<int64_t>(b)].slice(0, 0, allowed), o, q);
+      if (!c.robust) {
+        ++count.recomputed;
+        c = choose(next_token_logprobs(model, out[row]).slice(0, 0, allowed), o, q);
+      }
+      out[row].push_back(c.token);
+      next[b] = c.token;
+      if (c.token != o.eos_id) keep.push_back(static_cast<int64_t>(b));
+    }
+    if (keep.empty() || i + 1 == o.max_tokens) break;
+    if (keep.size() < active.size()) {  // rows that ended leave the batch (and the cache)
+      torch::Tensor index = torch::tensor(keep, torch::kInt64);
+      if (cache.length > 0)
+        for (auto& layer : cache.layers) {
+          layer.k = layer.k.index_select(0, index);
+          layer.v = layer.v.index_select(0, index);
+        }
+      std::vector<size_t> rows;
+      std::vector<int64_t> tokens;
+      for (int64_t b : keep) {
+        rows.push_back(active[static_cast<size_t>(b)]);
+        tokens.push_back(next[static_cast<size_t>(b)]);
+      }
+      active = std::move(rows);
+      next = std::move(tokens);
+    }
+    if (o.kv_cache && cache.length > 0 && cache.length < ctx) {
+      count.cached += static_cast<int64_t>(active.size());
+      torch::Tensor ids = torch::tensor(next, torch::kInt64).unsqueeze(1);  // (B, 1)
+      lp = last_rows(model.forward(ids, &cache));
+    } else {
+      lp = prefill();  // no cache, or the windows slide: positions shift
     }
   }
   return out;

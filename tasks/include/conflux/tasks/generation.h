@@ -44,6 +44,7 @@ struct GenerationParams {
   int64_t reference_tokens = 32;  // reference length after the prompt (0 = rest of the row)
   int64_t every = 1;              // rows with row % every == 0 get a prompt
   bool stop_at_eos = true;        // stop generating after EOS (257)
+  int64_t batch_size = 8;         // prompts decoded together (the tokens do not depend on it)
 
   // Declared once (types, ranges, docs) for both the `[generation]` config section and the
   // task params on the wire: the keys are `prefix.prompt_tokens`, ...

@@ -68,6 +68,18 @@ torch::Tensor next_token_logprobs(GptImpl& model, const std::vector<int64_t>& to
 std::vector<int64_t> generate(GptImpl& model, const std::vector<int64_t>& prompt,
                               const SamplingOptions& options, GenerationCounters* counters = nullptr);
 
+// generate() for several prompts of one length at once: each row's tokens equal generate()'s
+// for that prompt alone with the same options. The rows go through the model as one batch (a
+// (B, n) prefill, then (B, 1) steps on one KV cache; a row that ends, by EOS or max_tokens,
+// leaves the batch), which spreads each weight matrix over B rows instead of one. A batched
+// forward is not bitwise the single-row one, so every choice of a row is checked with the same
+// margin as a cached step, and a close one is recomputed for that row alone over its whole window
+// (the cache-free computation). Sampling draws from one generator per row seeded with
+// options.seed, as separate calls would. Rows of different lengths: DataError.
+std::vector<std::vector<int64_t>> generate_batch(GptImpl& model, const std::vector<std::vector<int64_t>>& prompts,
+                                                 const SamplingOptions& options,
+                                                 GenerationCounters* counters = nullptr);
+
 // The byte-level tokenizer of `conflux ingest`: bytes are ids 0..255; decoding drops ids >= 256.
 std::vector<int64_t> encode_bytes(const std::string& text);
 std::string decode_bytes(const std::vector<int64_t>& tokens);
