@@ -11,8 +11,8 @@
 # Conflux tokens/s = predicted tokens / run.json "seconds" (first dispatch to last result:
 # includes every worker loading the model); the end-to-end wall time of the `conflux evaluate`
 # command (config, manifest hash, wait for connected workers, report) is shown next to it. Both
-# the reference's and Conflux's perplexity are printed (they agree to ~1e-10 relative: same math,
-# libtorch op order differs in the last bits).
+# the reference's and Conflux's perplexity are printed (they agree to the printed digits: same math;
+# op order and Conflux's inference GELU kernel differ from libtorch's in the last bits).
 # CPU: tokens per CPU-second (user + sys) of the worker processes (whole process: start, model
 # load, dataset checksum, tasks) and of the reference's evaluation loop (time.process_time). On
 # a machine shared with other jobs the wall-clock scaling is bounded by the free cores; tokens

@@ -8,15 +8,20 @@
 namespace conflux::evaluator {
 namespace {
 
-template <typename T>
+// kUnit: temperature is 1, so x / temperature is x exactly and the divisions are skipped (the
+// perplexity path: one row per predicted token).
+template <typename T, bool kUnit>
 RowScore score_row_impl(const T* row, int64_t classes, int64_t target, double temperature) {
   if (classes <= 0) CONFLUX_THROW(DataError, "a score row needs at least one class");
   if (target < 0 || target >= classes)
     CONFLUX_THROW(DataError, "target class {} is out of range [0, {})", target, classes);
+  const auto scaled = [&](int64_t j) {
+    return kUnit ? static_cast<double>(row[j]) : static_cast<double>(row[j]) / temperature;
+  };
   double m = -INFINITY;
   int64_t arg = 0;
   for (int64_t j = 0; j < classes; ++j) {
-    const double a = static_cast<double>(row[j]) / temperature;
+    const double a = scaled(j);
     if (!std::isfinite(a)) CONFLUX_THROW(DataError, "score {} of a row is not finite ({})", j, a);
     if (a > m) {
       m = a;
@@ -24,12 +29,18 @@ RowScore score_row_impl(const T* row, int64_t classes, int64_t target, double te
     }
   }
   double s = 0.0;
-  for (int64_t j = 0; j < classes; ++j) s += std::exp(static_cast<double>(row[j]) / temperature - m);
+  for (int64_t j = 0; j < classes; ++j) s += std::exp(scaled(j) - m);
   RowScore r;
   r.confidence = 1.0 / s;
   r.predicted = arg;
-  r.nll = m + std::log(s) - static_cast<double>(row[target]) / temperature;
+  r.nll = m + std::log(s) - scaled(target);
   return r;
+}
+
+template <typename T>
+RowScore score_row_any(const T* row, int64_t classes, int64_t target, double temperature) {
+  return temperature == 1.0 ? score_row_impl<T, true>(row, classes, target, temperature)
+                            : score_row_impl<T, false>(row, classes, target, temperature);
 }
 
 // Mean gradient and curvature of the NLL in beta = 1/T over rows [target, z...].
@@ -64,10 +75,10 @@ void nll_derivatives(const std::vector<const std::vector<double>*>& rows, double
 }  // namespace
 
 RowScore score_row(const float* row, int64_t classes, int64_t target, double temperature) {
-  return score_row_impl(row, classes, target, temperature);
+  return score_row_any(row, classes, target, temperature);
 }
 RowScore score_row(const double* row, int64_t classes, int64_t target, double temperature) {
-  return score_row_impl(row, classes, target, temperature);
+  return score_row_any(row, classes, target, temperature);
 }
 
 int ece_bin(double confidence) {

@@ -4,6 +4,7 @@
 #include "conflux/trainer/grad_sample.h"
 
 #include "conflux/core/error.h"
+#include "../../trainer/src/gelu_kernel.h"  // the inference GELU (private to the trainer)
 
 #include <gtest/gtest.h>
 
@@ -76,6 +77,50 @@ TEST(Gpt, MatchesPlainReference) {
   auto params = model->parameters();
   for (size_t i = 0; i < params.size(); ++i)
     EXPECT_LT((ours[i] - params[i].grad()).abs().max().item<float>(), 1e-5) << i;
+}
+
+// The gradient-free forwards' GELU (gelu_kernel.h: x / (1 + exp(-2z)) with Cephes' expf) against
+// the same function in double precision, over [-20, 20] and special values: within 2e-6 relative
+// (plus exp's conditioning, |t| times t's float rounding) wherever the result is a normal float (libtorch's float tanh form is printed for comparison);
+// and a no-grad forward of the model (which uses it) stays
+// within float rounding of the autograd forward (torch::gelu).
+TEST(Gelu, InferenceKernelEqualsTheTanhFormToFloatRounding) {
+  std::vector<float> x;
+  for (int i = -200000; i <= 200000; ++i) x.push_back(static_cast<float>(i) * 1e-4f);
+  for (float v : {0.0f, -0.0f, 1e-30f, -1e-30f, 50.0f, -50.0f, 1e4f, -1e4f}) x.push_back(v);
+  std::vector<float> ours = x;
+  detail::gelu_tanh_inplace(ours.data(), ours.size());
+  torch::Tensor theirs = torch::gelu(torch::tensor(x), "tanh");
+  double worst_ours = 0, worst_torch = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double v = x[i];
+    // 0.5 (1 + tanh z) = 1 / (1 + exp(-2z)): the sigmoid form keeps its precision for x << 0,
+    // where 1 + tanh z cancels (float's tanh form is exactly 0 there).
+    const double t = -2 * 0.7978845608028654 * (v + 0.044715 * v * v * v);
+    const double want = v / (1 + std::exp(t));
+    const double tol = std::max(std::abs(want), 1e-30);
+    worst_ours = std::max(worst_ours, std::abs(ours[i] - want) / tol);
+    if (v > -5) worst_torch = std::max(worst_torch, std::abs(theirs[static_cast<int64_t>(i)].item<float>() - want) / tol);
+    if (std::abs(want) > 1e-30) {  // well inside the normal floats
+      // exp(t) turns the float rounding of t (~6e-8 relative) into |t| times that.
+      ASSERT_LE(std::abs(ours[i] - want), (2e-6 + 2e-7 * std::abs(t)) * std::abs(want)) << "x = " << v;
+    }
+  }
+  std::printf("largest relative error vs double: inference kernel %.3g; torch::gelu %.3g (x > -5)\n",
+              worst_ours, worst_torch);
+  EXPECT_EQ(ours[x.size() - 8], 0.0f);
+  EXPECT_EQ(ours[x.size() - 4], 50.0f);
+
+  torch::manual_seed(0);
+  Gpt model(tiny());
+  torch::Tensor ids = torch::randint(0, 48, {3, 12}, torch::kInt64);
+  torch::Tensor with_grad = model->forward(ids).detach();
+  torch::Tensor no_grad;
+  {
+    torch::NoGradGuard guard;
+    no_grad = model->forward(ids);
+  }
+  EXPECT_LT((with_grad - no_grad).abs().max().item<float>(), 1e-5);
 }
 
 TEST(Gpt, InitialisationFollowsGpt2) {

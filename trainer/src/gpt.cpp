@@ -3,6 +3,7 @@
 
 #include "conflux/core/error.h"
 #include "conflux/core/rng.h"
+#include "gelu_kernel.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/version.h>
@@ -107,7 +108,10 @@ MlpImpl::MlpImpl(ContextPtr ctx, const GptConfig& c) : ctx_(ctx) {
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
   torch::Tensor h = copy_to_tp(x, ctx_->tp);                              // (B, T, C)
   h = fc_->forward(h);                                                    // (B, T, 4C/tp)
-  h = reuse_buffers() ? torch::gelu_(h, "tanh") : torch::gelu(h, "tanh");
+  if (reuse_buffers() && h.scalar_type() == torch::kFloat32 && h.device().is_cpu() && h.is_contiguous())
+    detail::gelu_tanh_inplace(h.data_ptr<float>(), static_cast<size_t>(h.numel()));  // gelu_kernel.h
+  else
+    h = reuse_buffers() ? torch::gelu_(h, "tanh") : torch::gelu(h, "tanh");
   return dropout(proj_->forward(h), *ctx_, false);                        // (B, T, C)
 }
 
