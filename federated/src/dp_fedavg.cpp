@@ -28,17 +28,8 @@ double DpFedAvg::add(ClientResult r) {
   if (!global_) CONFLUX_THROW(UsageError, "DpFedAvg::add() outside a round");
   check_weights(r.weights, r.source);
   match_layout(r.weights, *global_, r.source);
-  double norm2 = 0;
-  for (size_t i = 0; i < r.weights.size(); ++i) {
-    const auto& w = r.weights[i].values;
-    const auto& g = (*global_)[i].values;
-    for (size_t j = 0; j < w.size(); ++j) {
-      const double d = static_cast<double>(w[j]) - static_cast<double>(g[j]);
-      norm2 += d * d;
-    }
-  }
-  const double norm = std::sqrt(norm2);
-  const double factor = norm > options_.clip ? options_.clip / norm : 1.0;
+  const double norm = l2_distance(r.weights, *global_);
+  const double factor = clip_factor(norm, options_.clip);
   if (factor < 1.0) ++clipped_;
   for (size_t i = 0; i < r.weights.size(); ++i) {
     const auto& w = r.weights[i].values;

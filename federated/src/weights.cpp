@@ -101,4 +101,40 @@ size_t weight_bytes(const Weights& w) {
   return n;
 }
 
+namespace {
+
+constexpr size_t kLanes = 8;
+
+// lane[k] += (x[j] - y[j])^2 for j = k mod 8 (y null: x[j]^2).
+void add_squares(const float* x, const float* y, size_t n, double* lane) {
+  size_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (size_t k = 0; k < kLanes; ++k) {
+      const double d = static_cast<double>(x[j + k]) - (y ? static_cast<double>(y[j + k]) : 0.0);
+      lane[k] += d * d;
+    }
+  for (; j < n; ++j) {
+    const double d = static_cast<double>(x[j]) - (y ? static_cast<double>(y[j]) : 0.0);
+    lane[j % kLanes] += d * d;
+  }
+}
+
+double root_of_lanes(const double* lane) {
+  return std::sqrt(((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7])));
+}
+
+}  // namespace
+
+double l2_distance(const Weights& a, const Weights& b) {
+  double lane[kLanes] = {};
+  for (size_t i = 0; i < a.size(); ++i) add_squares(a[i].values.data(), b[i].values.data(), a[i].values.size(), lane);
+  return root_of_lanes(lane);
+}
+
+double l2_norm(const float* x, size_t n) {
+  double lane[kLanes] = {};
+  add_squares(x, nullptr, n, lane);
+  return root_of_lanes(lane);
+}
+
 }  // namespace conflux::federated

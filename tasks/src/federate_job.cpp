@@ -130,31 +130,6 @@ fd::Weights from_tensors(const std::vector<proto::Tensor>& ts, const std::string
   return w;
 }
 
-// The L2 distance of two same-layout models, in double. Eight partial sums in a fixed order (the
-// same result every run) so that the loop vectorizes instead of waiting on one accumulator: the
-// serial sum was 6 % of all CPU in a 16-participant round with no training. Not finite iff some
-// value is NaN or Inf (squares of float differences cannot overflow a double).
-double distance(const fd::Weights& a, const fd::Weights& b) {
-  constexpr size_t kLanes = 8;
-  double lane[kLanes] = {};
-  for (size_t i = 0; i < a.size(); ++i) {
-    const float* x = a[i].values.data();
-    const float* y = b[i].values.data();
-    const size_t n = a[i].values.size();
-    size_t j = 0;
-    for (; j + kLanes <= n; j += kLanes)
-      for (size_t k = 0; k < kLanes; ++k) {
-        const double d = static_cast<double>(x[j + k]) - static_cast<double>(y[j + k]);
-        lane[k] += d * d;
-      }
-    for (; j < n; ++j) {
-      const double d = static_cast<double>(x[j]) - static_cast<double>(y[j]);
-      lane[j % kLanes] += d * d;
-    }
-  }
-  return std::sqrt(((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7])));
-}
-
 // The initial global model: a checkpoint's weights, or the GPT initialisation for init_seed.
 fd::Weights initial_weights(const FederateConfig& c) {
   tr::GptConfig mc = c.model;
@@ -452,7 +427,7 @@ class Federation {
                       "{} (restart to resume from it)", round, c_.round_retries + 1,
                       r.record.value("why", std::string()), round - 1);
       if (c_.dp_enabled) accountant.step(c_.dp_noise_multiplier, q());
-      r.record["update_norm"] = distance(r.next, global_);
+      r.record["update_norm"] = fd::l2_distance(r.next, global_);
       global_ = std::move(r.next);
       if (c_.dp_enabled) {
         const auto e = accountant.epsilon(c_.dp_delta);
@@ -644,7 +619,7 @@ class Federation {
         if (n < 1) CONFLUX_THROW(DataError, "{}: num_examples {} < 1", source, n);
         fd::ClientResult cr{from_tensors(r.outputs, source), static_cast<uint64_t>(n), source};
         fd::match_layout(cr.weights, global_, source);
-        const double norm = distance(cr.weights, global_);
+        const double norm = fd::l2_distance(cr.weights, global_);
         if (!std::isfinite(norm)) fd::check_weights(cr.weights, source);  // names the NaN or Inf
         if (c_.max_update_norm > 0 && norm > c_.max_update_norm)
           CONFLUX_THROW(DataError, "{}: update norm {:.6g} exceeds federate.max_update_norm {}", source, norm,

@@ -7,6 +7,7 @@
 #include <conflux/core/log.h>
 #include <conflux/core/rng.h>
 #include <conflux/federated/secagg.h>
+#include <conflux/federated/weights.h>
 
 #include <algorithm>
 #include <chrono>
@@ -202,9 +203,7 @@ std::vector<uint32_t> SecaggClient::masked_input(const json& stage, std::vector<
     if (!(clip > 0) || !(stddev >= 0))
       CONFLUX_THROW(ProtocolError, "secure aggregation round tag {}: dp clip {} / noise_stddev {} out of range",
                     s.params.round, clip, stddev);
-    double norm2 = 0;
-    for (const float v : delta) norm2 += static_cast<double>(v) * v;
-    const double factor = std::min(1.0, clip / std::max(std::sqrt(norm2), 1e-300));
+    const double factor = federated::clip_factor(federated::l2_norm(delta.data(), delta.size()), clip);
     for (auto& v : delta) v = static_cast<float>(static_cast<double>(v) * factor);
     debug_plain();
     std::unique_ptr<conflux::RandomSource> noise;

@@ -44,4 +44,15 @@ void match_layout(Weights& w, const Weights& layout, const std::string& source,
 // Bytes of float data in `w`.
 size_t weight_bytes(const Weights& w);
 
+// The L2 distance of two same-layout models, and the L2 norm of a float vector, in double: eight
+// partial sums in a fixed order (the same result every run) so that the loop vectorizes instead
+// of waiting on one accumulator (a serial sum was 6 % of all CPU in a 16-participant round).
+// Not finite iff some value is NaN or Inf (squares of float differences cannot overflow a double).
+double l2_distance(const Weights& a, const Weights& b);
+double l2_norm(const float* x, size_t n);
+
+// DP-FedAvg's clipping factor: min(1, clip / norm), which scales a vector of L2 norm `norm` to at
+// most `clip` (on the server, DpFedAvg; on a participant under secure aggregation).
+inline double clip_factor(double norm, double clip) { return norm > clip ? clip / norm : 1.0; }
+
 }  // namespace conflux::federated
